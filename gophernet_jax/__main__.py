@@ -1,0 +1,3 @@
+from gophernet_jax.app import main
+
+main()

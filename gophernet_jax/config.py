@@ -1,0 +1,143 @@
+"""The run's configuration: dataclasses registered in Hydra's ConfigStore, validated once.
+
+Numeric fields are typed `Any` in the schema on purpose: a typed field makes Hydra
+reject `train.epochs=abc` itself with a multi-line message; here every bad value gets
+one line that names its key (`ConfigError`), raised by `__post_init__` when
+`OmegaConf.to_object` builds the validated objects.
+"""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gophernet_jax.dataset import ARTICLE_LABELS
+from gophernet_jax.training import OPTIMIZERS, RULES
+
+_HERE = Path(__file__).resolve().parent
+
+
+def shipped(name: str) -> Path:
+    """A folder shipped with the package: inside it when installed from a wheel,
+    beside it (the repository's top level) when run from a source checkout."""
+    inside = _HERE / name
+    return inside if inside.is_dir() else _HERE.parent / name
+
+
+CONF_DIR = shipped("conf")
+DATA_DIR = shipped("data")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+        raise ConfigError(f"config key {key}: expected an integer {bound}, got {value!r}")
+    return value
+
+
+def _choice(key: str, value: Any, choices) -> str:
+    if value not in choices:
+        raise ConfigError(f"config key {key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"config key {key}: expected true or false, got {value!r}")
+    return value
+
+
+@dataclass
+class SeedsConfig:
+    count: Any = 1  # int >= 1: seeds trained together
+    base: Any = 0  # int in [0, 2**32 - 1]: seed i is fold_in(key(base), i)
+
+    def __post_init__(self) -> None:
+        self.count = _int("seeds.count", self.count, 1)
+        self.base = _int("seeds.base", self.base, 0, 2**32 - 1)
+
+
+@dataclass
+class ModelConfig:
+    hidden: Any = 3  # int >= 1: hidden units
+
+    def __post_init__(self) -> None:
+        self.hidden = _int("model.hidden", self.hidden, 1)
+
+
+@dataclass
+class TrainConfig:
+    epochs: Any = 5000  # int >= 1
+    rule: Any = "autodiff"  # autodiff | article
+    dtype: Any = "float32"  # float32 | float64
+    chunk_size: Any = 1000  # int >= 1: seeds vmapped together; bounds memory
+
+    def __post_init__(self) -> None:
+        self.epochs = _int("train.epochs", self.epochs, 1)
+        self.rule = _choice("train.rule", self.rule, tuple(RULES))
+        self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
+        self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
+
+
+@dataclass
+class OptimizerConfig:
+    name: Any = "sgd"  # an optax alias: see training.OPTIMIZERS
+    learning_rate: Any = 0.3  # float > 0, on the summed loss
+
+    def __post_init__(self) -> None:
+        self.name = _choice("optimizer.name", self.name, OPTIMIZERS)
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"config key optimizer.learning_rate: expected a number > 0, got {lr!r}")
+        self.learning_rate = float(lr)
+
+
+@dataclass
+class DataConfig:
+    train: Any = str(DATA_DIR / "train.csv")
+    test: Any = str(DATA_DIR / "test.csv")
+    labels: Any = field(default_factory=lambda: list(ARTICLE_LABELS))
+    padding_row: Any = False  # true: the reference loader's extra all-zero row
+
+    def __post_init__(self) -> None:
+        for key in ("train", "test"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise ConfigError(f"config key data.{key}: expected a file path, got {getattr(self, key)!r}")
+        labels = list(self.labels) if isinstance(self.labels, (list, tuple)) else None
+        if not labels or not all(isinstance(label, str) and label for label in labels):
+            raise ConfigError(f"config key data.labels: expected a list of column names, got {self.labels!r}")
+        self.labels = labels
+        self.padding_row = _bool("data.padding_row", self.padding_row)
+
+
+@dataclass
+class Config:
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def register() -> None:
+    """Makes the schema the base of `conf/config.yaml` (its defaults list names it)."""
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+def validate(cfg: DictConfig) -> Config:
+    """The validated, typed configuration, or a one-line `ConfigError` naming the key."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(str(e).splitlines()[0]) from None

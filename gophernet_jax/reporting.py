@@ -1,0 +1,69 @@
+"""Results files and printed tables: the I/O edge of a run."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gophernet_jax.training import Population
+
+
+def results_frame(population: Population, base: int) -> pd.DataFrame:
+    """One row per seed: its index, the run's base seed, accuracies, final loss, divergence."""
+    count = population.final_loss.shape[0]
+    return pd.DataFrame(
+        {
+            "seed": np.arange(count),
+            "base_seed": base,
+            "train_accuracy": np.asarray(population.train_accuracy, dtype=float),
+            "test_accuracy": np.asarray(population.test_accuracy, dtype=float),
+            "final_loss": np.asarray(population.final_loss, dtype=float),
+            "diverged": np.asarray(population.diverged, dtype=bool),
+        }
+    )
+
+
+def _write_atomic(path: Path, write) -> None:
+    # Write beside the target, then rename: a reader never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Writes `frame` to `path` atomically, without its index."""
+    _write_atomic(path, lambda f: frame.to_csv(f, index=False))
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Writes `data` to `path` as indented JSON, atomically."""
+    _write_atomic(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"))
+
+
+def format_spread(summary: dict[str, Any], rows: int, width: int = 40) -> str:
+    """The test-accuracy spread of a population as a readable table, with a bar per value."""
+    acc = summary["test_accuracy"]
+    low, high = acc["mean_ci95"]
+    lines = [
+        f"test accuracy over {acc['count']} seeds ({rows} test rows each)",
+        f"  mean {acc['mean']:.4f}  std {acc['std']:.4f}  95% CI of the mean [{low:.4f}, {high:.4f}]",
+        "  min {min:.4f}  q05 {q05:.4f}  median {median:.4f}  q95 {q95:.4f}  max {max:.4f}".format(**acc),
+        f"  diverged seeds: {summary['diverged']}",
+        "",
+        "  accuracy  seeds  share",
+    ]
+    top = max(acc["histogram"].values())
+    for value, n in sorted(acc["histogram"].items(), key=lambda kv: float(kv[0]), reverse=True):
+        bar = "#" * max(1, round(width * n / top))
+        lines.append(f"  {value:>8}  {n:>5}  {n / acc['count']:>5.1%}  {bar}")
+    return "\n".join(lines)
