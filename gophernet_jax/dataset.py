@@ -31,7 +31,11 @@ class Dataset(NamedTuple):
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
         with open(path, newline="") as f:
-            rows = [(n, row) for n, row in enumerate(csv.reader(f), start=1) if row]
+            reader, rows, line = csv.reader(f), [], 1
+            for row in reader:  # a quoted cell may span lines: number records by their first
+                if row:
+                    rows.append((line, row))
+                line = reader.line_num + 1
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:

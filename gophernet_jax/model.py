@@ -91,4 +91,5 @@ def correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
 
 def accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     """Share of rows classified correctly, as the article counts it (see `correct`)."""
-    return jnp.mean(correct(forward(params, x), y))
+    outputs = forward(params, x)
+    return jnp.mean(correct(outputs, y), dtype=outputs.dtype)

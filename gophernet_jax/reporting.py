@@ -1,6 +1,7 @@
 """Results files and printed tables: the I/O edge of a run."""
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -45,9 +46,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     _write_atomic(path, lambda f: frame.to_csv(f, index=False))
 
 
+def _finite_or_null(data: Any) -> Any:
+    # JSON has no NaN or Infinity; strict parsers (jq, JSON.parse) reject Python's.
+    if isinstance(data, dict):
+        return {k: _finite_or_null(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_null(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def write_json(data: Any, path: Path) -> None:
-    """Writes `data` to `path` as indented JSON, atomically."""
-    _write_atomic(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"))
+    """Writes `data` to `path` as indented, strict JSON (non-finite numbers become null), atomically."""
+    text = json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
+    _write_atomic(path, lambda f: f.write(text + "\n"))
 
 
 def format_spread(summary: dict[str, Any], rows: int, width: int = 40) -> str:

@@ -1,0 +1,229 @@
+"""End-to-end tests of `python -m gophernet_jax`, run in a subprocess from a fresh folder."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+SUMMARY_KEYS = {"count", "mean", "std", "min", "q05", "median", "q95", "max", "histogram", "mean_ci95"}
+RESULT_COLUMNS = ["seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
+SWEEP = ["+sweep=seeds", "seeds.count=50", "train.epochs=30"]
+DATA_HEADER = "sepal_length,sepal_width,petal_length,petal_width,setosa,virginica,versicolor"
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.dir = run_dir
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Run(rc={self.returncode}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+    def results(self) -> pd.DataFrame:
+        return pd.read_csv(self.dir / "results.csv")
+
+    def summary(self) -> dict:
+        return json.loads((self.dir / "summary.json").read_text())
+
+
+def cli(where: Path, *overrides: str) -> Run:
+    """Runs the CLI with `cwd=where`, writing its outputs to `where/run`."""
+    where.mkdir(parents=True, exist_ok=True)
+    run_dir = where / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gophernet_jax", *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(proc, run_dir)
+
+
+def assert_ok(run: Run) -> None:
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.stdout + run.stderr, run
+
+
+def assert_one_line_error(run: Run, *needles: str) -> str:
+    assert run.returncode != 0, run
+    assert "Traceback" not in run.stdout + run.stderr, run
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run
+    for needle in needles:
+        assert needle in lines[0], run
+    assert not (run.dir / "results.csv").exists()
+    assert not (run.dir / "summary.json").exists()
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory) -> Run:
+    return cli(tmp_path_factory.mktemp("sweep"), *SWEEP)
+
+
+# --- successful runs --------------------------------------------------------------------
+
+
+def test_single_seed_run(tmp_path):
+    run = cli(tmp_path, "train.epochs=50")
+    assert_ok(run)
+
+    lines = [line for line in run.stdout.splitlines() if line.startswith("Accuracy")]
+    assert len(lines) == 1, run
+    match = re.match(r"^Accuracy = (\d\.\d\d)\b", lines[0])
+    assert match, lines[0]
+    assert re.search(r"\bseed 0\b", lines[0]), lines[0]
+    assert "base seed 0" in lines[0]
+
+    results = run.results()
+    assert len(results) == 1
+    assert set(RESULT_COLUMNS) <= set(results.columns)
+    assert results["seed"].tolist() == [0]
+    assert results["diverged"].tolist() == [False]
+    assert np.isfinite(results["final_loss"]).all()
+    assert match.group(1) == f"{results['test_accuracy'][0]:.2f}"
+
+    summary = run.summary()
+    acc = summary["test_accuracy"]
+    assert SUMMARY_KEYS <= set(acc)
+    assert acc["diverged"] == 0 and summary["diverged"] == 0
+    assert acc["count"] == 1
+    assert_allclose(acc["mean"], results["test_accuracy"][0], rtol=1e-12)
+    assert acc["std"] == 0.0
+    assert sum(acc["histogram"].values()) == 1
+    assert summary["test_rows"] == 30 and summary["train_rows"] == 120
+    assert summary["config"]["train"]["epochs"] == 50
+
+
+def test_seed_sweep(sweep_run):
+    run = sweep_run
+    assert_ok(run)
+
+    results = run.results()
+    assert len(results) == 50
+    assert set(RESULT_COLUMNS) <= set(results.columns)
+    assert results["seed"].tolist() == list(range(50))
+    assert not results["diverged"].any()
+
+    acc_values = results["test_accuracy"]
+    summary = run.summary()
+    acc = summary["test_accuracy"]
+    assert SUMMARY_KEYS <= set(acc)
+    assert acc["count"] == 50
+    assert_allclose(acc["mean"], acc_values.mean(), rtol=1e-12)
+    assert_allclose(acc["std"], acc_values.std(ddof=1), rtol=1e-9)
+    assert acc["min"] == acc_values.min()
+    assert acc["max"] == acc_values.max()
+    assert_allclose(acc["median"], acc_values.median(), rtol=1e-12)
+    assert acc["min"] <= acc["q05"] <= acc["median"] <= acc["q95"] <= acc["max"]
+    low, high = acc["mean_ci95"]
+    assert acc["min"] <= low <= acc["mean"] <= high <= acc["max"]
+    assert sum(acc["histogram"].values()) == 50
+    expected_histogram = acc_values.round(4).map(lambda v: f"{v:.4f}").value_counts().to_dict()
+    assert acc["histogram"] == expected_histogram
+    assert summary["diverged"] == 0 and acc["diverged"] == 0
+    assert summary["train_accuracy"]["count"] == 50
+    assert_allclose(summary["train_accuracy"]["mean"], results["train_accuracy"].mean(), rtol=1e-12)
+
+    # The table: a heading, the spread, and one row per distinct accuracy.
+    assert "test accuracy over 50 seeds" in run.stdout
+    assert "accuracy  seeds  share" in run.stdout
+    assert not re.search(r"^Accuracy = ", run.stdout, re.M)
+    for value, count in acc["histogram"].items():
+        assert re.search(rf"^\s+{re.escape(value)}\s+{count}\s", run.stdout, re.M), (value, run.stdout)
+
+
+def test_same_command_gives_identical_results(sweep_run, tmp_path):
+    assert_ok(sweep_run)
+    again = cli(tmp_path, *SWEEP)
+    assert_ok(again)
+    first, second = sweep_run.results()[RESULT_COLUMNS], again.results()[RESULT_COLUMNS]
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert sweep_run.summary()["test_accuracy"] == again.summary()["test_accuracy"]
+
+
+def test_padding_row(tmp_path):
+    run = cli(tmp_path, "data.padding_row=true", "seeds.count=5", "train.epochs=20")
+    assert_ok(run)
+    summary = run.summary()
+    assert summary["test_rows"] == 31
+    assert summary["train_rows"] == 121
+    assert "31 test rows" in run.stdout
+    acc = run.results()["test_accuracy"].to_numpy()
+    assert len(acc) == 5
+    assert_allclose(acc * 31, np.round(acc * 31), atol=1e-4)
+
+
+def test_divergence_is_flagged_not_fatal(tmp_path):
+    # 1e30 only saturates the sigmoids (finite loss); 1e38 overflows float32 to inf/nan.
+    run = cli(
+        tmp_path, "optimizer.learning_rate=1e38", "train.dtype=float32", "train.epochs=20", "seeds.count=5"
+    )
+    assert_ok(run)
+    results = run.results()
+    assert len(results) == 5
+    diverged = results["diverged"]
+    assert diverged.dtype == bool
+    assert diverged.any()
+    assert not np.isfinite(results.loc[diverged, "final_loss"]).any()
+    summary = run.summary()
+    assert summary["diverged"] == int(diverged.sum())
+    assert summary["test_accuracy"]["diverged"] == int(diverged.sum())
+    assert f"diverged seeds: {int(diverged.sum())}" in run.stdout
+
+
+def test_article_rule_in_float64(tmp_path):
+    run = cli(tmp_path, "train.rule=article", "train.dtype=float64", "seeds.count=3", "train.epochs=10")
+    assert_ok(run)
+    results = run.results()
+    assert results["seed"].tolist() == [0, 1, 2]
+    assert not results["diverged"].any()
+    assert np.isfinite(results["final_loss"]).all()
+    summary = run.summary()
+    assert summary["config"]["train"]["rule"] == "article"
+    assert summary["config"]["train"]["dtype"] == "float64"
+    assert summary["test_accuracy"]["count"] == 3
+    assert "test accuracy over 3 seeds" in run.stdout
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.epochs=0",
+        "model.hidden=0",
+        "seeds.count=0",
+        "optimizer.learning_rate=0",
+        "optimizer.learning_rate=-1",
+        "optimizer.learning_rate=abc",
+        "train.rule=foo",
+        "train.dtype=float16",
+    ],
+)
+def test_bad_config_value(tmp_path, override):
+    key, value = override.split("=")
+    line = assert_one_line_error(cli(tmp_path, override), key)
+    assert value in line
+
+
+def test_bad_train_data(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{DATA_HEADER}\n0.1,0.2,0.3,0.4,1,0,0\n0.1,oops,0.3,0.4,0,1,0\n")
+    line = assert_one_line_error(cli(tmp_path, f"data.train={bad}"), f"{bad}:3:")
+    assert "oops" in line
+
+
+def test_missing_test_data(tmp_path):
+    missing = tmp_path / "no_such_test.csv"
+    assert_one_line_error(cli(tmp_path, f"data.test={missing}"), str(missing))

@@ -1,0 +1,262 @@
+"""Unit tests of the strict CSV loader: `load_dataset` and `load_split`."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from gophernet_jax.config import DATA_DIR
+from gophernet_jax.dataset import ARTICLE_LABELS, DataError, load_dataset, load_split
+
+HEADER = "sepal_length,sepal_width,petal_length,petal_width,setosa,virginica,versicolor"
+GOOD_ROW = "0.1,0.2,0.3,0.4,1,0,0"
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def write(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def csv_text(*rows: str, header: str = HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def raised(path: Path, line: int | None = None, **kwargs) -> str:
+    """Loads `path`, expecting a DataError; checks the message names the file (and line)."""
+    with pytest.raises(DataError) as info:
+        load_dataset(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message, f"message is not one line: {message!r}"
+    assert str(path) in message
+    if line is not None:
+        assert f"{path}:{line}:" in message, message
+        # No other line number is claimed.
+        assert re.findall(r"\.csv:(\d+)", message) == [str(line)], message
+    else:
+        assert not re.search(rf"{re.escape(str(path))}:\d", message), message
+    return message
+
+
+def test_data_error_is_a_value_error():
+    assert issubclass(DataError, ValueError)
+
+
+# --- files that cannot be read at all ---------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    message = raised(tmp_path / "absent.csv")
+    assert "no such file" in message
+
+
+def test_empty_file(tmp_path):
+    message = raised(write(tmp_path, ""))
+    assert "empty" in message
+
+
+def test_blank_lines_only_is_empty(tmp_path):
+    message = raised(write(tmp_path, "\n\n\n"))
+    assert "empty" in message
+
+
+def test_header_only(tmp_path):
+    message = raised(write(tmp_path, HEADER + "\n"))
+    assert "no data rows" in message
+
+
+# --- field counts -----------------------------------------------------------------------
+
+
+def test_row_with_too_many_fields(tmp_path):
+    path = write(tmp_path, csv_text(GOOD_ROW, GOOD_ROW, GOOD_ROW + ",0.9", GOOD_ROW))
+    message = raised(path, line=4)
+    assert "expected 7 fields" in message and "found 8" in message
+
+
+def test_row_with_too_few_fields(tmp_path):
+    path = write(tmp_path, csv_text(GOOD_ROW, "0.1,0.2,0.3,1,0,0"))
+    message = raised(path, line=3)
+    assert "expected 7 fields" in message and "found 6" in message
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    # Line 1 header, 2 good, 3 blank, 4 good, 5 bad: the reported line is the file's line.
+    path = write(tmp_path, "\n".join([HEADER, GOOD_ROW, "", GOOD_ROW, "0.1,0.2,1,0,0"]) + "\n")
+    raised(path, line=5)
+
+
+# --- cell contents ----------------------------------------------------------------------
+
+
+def test_non_numeric_cell(tmp_path):
+    path = write(tmp_path, csv_text(GOOD_ROW, "0.1,abc,0.3,0.4,1,0,0"))
+    message = raised(path, line=3)
+    assert "sepal_width" in message and "abc" in message and "not a number" in message
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_non_finite_cell(tmp_path, cell):
+    path = write(tmp_path, csv_text(GOOD_ROW, GOOD_ROW, f"0.1,0.2,{cell},0.4,1,0,0"))
+    message = raised(path, line=4)
+    assert "petal_length" in message and "not finite" in message
+
+
+def test_non_finite_label_cell(tmp_path):
+    path = write(tmp_path, csv_text("0.1,0.2,0.3,0.4,nan,0,1"))
+    message = raised(path, line=2)
+    assert "setosa" in message and "not finite" in message
+
+
+@pytest.mark.parametrize("row", ["0.1,,0.3,0.4,1,0,0", "0.1,  ,0.3,0.4,1,0,0"], ids=["empty", "blank"])
+def test_empty_cell(tmp_path, row):
+    path = write(tmp_path, csv_text(GOOD_ROW, row))
+    message = raised(path, line=3)
+    assert "sepal_width" in message and "empty" in message
+
+
+def test_empty_last_cell(tmp_path):
+    path = write(tmp_path, csv_text("0.1,0.2,0.3,0.4,1,0,"))
+    message = raised(path, line=2)
+    assert "versicolor" in message and "empty" in message
+
+
+# --- labels -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels",
+    ["1,1,0", "0,0,0", "0.5,0,0", "0.5,0.5,0", "2,0,0", "-1,1,1"],
+    ids=["two-ones", "all-zeros", "half", "halves-sum-to-one", "two", "negative"],
+)
+def test_label_row_not_one_hot(tmp_path, labels):
+    path = write(tmp_path, csv_text(GOOD_ROW, GOOD_ROW, f"0.1,0.2,0.3,0.4,{labels}"))
+    message = raised(path, line=4)
+    assert "not one-hot" in message
+    assert labels in message
+
+
+def test_label_column_absent_from_header(tmp_path):
+    path = write(tmp_path, csv_text(GOOD_ROW))
+    message = raised(path, line=1, labels=("setosa", "virginica", "versicolour"))
+    assert "versicolour" in message
+
+
+def test_no_labels_named(tmp_path):
+    path = write(tmp_path, csv_text(GOOD_ROW))
+    raised(path, labels=())
+
+
+def test_duplicate_header_column(tmp_path):
+    path = write(
+        tmp_path, csv_text("0.1,0.2,0.3,0.4,1,0,0", header=HEADER.replace("sepal_width", "sepal_length"))
+    )
+    message = raised(path, line=1)
+    assert "sepal_length" in message
+
+
+def test_only_label_columns(tmp_path):
+    path = write(tmp_path, "a,b\n1,0\n")
+    raised(path, line=1, labels=("a", "b"))
+
+
+# --- train and test headers -------------------------------------------------------------
+
+
+def split_error(train: Path, test: Path) -> str:
+    with pytest.raises(DataError) as info:
+        load_split(train, test)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{test}:1:" in message
+    assert str(train) in message
+    return message
+
+
+def test_split_feature_names_differ(tmp_path):
+    train = write(tmp_path, csv_text(GOOD_ROW), "train.csv")
+    test = write(
+        tmp_path, csv_text(GOOD_ROW, header=HEADER.replace("petal_width", "petal_breadth")), "test.csv"
+    )
+    message = split_error(train, test)
+    assert "petal_breadth" in message
+
+
+def test_split_feature_order_differs(tmp_path):
+    train = write(tmp_path, csv_text(GOOD_ROW), "train.csv")
+    swapped = "sepal_width,sepal_length,petal_length,petal_width,setosa,virginica,versicolor"
+    test = write(tmp_path, csv_text(GOOD_ROW, header=swapped), "test.csv")
+    split_error(train, test)
+
+
+def test_split_reports_the_bad_file(tmp_path):
+    train = write(tmp_path, csv_text(GOOD_ROW), "train.csv")
+    test = write(tmp_path, csv_text(GOOD_ROW, "0.1,x,0.3,0.4,1,0,0"), "test.csv")
+    with pytest.raises(DataError, match=re.escape(f"{test}:3:")):
+        load_split(train, test)
+    missing = tmp_path / "nothing.csv"
+    with pytest.raises(DataError, match=re.escape(f"{missing}: no such file")):
+        load_split(train, missing)
+
+
+# --- the shipped data and good files ----------------------------------------------------
+
+
+def assert_one_hot(y: np.ndarray) -> None:
+    assert np.isin(y, (0.0, 1.0)).all()
+    assert_array_equal(y.sum(axis=1), np.ones(len(y)))
+
+
+def test_shipped_article_data():
+    train, test = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    assert train.x.shape == (120, 4) and train.y.shape == (120, 3)
+    assert test.x.shape == (30, 4) and test.y.shape == (30, 3)
+    for data in (train, test):
+        assert data.feature_names == FEATURES
+        assert data.class_names == ("setosa", "virginica", "versicolor") == ARTICLE_LABELS
+        assert data.x.dtype == np.float64 and data.y.dtype == np.float64
+        assert_one_hot(data.y)
+    raw = np.loadtxt(DATA_DIR / "train.csv", delimiter=",", skiprows=1)
+    assert_array_equal(train.x, raw[:, :4])
+    assert_array_equal(train.y, raw[:, 4:])
+
+
+def test_shipped_data_with_padding_row():
+    plain_train, plain_test = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    train, test = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv", padding_row=True)
+    assert train.x.shape == (121, 4) and train.y.shape == (121, 3)
+    assert test.x.shape == (31, 4) and test.y.shape == (31, 3)
+    for padded, plain in ((train, plain_train), (test, plain_test)):
+        assert_array_equal(padded.x[-1], np.zeros(4))
+        assert_array_equal(padded.y[-1], np.zeros(3))
+        assert_array_equal(padded.x[:-1], plain.x)
+        assert_array_equal(padded.y[:-1], plain.y)
+
+
+def test_labels_choose_label_columns(tmp_path):
+    path = write(tmp_path, "a,b,f1,f2,f3\n0,1,1.5,2.5,3.5\n1,0,4,5,6\n")
+    data = load_dataset(path, labels=("a", "b"))
+    assert data.feature_names == ("f1", "f2", "f3")
+    assert data.class_names == ("a", "b")
+    assert_array_equal(data.x, [[1.5, 2.5, 3.5], [4.0, 5.0, 6.0]])
+    assert_array_equal(data.y, [[0, 1], [1, 0]])
+
+
+def test_labels_order_sets_class_order(tmp_path):
+    path = write(tmp_path, "f1,a,f2,b\n7,0,8,1\n9,1,10,0\n")
+    data = load_dataset(path, labels=("b", "a"))
+    assert data.feature_names == ("f1", "f2")
+    assert data.class_names == ("b", "a")
+    assert_array_equal(data.x, [[7, 8], [9, 10]])
+    assert_array_equal(data.y, [[1, 0], [0, 1]])
+
+
+def test_blank_lines_and_header_spaces_are_tolerated(tmp_path):
+    path = write(tmp_path, " f1 , a , b \n\n1,1,0\n\n2,0,1\n")
+    data = load_dataset(path, labels=("a", "b"))
+    assert data.feature_names == ("f1",)
+    assert_array_equal(data.x, [[1], [2]])
+    assert_array_equal(data.y, [[1, 0], [0, 1]])

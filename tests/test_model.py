@@ -1,0 +1,69 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from numpy.testing import assert_allclose, assert_array_equal
+
+from gophernet_jax import Params, Sizes, accuracy, forward, init_params, loss
+from gophernet_jax.model import correct, param_count
+
+
+def test_init_params_shapes_range_and_fill_order():
+    key = jax.random.key(3)
+    p = init_params(key, Sizes(4, 5, 3))
+    assert [a.shape for a in p] == [(4, 5), (5,), (5, 3), (3,)]
+    flat = np.concatenate([np.ravel(a) for a in p])
+    assert flat.size == param_count(Sizes(4, 5, 3)) == 43
+    assert flat.min() >= 0.0 and flat.max() < 1.0
+    # Filled in the article's order from one draw: wHidden row-major, bHidden, wOut, bOut.
+    assert_array_equal(flat, np.asarray(jax.random.uniform(key, (43,))))
+
+
+def test_init_params_dtype_follows_argument(x64):
+    assert init_params(jax.random.key(0), Sizes(4, 3, 3), jnp.float64).w_out.dtype == jnp.float64
+
+
+def test_forward_matches_hand_computation():
+    p = init_params(jax.random.key(1), Sizes(2, 3, 2))
+    x = jnp.array([[0.1, 0.9], [0.5, 0.2]])
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    hidden = sig(np.asarray(x) @ np.asarray(p.w_hidden) + np.asarray(p.b_hidden))
+    expected = sig(hidden @ np.asarray(p.w_out) + np.asarray(p.b_out))
+    assert_allclose(forward(p, x), expected, rtol=1e-6)
+
+
+def test_loss_is_half_summed_squared_error_not_mean():
+    p = init_params(jax.random.key(2), Sizes(4, 3, 3))
+    x = jax.random.uniform(jax.random.key(5), (7, 4))
+    y = jax.nn.one_hot(jnp.arange(7) % 3, 3)
+    expected = 0.5 * np.sum((np.asarray(y) - np.asarray(forward(p, x))) ** 2)
+    assert_allclose(loss(p, x, y), expected, rtol=1e-6)
+
+
+def test_check_grads_on_loss(x64):
+    p = init_params(jax.random.key(0), Sizes(4, 3, 3), jnp.float64)
+    x = jax.random.uniform(jax.random.key(1), (9, 4), dtype=jnp.float64)
+    y = jax.nn.one_hot(jnp.arange(9) % 3, 3, dtype=jnp.float64)
+    check_grads(lambda q: loss(q, x, y), (p,), order=2, modes=("fwd", "rev"))
+
+
+def test_accuracy_counts_ties_as_correct_and_zero_label_row_as_class_0():
+    outputs = jnp.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.1], [0.9, 0.1, 0.1], [0.1, 0.9, 0.3]])
+    y = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert_array_equal(correct(outputs, y), [True, True, True, False])
+
+
+def test_accuracy_is_share_of_correct_rows(article_data):
+    train_set, test_set = article_data
+    p = init_params(jax.random.key(0), Sizes(4, 3, 3))
+    predicted = np.argmax(np.asarray(forward(p, test_set.x)), axis=1)
+    expected = np.mean(predicted == np.argmax(test_set.y, axis=1))
+    assert float(accuracy(p, test_set.x, test_set.y)) == pytest.approx(expected)
+
+
+def test_params_is_a_pytree_with_named_fields():
+    p = init_params(jax.random.key(0), Sizes(4, 3, 3))
+    assert isinstance(p, Params) and p._fields == ("w_hidden", "b_hidden", "w_out", "b_out")
+    doubled = jax.tree.map(lambda a: 2 * a, p)
+    assert_allclose(doubled.b_out, 2 * p.b_out)

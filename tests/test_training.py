@@ -1,0 +1,190 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from conftest import rel_err
+from gophernet_jax import Sizes, forward, init_params, seed_keys, train, train_population
+from gophernet_jax.training import article_direction, autodiff_direction
+
+ARTICLE = Sizes(4, 3, 3)
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def reference_train(params, x, y, epochs, lr, slope):
+    """A NumPy transliteration of REFERENCE.md's epoch, step for step."""
+    wh, bh, wo, bo = (np.array(a, dtype=np.float64) for a in params)
+    for _ in range(epochs):
+        hidden = _sigmoid(x @ wh + bh)
+        out = _sigmoid(hidden @ wo + bo)
+        d_out = (y - out) * slope(out)
+        d_hidden = (d_out @ wo.T) * slope(hidden)  # the old wOut
+        wo = wo + lr * (hidden.T @ d_out)
+        bo = bo + lr * d_out.sum(axis=0)
+        wh = wh + lr * (x.T @ d_hidden)
+        bh = bh + lr * d_hidden.sum(axis=0)
+    return wh, bh, wo, bo
+
+
+def article_slope(a):  # sigmoidPrime applied to a sigmoid output
+    return _sigmoid(a) * (1.0 - _sigmoid(a))
+
+
+def exact_slope(a):  # the derivative, as before the 2018 commit
+    return a * (1.0 - a)
+
+
+@pytest.mark.parametrize("epochs", [1, 10])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_article_rule_matches_numpy_reference(padded_data, x64, epochs, seed):
+    train_set, _ = padded_data
+    p0 = init_params(jax.random.key(seed), ARTICLE, jnp.float64)
+    got = train(p0, train_set.x, train_set.y, epochs=epochs, learning_rate=0.3, rule="article")
+    want = reference_train(p0, train_set.x, train_set.y, epochs, 0.3, article_slope)
+    assert all(a.dtype == jnp.float64 for a in got)
+    assert rel_err(np.concatenate([np.ravel(a) for a in got]), np.concatenate([np.ravel(a) for a in want])) < 1e-12
+
+
+# Seeds whose 5000-epoch run is not near a bifurcation: for keys 1, 6 and 7 a change of
+# one unit in the last place grows to 1e-7..1e-1 by epoch 5000, in NumPy alone too.
+@pytest.mark.parametrize("seed", [0, 2, 3, 4, 5])
+def test_article_rule_after_5000_epochs_agrees_and_predicts_the_same(padded_data, x64, seed):
+    train_set, test_set = padded_data
+    p0 = init_params(jax.random.key(seed), ARTICLE, jnp.float64)
+    got = train(p0, train_set.x, train_set.y, epochs=5000, learning_rate=0.3, rule="article")
+    want = reference_train(p0, train_set.x, train_set.y, 5000, 0.3, article_slope)
+    for a, b in zip(got, want):
+        assert_allclose(a, b, rtol=1e-8)
+    want_out = _sigmoid(_sigmoid(test_set.x @ want[0] + want[1]) @ want[2] + want[3])
+    assert_array_equal(np.argmax(forward(got, test_set.x), axis=1), np.argmax(want_out, axis=1))
+
+
+def test_autodiff_rule_is_exact_backprop(article_data, x64):
+    """With the slope a(1−a) the article's update is −lr·∇loss: autodiff must equal it."""
+    train_set, _ = article_data
+    p0 = init_params(jax.random.key(4), ARTICLE, jnp.float64)
+    got = train(p0, train_set.x, train_set.y, epochs=10, learning_rate=0.3, rule="autodiff")
+    want = reference_train(p0, train_set.x, train_set.y, 10, 0.3, exact_slope)
+    for a, b in zip(got, want):
+        assert_allclose(a, b, rtol=1e-11)
+
+
+def test_the_two_rules_differ(article_data, x64):
+    train_set, _ = article_data
+    p0 = init_params(jax.random.key(4), ARTICLE, jnp.float64)
+    a = article_direction(p0, jnp.asarray(train_set.x), jnp.asarray(train_set.y))
+    b = autodiff_direction(p0, jnp.asarray(train_set.x), jnp.asarray(train_set.y))
+    assert rel_err(a.w_out, b.w_out) > 1e-3
+
+
+def test_train_computes_in_float32_by_default(article_data):
+    train_set, _ = article_data
+    p = train(init_params(jax.random.key(0), ARTICLE), train_set.x, train_set.y, epochs=3, learning_rate=0.3)
+    assert all(a.dtype == jnp.float32 for a in p)
+
+
+def _population(data, count, base=0, **kw):
+    (tr, te) = data
+    kw = {"epochs": 30, "learning_rate": 0.3, **kw}
+    return train_population(base, count, ARTICLE, (tr.x, tr.y), (te.x, te.y), **kw)
+
+
+@pytest.mark.parametrize("rule", ["autodiff", "article"])
+def test_population_equals_a_loop_of_train(article_data, x64, rule):
+    train_set, _ = article_data
+    pop = _population(article_data, 5, base=11, rule=rule, dtype="float64", chunk_size=2)
+    for i, key in enumerate(seed_keys(11, 5)):
+        one = train(init_params(key, ARTICLE, jnp.float64), train_set.x, train_set.y,
+                    epochs=30, learning_rate=0.3, rule=rule)
+        for a, b in zip(jax.tree.map(lambda t: t[i], pop.params), one):
+            assert_allclose(a, b, rtol=1e-10)  # batched matmuls may sum in another order
+
+
+def test_seed_keys_are_fold_in_and_prefix_stable():
+    keys = seed_keys(5, 4)
+    for i in range(4):
+        assert_array_equal(jax.random.key_data(keys[i]),
+                           jax.random.key_data(jax.random.fold_in(jax.random.key(5), i)))
+    assert_array_equal(jax.random.key_data(seed_keys(5, 40)[:4]), jax.random.key_data(keys))
+
+
+def test_small_population_is_a_prefix_of_a_larger_one(article_data, x64):
+    # Initial weights are bitwise the same; training agrees to rounding, since a larger
+    # batch may sum its matmuls in another order (chaotic seeds amplify that later).
+    small = _population(article_data, 10, base=3, dtype="float64", epochs=10)
+    large = _population(article_data, 100, base=3, dtype="float64", epochs=10)
+    for u, v in zip(jax.tree.leaves(small), jax.tree.leaves(large)):
+        assert_allclose(u, v[:10], rtol=1e-9)
+    assert not np.allclose(large.final_loss[10:20], small.final_loss)
+
+
+def test_initial_weights_of_a_prefix_are_bitwise_equal():
+    init = jax.vmap(init_params, in_axes=(0, None))
+    small, large = init(seed_keys(3, 10), ARTICLE), init(seed_keys(3, 1000), ARTICLE)
+    for u, v in zip(small, large):
+        assert_array_equal(u, v[:10])
+
+
+def test_different_base_seeds_give_different_populations(article_data):
+    a, b = _population(article_data, 8, base=0), _population(article_data, 8, base=1)
+    assert not np.allclose(a.final_loss, b.final_loss)
+
+
+class CompileCounter:
+    """Counts XLA compilations through jax.monitoring while in scope."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __enter__(self):
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event, duration, **kwargs):
+        if event == self.EVENT:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def test_learning_rate_and_base_seed_do_not_recompile(article_data):
+    first = _population(article_data, 16, learning_rate=0.1, epochs=12)
+    with CompileCounter() as counter:
+        for lr, base in [(0.3, 0), (1.0, 0), (3.0, 9)]:
+            other = _population(article_data, 16, base=base, learning_rate=lr, epochs=12)
+            jax.block_until_ready(other)
+    assert counter.count == 0
+    assert not np.allclose(first.final_loss, other.final_loss)
+    with CompileCounter() as counter:  # the counter can see a compilation: a shape change
+        jax.block_until_ready(_population(article_data, 16, epochs=13))
+    assert counter.count >= 1
+
+
+def test_divergence_is_flagged_per_seed_and_does_not_stop_the_run(article_data):
+    # 1e38 overflows float32 weights to ±inf; 0·inf on the way makes NaN losses.
+    pop = _population(article_data, 4, learning_rate=1e38, epochs=20)
+    assert pop.diverged.shape == (4,) and bool(np.all(pop.diverged))
+    calm = _population(article_data, 4, learning_rate=0.3, epochs=20)
+    assert not bool(np.any(calm.diverged)) and np.all(np.isfinite(calm.final_loss))
+
+
+def test_other_optax_optimizers_train(article_data):
+    with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes int counts and floats
+        _check_adam_trains(article_data)
+
+
+def _check_adam_trains(article_data):
+    pop = _population(article_data, 4, optimizer="adam", learning_rate=0.05, epochs=200)
+    sgd = _population(article_data, 4, optimizer="sgd", learning_rate=0.05, epochs=200)
+    assert not np.allclose(pop.final_loss, sgd.final_loss)
+    assert np.all(pop.final_loss < _population(article_data, 4, epochs=1, learning_rate=1e-9).final_loss)
+
+
+def test_float64_population_needs_x64(article_data):
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        _population(article_data, 2, dtype="float64")
