@@ -38,7 +38,12 @@ class ConfigError(ValueError):
 
 def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         raise ConfigError(f"config key {key}: expected an integer {bound}, got {value!r}")
     return value
 

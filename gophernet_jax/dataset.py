@@ -6,8 +6,9 @@ silently shift columns on an extra field or turn a missing cell into NaN.
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,7 +106,9 @@ def load_dataset(
     values = np.empty((len(records), len(header)))
     for r, (line, row) in enumerate(records):
         if len(row) != len(header):
-            raise DataError(f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}")
+            raise DataError(
+                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
+            )
         values[r] = [_parse_cell(path, line, names[c], text) for c, text in enumerate(row)]
         one_hot = values[r, label_idx]
         if not (np.isin(one_hot, (0.0, 1.0)).all() and one_hot.sum() == 1.0):

@@ -4,8 +4,9 @@ A *rule* turns (params, x, y) into an update direction shaped like a gradient; a
 optimizer turns the direction into the step. `article` + `sgd` is the reference program.
 """
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -148,7 +149,9 @@ def _train_population(
     base, learning_rate, x, y, x_test, y_test, *, count, sizes, dtype, epochs, rule, optimizer, chunk_size
 ) -> Population:
     params = jax.vmap(init_params, in_axes=(0, None, None))(seed_keys(base, count), sizes, dtype)
-    one = partial(_train, x=x, y=y, learning_rate=learning_rate, epochs=epochs, rule=rule, optimizer=optimizer)
+    one = partial(
+        _train, x=x, y=y, learning_rate=learning_rate, epochs=epochs, rule=rule, optimizer=optimizer
+    )
     # lax.map over blocks of vmapped seeds bounds memory by the block, whatever the count.
     params = jax.lax.map(one, params, batch_size=min(chunk_size, count))
     x, y, x_test, y_test = (jnp.asarray(a, dtype) for a in (x, y, x_test, y_test))

@@ -46,7 +46,10 @@ def test_article_rule_matches_numpy_reference(padded_data, x64, epochs, seed):
     got = train(p0, train_set.x, train_set.y, epochs=epochs, learning_rate=0.3, rule="article")
     want = reference_train(p0, train_set.x, train_set.y, epochs, 0.3, article_slope)
     assert all(a.dtype == jnp.float64 for a in got)
-    assert rel_err(np.concatenate([np.ravel(a) for a in got]), np.concatenate([np.ravel(a) for a in want])) < 1e-12
+    assert (
+        rel_err(np.concatenate([np.ravel(a) for a in got]), np.concatenate([np.ravel(a) for a in want]))
+        < 1e-12
+    )
 
 
 # Seeds whose 5000-epoch run is not near a bifurcation: for keys 1, 6 and 7 a change of
@@ -98,17 +101,24 @@ def test_population_equals_a_loop_of_train(article_data, x64, rule):
     train_set, _ = article_data
     pop = _population(article_data, 5, base=11, rule=rule, dtype="float64", chunk_size=2)
     for i, key in enumerate(seed_keys(11, 5)):
-        one = train(init_params(key, ARTICLE, jnp.float64), train_set.x, train_set.y,
-                    epochs=30, learning_rate=0.3, rule=rule)
-        for a, b in zip(jax.tree.map(lambda t: t[i], pop.params), one):
+        one = train(
+            init_params(key, ARTICLE, jnp.float64),
+            train_set.x,
+            train_set.y,
+            epochs=30,
+            learning_rate=0.3,
+            rule=rule,
+        )
+        for a, b in zip(jax.tree.map(lambda t, i=i: t[i], pop.params), one):
             assert_allclose(a, b, rtol=1e-10)  # batched matmuls may sum in another order
 
 
 def test_seed_keys_are_fold_in_and_prefix_stable():
     keys = seed_keys(5, 4)
     for i in range(4):
-        assert_array_equal(jax.random.key_data(keys[i]),
-                           jax.random.key_data(jax.random.fold_in(jax.random.key(5), i)))
+        assert_array_equal(
+            jax.random.key_data(keys[i]), jax.random.key_data(jax.random.fold_in(jax.random.key(5), i))
+        )
     assert_array_equal(jax.random.key_data(seed_keys(5, 40)[:4]), jax.random.key_data(keys))
 
 
