@@ -19,6 +19,7 @@ from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.model import Sizes
 from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
 from gophernet_jax.statistics import summarize
+from gophernet_jax.store import TrainedRun, save_run
 from gophernet_jax.training import Population, train_population
 
 config_module.register()
@@ -91,5 +92,11 @@ def main(cfg: DictConfig) -> None:
     summary = summary_of(population, train_set, test_set, seconds, settings)
     write_csv(results_frame(population, settings.seeds.base), output_dir / "results.csv")
     write_json(summary, output_dir / "summary.json")
+    seeds = np.arange(settings.seeds.count)
+    config = dataclasses.asdict(settings)
+    save_run(
+        output_dir,
+        TrainedRun(population.params, seeds, train_set.feature_names, train_set.class_names, config),
+    )
     print(report(population, summary, settings.seeds.base))
     print(f"results in {output_dir}")

@@ -28,17 +28,28 @@ def results_frame(population: Population, base: int) -> pd.DataFrame:
     )
 
 
-def _write_atomic(path: Path, write) -> None:
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
+def _write_atomic(path: Path, write, mode: str = "w") -> None:
     # Write beside the target, then rename: a reader never sees half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
             write(f)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    """Writes `data` to `path` atomically."""
+    _write_atomic(path, lambda f: f.write(data), mode="wb")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
