@@ -8,10 +8,20 @@ The public API works without Hydra::
     data = load_dataset("train.csv")
     params = init_params(jax.random.key(0), Sizes(4, 3, 3))
     params = train(params, data.x, data.y, epochs=5000, learning_rate=0.3)
+
+and uses what a run of the CLI trained::
+
+    from gophernet_jax import load_run, predict_ensemble, predict_seed
+
+    run = load_run("outputs/2024-01-01/12-00-00")  # the run's folder, holding params.npz
+    ensemble = predict_ensemble(run, data.x)  # .predicted, .vote, .agreement, .mean_output
+    one = predict_seed(run, data.x, seed=3)
 """
 
-from gophernet_jax.dataset import ARTICLE_LABELS, DataError, Dataset, load_dataset, load_split
+from gophernet_jax.dataset import ARTICLE_LABELS, DataError, Dataset, load_dataset, load_features, load_split
+from gophernet_jax.inference import Prediction, best_seed, ensemble_report, predict_ensemble, predict_seed
 from gophernet_jax.model import Params, Sizes, accuracy, forward, init_params, loss
+from gophernet_jax.store import StoreError, TrainedRun, load_run
 from gophernet_jax.training import Population, seed_keys, train, train_population
 
 __all__ = [
@@ -20,13 +30,22 @@ __all__ = [
     "Dataset",
     "Params",
     "Population",
+    "Prediction",
     "Sizes",
+    "StoreError",
+    "TrainedRun",
     "accuracy",
+    "best_seed",
+    "ensemble_report",
     "forward",
     "init_params",
     "load_dataset",
+    "load_features",
+    "load_run",
     "load_split",
     "loss",
+    "predict_ensemble",
+    "predict_seed",
     "seed_keys",
     "train",
     "train_population",

@@ -1,6 +1,8 @@
 """The Hydra application: config in, a trained seed population and its files out."""
 
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,11 +18,13 @@ from omegaconf import DictConfig
 from gophernet_jax import config as config_module
 from gophernet_jax.config import CONF_DIR, Config, ConfigError, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
+from gophernet_jax.inference import ensemble_report, format_ensemble
 from gophernet_jax.model import Sizes
+from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves
 from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
 from gophernet_jax.statistics import summarize
 from gophernet_jax.store import TrainedRun, save_run
-from gophernet_jax.training import Population, train_population
+from gophernet_jax.training import Population, curve_epochs, train_population
 
 config_module.register()
 
@@ -44,9 +48,20 @@ def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
         optimizer=settings.optimizer.name,
         dtype=settings.train.dtype,
         chunk_size=settings.train.chunk_size,
+        record_every=settings.report.curve_every,
     )
     population = jax.block_until_ready(population)
-    return population, train_set, test_set, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
+    population = population._replace(
+        train_accuracy=_exact_fraction(population.train_accuracy, len(train_set.x)),
+        test_accuracy=_exact_fraction(population.test_accuracy, len(test_set.x)),
+    )
+    return population, train_set, test_set, seconds
+
+
+def _exact_fraction(accuracy: jax.Array, rows: int) -> np.ndarray:
+    return np.round(np.asarray(accuracy, dtype=np.float64) * rows) / rows
 
 
 def summary_of(
@@ -77,26 +92,95 @@ def report(population: Population, summary: dict[str, Any], base: int) -> str:
     return format_spread(summary, summary["test_rows"])
 
 
+def config_hash(settings: Config) -> str:
+    """Identifies a job's configuration: a sweep run again skips jobs whose hash finished."""
+    text = json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_earlier(output_dir: Path, digest: str) -> bool:
+    """Did a job with this configuration already finish in this folder? summary.json is
+    written last, so its presence means every other file is complete."""
+    summary = output_dir / "summary.json"
+    return summary.is_file() and json.loads(summary.read_text()).get("config_hash") == digest
+
+
+class CompileCounter:
+    """Counts XLA compilations (and their seconds) while in scope, through jax.monitoring."""
+
+    def __enter__(self) -> "CompileCounter":
+        self.count, self.seconds = 0, 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count, self.seconds = self.count + 1, self.seconds + duration
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str, Any]) -> None:
+    """Every file of a finished job; summary.json last, as the mark of a complete job."""
+    population, train_set, test_set = trained
+    write_csv(results_frame(population, settings.seeds.base), output_dir / "results.csv")
+    config = dataclasses.asdict(settings)
+    run = TrainedRun(population.params, np.arange(settings.seeds.count), *_names(train_set), config)
+    save_run(output_dir, run)
+    label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
+    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", len(test_set.x))
+    if population.curves is not None:
+        epochs = curve_epochs(settings.train.epochs, settings.report.curve_every)
+        curves = curve_quantiles(epochs, population.curves.loss, population.curves.test_accuracy)
+        write_csv(curves, output_dir / "curves.csv")
+        plot_curves({label: curves}, output_dir / "curves.png")
+    (output_dir / "error.json").unlink(missing_ok=True)
+    write_json(summary, output_dir / "summary.json")
+
+
+def _names(dataset: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return dataset.feature_names, dataset.class_names
+
+
+def job(settings: Config, output_dir: Path) -> None:
+    """One run: train, score, write every file, print the report."""
+    with CompileCounter() as compiles:
+        population, train_set, test_set, seconds = run(settings)
+        summary = summary_of(population, train_set, test_set, seconds, settings)
+        summary["ensemble"] = ensemble_report(population.params, test_set.x, test_set.y)
+    summary |= {"compilations": compiles.count, "compile_seconds": compiles.seconds}
+    summary["config_hash"] = config_hash(settings)
+    write_outputs(settings, output_dir, (population, train_set, test_set), summary)
+    print(report(population, summary, settings.seeds.base))
+    if settings.seeds.count > 1:
+        print(format_ensemble(summary["ensemble"]))
+    print(f"results in {output_dir}")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Entry point of `python -m gophernet_jax`."""
+    """Entry point of `python -m gophernet_jax`.
+
+    In a multirun a failing job writes `error.json` and returns, so that Hydra runs the
+    other jobs and the sweep report lists it; the sweep then exits non-zero.
+    """
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         settings = validate(cfg)
-        population, train_set, test_set, seconds = run(settings)
+        if multirun and finished_earlier(output_dir, config_hash(settings)):
+            print(f"skipped: this configuration already finished in {output_dir}")
+            return
+        job(settings, output_dir)
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the failed job and runs the others
-        sys.exit(2)
-    summary = summary_of(population, train_set, test_set, seconds, settings)
-    write_csv(results_frame(population, settings.seeds.base), output_dir / "results.csv")
-    write_json(summary, output_dir / "summary.json")
-    seeds = np.arange(settings.seeds.count)
-    config = dataclasses.asdict(settings)
-    save_run(
-        output_dir,
-        TrainedRun(population.params, seeds, train_set.feature_names, train_set.class_names, config),
-    )
-    print(report(population, summary, settings.seeds.base))
-    print(f"results in {output_dir}")
+        if not multirun:
+            sys.exit(2)
+        write_json({"status": "failed", "error": str(e)}, output_dir / "error.json")
+    except Exception as e:
+        if not multirun:
+            raise  # a bug, not a user mistake: the traceback is what a developer needs
+        message = f"{type(e).__name__}: {e}".splitlines()[0]
+        print(f"error: {message}", file=sys.stderr)
+        write_json({"status": "failed", "error": message}, output_dir / "error.json")

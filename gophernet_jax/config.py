@@ -6,7 +6,9 @@ one line that names its key (`ConfigError`), raised by `__post_init__` when
 `OmegaConf.to_object` builds the validated objects.
 """
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,17 +126,40 @@ class DataConfig:
 
 
 @dataclass
+class ReportConfig:
+    curve_every: Any = 50  # int >= 0: record loss and test accuracy every k epochs (0: never)
+    baseline: Any = None  # the sweep's reference job: its folder name or "key=value[,key=value]"
+
+    def __post_init__(self) -> None:
+        self.curve_every = _int("report.curve_every", self.curve_every, 0)
+        if self.baseline is not None and not isinstance(self.baseline, str):
+            self.baseline = str(self.baseline)
+
+
+@dataclass
 class Config:
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def job_dir_name(override_dirname: str) -> str:
+    """A job's folder name from its overrides: the same overrides, the same folder.
+
+    Resuming relies on it: a job is found again by what it changes, not by its position.
+    """
+    name = re.sub(r"[^A-Za-z0-9._,=+-]", "_", override_dirname) or "defaults"
+    return name if len(name) <= 150 else f"{name[:130]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def register() -> None:
-    """Makes the schema the base of `conf/config.yaml` (its defaults list names it)."""
+    """Makes the schema the base of `conf/config.yaml` (its defaults list names it), and
+    `${job_dir:...}` available to `hydra.sweep.subdir`."""
     ConfigStore.instance().store(name="config_schema", node=Config)
+    OmegaConf.register_new_resolver("job_dir", job_dir_name, replace=True)
 
 
 def validate(cfg: DictConfig) -> Config:

@@ -132,3 +132,60 @@ def load_split(
             f"against {', '.join(train_set.feature_names)}"
         )
     return train_set, test_set
+
+
+def load_features(
+    path: str | Path, feature_names: Sequence[str], class_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads rows for a trained network to classify: its features by name, labels if given.
+
+    Columns may come in any order. Every feature must be there; the class columns are
+    labels, all of them or none; any other column is an error, since a misspelt feature
+    name would otherwise pass unnoticed.
+
+    Returns:
+      `(x, y)`: features (n, len(feature_names)) in `feature_names` order, and one-hot
+      labels (n, len(class_names)) in class order, or None when the file has no labels.
+
+    Raises:
+      DataError: naming the file and line, and the column where one is at fault.
+    """
+    path = Path(path)
+    (_, header), *records = _read_rows(path)
+    names = [h.strip() for h in header]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DataError(f"{path}:1: duplicate column {duplicates[0]!r} in header")
+    unknown = [n for n in names if n not in (*feature_names, *class_names)]
+    if unknown:
+        raise DataError(
+            f"{path}:1: unknown column {unknown[0]!r}: the run's features are {', '.join(feature_names)}"
+            f" and its classes {', '.join(class_names)}"
+        )
+    missing = [n for n in feature_names if n not in names]
+    if missing:
+        raise DataError(f"{path}:1: feature column {missing[0]!r} not in header ({', '.join(names)})")
+    labels = [n for n in class_names if n in names]
+    if labels and len(labels) < len(class_names):
+        absent = next(n for n in class_names if n not in names)
+        raise DataError(f"{path}:1: label column {absent!r} not in header: give every class column or none")
+    if not records:
+        raise DataError(f"{path}: no data rows after the header")
+    values = np.empty((len(records), len(header)))
+    for r, (line, row) in enumerate(records):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
+            )
+        values[r] = [_parse_cell(path, line, names[c], text) for c, text in enumerate(row)]
+    x = values[:, [names.index(n) for n in feature_names]]
+    if not labels:
+        return x, None
+    label_idx = [names.index(n) for n in class_names]
+    y = values[:, label_idx]
+    not_one_hot = ~(np.isin(y, (0.0, 1.0)).all(axis=1) & (y.sum(axis=1) == 1.0))
+    if not_one_hot.any():
+        line, row = records[int(np.argmax(not_one_hot))]
+        shown = ",".join(row[i].strip() for i in label_idx)
+        raise DataError(f"{path}:{line}: labels ({', '.join(class_names)}) are not one-hot: {shown}")
+    return x, y

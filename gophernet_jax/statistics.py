@@ -42,3 +42,67 @@ def summarize(values: np.ndarray, level: float = 0.95) -> dict[str, Any]:
         "histogram": histogram(values),
         "mean_ci95": [low, high],
     }
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean (scipy.stats.bootstrap), seeded.
+
+    When every value is the same there is nothing to resample: the interval is the value.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=level,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def compare(baseline: np.ndarray, other: np.ndarray, *, paired: bool, seed: int = 0) -> dict[str, Any]:
+    """How `other`'s accuracies differ from `baseline`'s.
+
+    Paired (common random numbers: seed i starts from the same weights in both), the
+    difference is taken seed by seed: its mean with a bootstrap 95% interval, and the
+    shares of seeds that do better, tie and do worse. Unpaired (different shapes, so
+    different initial weights), the mean difference gets a bootstrap interval from
+    resampling each side, and `p_better` is the chance that a random seed of `other`
+    beats a random seed of `baseline` (ties counted half).
+    """
+    a, b = np.asarray(baseline, dtype=float), np.asarray(other, dtype=float)
+    if paired:
+        if a.shape != b.shape:
+            raise ValueError(f"paired comparison needs equal seed counts, got {a.size} and {b.size}")
+        d = b - a
+        low, high = bootstrap_mean_interval(d, seed=seed)
+        return {
+            "paired": True,
+            "mean_difference": float(d.mean()),
+            "difference_ci95": [low, high],
+            "p_better": float(np.mean(d > 0)),
+            "p_tie": float(np.mean(d == 0)),
+            "p_worse": float(np.mean(d < 0)),
+        }
+    result = stats.bootstrap(
+        (b, a),
+        lambda u, v, axis=-1: np.mean(u, axis=axis) - np.mean(v, axis=axis),
+        confidence_level=0.95,
+        n_resamples=10_000,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    u = stats.mannwhitneyu(b, a, alternative="two-sided").statistic / (a.size * b.size)
+    return {
+        "paired": False,
+        "mean_difference": float(b.mean() - a.mean()),
+        "difference_ci95": [float(result.confidence_interval.low), float(result.confidence_interval.high)],
+        "p_better": float(u),
+        "p_tie": None,
+        "p_worse": None,
+    }

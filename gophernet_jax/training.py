@@ -69,7 +69,30 @@ def _rule(name: str) -> Rule:
     return RULES[name]
 
 
-def _train(params: Params, x, y, learning_rate, *, epochs: int, rule: str, optimizer: str) -> Params:
+class Curves(NamedTuple):
+    """Training loss and test accuracy at epochs 0, k, 2k, ...: leading axes (seeds, points)."""
+
+    loss: jax.Array
+    test_accuracy: jax.Array
+
+
+def curve_epochs(epochs: int, every: int) -> np.ndarray:
+    """The epochs at which `Curves` are recorded: 0, every, 2·every, ... up to `epochs`."""
+    return np.arange(epochs // every + 1) * every
+
+
+def _train(
+    params: Params,
+    x,
+    y,
+    learning_rate,
+    *,
+    epochs: int,
+    rule: str,
+    optimizer: str,
+    record_every: int = 0,
+    test_xy=None,
+) -> tuple[Params, Curves | None]:
     direction = _rule(rule)
     dtype = params.w_hidden.dtype
     x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
@@ -80,8 +103,28 @@ def _train(params: Params, x, y, learning_rate, *, epochs: int, rule: str, optim
         updates, state = opt.update(direction(params, x, y), state, params)
         return (optax.apply_updates(params, updates), state), None
 
-    (params, _), _ = jax.lax.scan(epoch, (params, opt.init(params)), length=epochs)
-    return params
+    carry = (params, opt.init(params))
+    if not record_every:
+        (params, _), _ = jax.lax.scan(epoch, carry, length=epochs)
+        return params, None
+
+    x_test, y_test = (jnp.asarray(a, dtype) for a in test_xy)
+
+    def measure(params):
+        return loss(params, x, y), accuracy(params, x_test, y_test)
+
+    def block(carry, _):
+        # An inner scan of `record_every` epochs, then one measurement: the metrics cost
+        # one forward pass per block, not per epoch.
+        carry, _ = jax.lax.scan(epoch, carry, length=record_every)
+        return carry, measure(carry[0])
+
+    start = measure(params)
+    blocks, rest = divmod(epochs, record_every)
+    carry, later = jax.lax.scan(block, carry, length=blocks)
+    (params, _), _ = jax.lax.scan(epoch, carry, length=rest)
+    loss_curve, accuracy_curve = (jnp.concatenate([a[None], b]) for a, b in zip(start, later))
+    return params, Curves(loss_curve, accuracy_curve)
 
 
 @partial(jax.jit, static_argnames=("epochs", "rule", "optimizer"))
@@ -116,7 +159,7 @@ def train(
       >>> p = init_params(jax.random.key(0), Sizes(4, 3, 3))
       >>> p = train(p, x, y, epochs=5000, learning_rate=0.3, rule="article")
     """
-    return _train(params, x, y, learning_rate, epochs=epochs, rule=rule, optimizer=optimizer)
+    return _train(params, x, y, learning_rate, epochs=epochs, rule=rule, optimizer=optimizer)[0]
 
 
 def seed_keys(base: int | jax.Array, count: int) -> jax.Array:
@@ -135,6 +178,7 @@ class Population(NamedTuple):
     train_accuracy: jax.Array
     test_accuracy: jax.Array
     diverged: jax.Array  # loss or a parameter went non-finite
+    curves: Curves | None = None  # recorded every `record_every` epochs, when asked
 
 
 def _all_finite(params: Params) -> jax.Array:
@@ -143,17 +187,39 @@ def _all_finite(params: Params) -> jax.Array:
 
 @partial(
     jax.jit,
-    static_argnames=("count", "sizes", "dtype", "epochs", "rule", "optimizer", "chunk_size"),
+    static_argnames=("count", "sizes", "dtype", "epochs", "rule", "optimizer", "chunk_size", "record_every"),
 )
 def _train_population(
-    base, learning_rate, x, y, x_test, y_test, *, count, sizes, dtype, epochs, rule, optimizer, chunk_size
+    base,
+    learning_rate,
+    x,
+    y,
+    x_test,
+    y_test,
+    *,
+    count,
+    sizes,
+    dtype,
+    epochs,
+    rule,
+    optimizer,
+    chunk_size,
+    record_every,
 ) -> Population:
     params = jax.vmap(init_params, in_axes=(0, None, None))(seed_keys(base, count), sizes, dtype)
     one = partial(
-        _train, x=x, y=y, learning_rate=learning_rate, epochs=epochs, rule=rule, optimizer=optimizer
+        _train,
+        x=x,
+        y=y,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        rule=rule,
+        optimizer=optimizer,
+        record_every=record_every,
+        test_xy=(x_test, y_test),
     )
     # lax.map over blocks of vmapped seeds bounds memory by the block, whatever the count.
-    params = jax.lax.map(one, params, batch_size=min(chunk_size, count))
+    params, curves = jax.lax.map(one, params, batch_size=min(chunk_size, count))
     x, y, x_test, y_test = (jnp.asarray(a, dtype) for a in (x, y, x_test, y_test))
     final_loss = jax.vmap(loss, in_axes=(0, None, None))(params, x, y)
     return Population(
@@ -162,6 +228,7 @@ def _train_population(
         train_accuracy=jax.vmap(accuracy, in_axes=(0, None, None))(params, x, y),
         test_accuracy=jax.vmap(accuracy, in_axes=(0, None, None))(params, x_test, y_test),
         diverged=~(jnp.isfinite(final_loss) & jax.vmap(_all_finite)(params)),
+        curves=curves,
     )
 
 
@@ -178,6 +245,7 @@ def train_population(
     optimizer: str = "sgd",
     dtype: str = "float32",
     chunk_size: int = 1000,
+    record_every: int = 0,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
@@ -186,6 +254,9 @@ def train_population(
     `chunk_size` seeds. The base seed and the learning rate are traced: changing them
     reuses the compiled program. Only shapes and names (count, sizes, epochs, rule,
     optimizer, dtype) are static.
+
+    With `record_every` k > 0, `curves` holds each seed's training loss and test accuracy
+    at epochs 0, k, 2k, ... (`curve_epochs(epochs, k)`).
 
     A seed whose loss or parameters go non-finite is flagged in `diverged`; it never
     stops the others.
@@ -208,4 +279,5 @@ def train_population(
         rule=rule,
         optimizer=optimizer,
         chunk_size=chunk_size,
+        record_every=record_every,
     )

@@ -41,7 +41,9 @@ def test_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = "import gophernet_jax.config as c; print(c.CONF_DIR); print(c.DATA_DIR)"
-    dirs = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    dirs = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
     assert dirs.stdout.split() == [str(site / "gophernet_jax" / "conf"), str(site / "gophernet_jax" / "data")]
     run = subprocess.run(
         [sys.executable, "-m", "gophernet_jax", "train.epochs=5", f"hydra.run.dir={tmp_path / 'run'}"],

@@ -12,7 +12,8 @@ ARTICLE = Sizes(4, 3, 3)
 
 
 def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
+    with np.errstate(over="ignore"):  # exp(-v) = inf for very negative v gives 0, as in Go
+        return 1.0 / (1.0 + np.exp(-v))
 
 
 def reference_train(params, x, y, epochs, lr, slope):

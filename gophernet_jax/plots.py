@@ -1,0 +1,69 @@
+"""Figures: accuracy distributions (discrete, so counts per value) and training curves."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_accuracy(accuracies: Mapping[str, np.ndarray], path: Path, test_rows: int | None = None) -> None:
+    """`accuracy.png`: per configuration, the share of seeds at each accuracy value.
+
+    Accuracy on n test rows takes only the values k/n, so this draws one bar per value
+    (a smooth density would invent values in between), one panel per configuration.
+    """
+    labels = list(accuracies)
+    fig, axes = plt.subplots(len(labels), 1, figsize=(8, 1.1 + 1.5 * len(labels)), sharex=True, squeeze=False)
+    width = 0.8 / test_rows if test_rows else 0.02
+    for ax, label in zip(axes[:, 0], labels):
+        values, counts = np.unique(
+            np.round(np.asarray(accuracies[label], dtype=float), 6), return_counts=True
+        )
+        ax.bar(values, counts / counts.sum(), width=width, color="tab:blue")
+        ax.set_ylabel("share")
+        ax.set_title(
+            f"{label}  (n={counts.sum()}, mean {np.mean(accuracies[label]):.4f})", fontsize=9, loc="left"
+        )
+        ax.set_ylim(0, 1)
+    axes[-1, 0].set_xlabel("test accuracy" + (f" (steps of 1/{test_rows})" if test_rows else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(curves: Mapping[str, pd.DataFrame], path: Path) -> None:
+    """`curves.png`: training loss and test accuracy against epoch, median and 5–95% band.
+
+    Each frame has columns `epoch`, `loss_q05`, `loss_median`, `loss_q95`,
+    `test_accuracy_q05`, `test_accuracy_median`, `test_accuracy_q95` (see `curve_quantiles`).
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (label, frame) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        for ax, name in ((ax_loss, "loss"), (ax_acc, "test_accuracy")):
+            ax.plot(frame["epoch"], frame[f"{name}_median"], color=color, label=label)
+            ax.fill_between(
+                frame["epoch"], frame[f"{name}_q05"], frame[f"{name}_q95"], color=color, alpha=0.2
+            )
+    ax_loss.set(xlabel="epoch", ylabel="training loss (½·Σ squared error)", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))
+    ax_loss.set_title("median, band 5–95% across seeds", fontsize=9, loc="left")
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def curve_quantiles(epochs: np.ndarray, loss: np.ndarray, test_accuracy: np.ndarray) -> pd.DataFrame:
+    """Per recorded epoch, the 5%, 50% and 95% quantiles across seeds (axis 0) of each curve."""
+    columns = {"epoch": epochs}
+    for name, values in (("loss", loss), ("test_accuracy", test_accuracy)):
+        q05, median, q95 = np.nanquantile(np.asarray(values, dtype=float), [0.05, 0.5, 0.95], axis=0)
+        columns |= {f"{name}_q05": q05, f"{name}_median": median, f"{name}_q95": q95}
+    return pd.DataFrame(columns)

@@ -1,0 +1,150 @@
+"""`python -m gophernet_jax.predict RUN_DIR INPUT.csv`: classify rows with a trained run.
+
+By default the whole population predicts (the class of the mean output, with the
+majority vote beside it); `--seed N` uses one seed, `--best VALIDATION.csv` the seed most
+accurate on a labelled file. Writes `predictions.csv` and prints a short table.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import jax
+import numpy as np
+import pandas as pd
+
+from gophernet_jax.dataset import DataError, load_features
+from gophernet_jax.inference import (
+    Prediction,
+    SeedError,
+    best_seed,
+    finite_seeds,
+    predict_ensemble,
+    predict_seed,
+    seed_correct,
+    seed_position,
+)
+from gophernet_jax.model import correct
+from gophernet_jax.reporting import write_csv
+from gophernet_jax.store import StoreError, TrainedRun, load_run
+
+SHOWN_ROWS = 10
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other error here
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gophernet_jax.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a training run's output folder")
+    parser.add_argument("input", metavar="INPUT.csv", type=Path, help="rows to classify (labels optional)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--seed", type=int, metavar="N", help="predict with seed N alone")
+    choice.add_argument(
+        "--best", type=Path, metavar="VALIDATION.csv", help="predict with the most accurate seed on this file"
+    )
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="default: predictions.csv")
+    return parser
+
+
+def predictions_frame(
+    prediction: Prediction, class_names: Sequence[str], y: np.ndarray | None
+) -> pd.DataFrame:
+    """One row per input row: predicted and voted class, agreement, mean output and share of
+    votes per class, and, with labels, the true class and whether `predicted` counts as correct
+    (`model.correct`: a tie for the largest mean output that includes the true class does)."""
+    names = np.asarray(class_names, dtype=object)
+    mean_output, vote_share = np.asarray(prediction.mean_output), np.asarray(prediction.vote_share)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(mean_output.shape[0]),
+            "predicted": names[np.asarray(prediction.predicted)],
+            "vote": names[np.asarray(prediction.vote)],
+            "agreement": np.asarray(prediction.agreement),
+            **{f"mean_{name}": mean_output[:, c] for c, name in enumerate(class_names)},
+            **{f"votes_{name}": vote_share[:, c] for c, name in enumerate(class_names)},
+        }
+    )
+    if y is not None:
+        frame["label"] = names[np.argmax(y, axis=1)]
+        frame["correct"] = np.asarray(correct(mean_output, y.astype(mean_output.dtype)))
+    return frame
+
+
+def _table(frame: pd.DataFrame, class_names: Sequence[str], ensemble: bool) -> str:
+    columns = ["row", "predicted", *(["agreement"] if ensemble else []), *(f"mean_{n}" for n in class_names)]
+    columns += ["label"] if "label" in frame else []
+    shown = frame[columns].head(SHOWN_ROWS).to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    more = len(frame) - SHOWN_ROWS
+    return shown + (f"\n... {more} more rows in the file" if more > 0 else "")
+
+
+def _figures(frame: pd.DataFrame, prediction: Prediction, y: np.ndarray | None, ensemble: bool) -> str:
+    """Accuracy on labelled rows; for the ensemble, the vote's accuracy and the unanimous rows."""
+    rows, lines = len(frame), []
+    if y is not None:
+        line = f"accuracy {frame['correct'].sum() / rows:.4f}"
+        if ensemble:
+            share = np.asarray(prediction.vote_share)
+            line += f" (mean output), {np.sum(correct(share, y.astype(share.dtype))) / rows:.4f} (vote)"
+        lines.append(line + f" on {rows} labelled rows")
+    if ensemble:
+        unanimous = int(np.sum(np.asarray(prediction.agreement) == 1))
+        lines.append(
+            f"seeds unanimous on {unanimous} of {rows} rows; lowest agreement {frame['agreement'].min():.4f}"
+        )
+    return "\n".join(lines)
+
+
+def _choose(run: TrainedRun, args: argparse.Namespace) -> tuple[int | None, str]:
+    """The seed to predict with (None: the ensemble) and a heading that says which."""
+    count = len(run.seeds)
+    if args.seed is not None:
+        seed_position(run, args.seed)
+        return args.seed, f"seed {args.seed} of {count}"
+    if args.best is not None:
+        x, y = load_features(args.best, run.feature_names, run.class_names)
+        if y is None:
+            classes = ", ".join(run.class_names)
+            raise DataError(f"{args.best}:1: no label columns ({classes}): --best needs them")
+        seed = best_seed(run, x, y)
+        acc = int(seed_correct(run.params, x, y)[seed_position(run, seed)]) / len(x)
+        return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f})"
+    members = int(np.sum(np.asarray(finite_seeds(run.params))))
+    dropped = f" ({count - members} diverged seeds left out)" if members < count else ""
+    return None, f"ensemble of {members} seeds{dropped}: class of the mean output, share of seeds agreeing"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, with one line on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        run = load_run(args.run_dir)
+        if np.dtype(run.params.w_hidden.dtype) == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        x, y = load_features(args.input, run.feature_names, run.class_names)
+        seed, heading = _choose(run, args)
+        prediction = predict_ensemble(run, x) if seed is None else predict_seed(run, x, seed)
+        frame = predictions_frame(prediction, run.class_names, y)
+    except (StoreError, DataError, SeedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        write_csv(frame, args.out)
+    except OSError as e:
+        print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(f"{heading}; {len(frame)} rows of {args.input}")
+    print(_table(frame, run.class_names, ensemble=seed is None))
+    if figures := _figures(frame, prediction, y, ensemble=seed is None):
+        print(figures)
+    print(f"predictions in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
