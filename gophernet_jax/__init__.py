@@ -16,13 +16,20 @@ and uses what a run of the CLI trained::
     run = load_run("outputs/2024-01-01/12-00-00")  # the run's folder, holding params.npz
     ensemble = predict_ensemble(run, data.x)  # .predicted, .vote, .agreement, .mean_output
     one = predict_seed(run, data.x, seed=3)
+
+Importing the package turns off XLA's experimental CPU library fusion (YNNPACK) when JAX
+has not started yet and XLA_FLAGS does not mention it: measured faster here, and the API
+then computes the same numbers as the CLI (see `gophernet_jax.runtime`).
 """
 
 from gophernet_jax.dataset import ARTICLE_LABELS, DataError, Dataset, load_dataset, load_features, load_split
 from gophernet_jax.inference import Prediction, best_seed, ensemble_report, predict_ensemble, predict_seed
 from gophernet_jax.model import Params, Sizes, accuracy, forward, init_params, loss
+from gophernet_jax.runtime import configure_on_import
 from gophernet_jax.store import StoreError, TrainedRun, load_run
 from gophernet_jax.training import Population, seed_keys, train, train_population
+
+configure_on_import()
 
 __all__ = [
     "ARTICLE_LABELS",

@@ -1,5 +1,6 @@
 """The Hydra application: config in, a trained seed population and its files out."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -16,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gophernet_jax import config as config_module
+from gophernet_jax import progress, runtime
 from gophernet_jax.config import CONF_DIR, Config, ConfigError, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.inference import ensemble_report, format_ensemble
@@ -36,6 +38,20 @@ def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
     train_set, test_set = load_split(data.train, data.test, data.labels, padding_row=data.padding_row)
     sizes = Sizes(train_set.x.shape[1], settings.model.hidden, train_set.y.shape[1])
     start = time.perf_counter()
+    count, epochs = settings.seeds.count, settings.train.epochs
+    show = progress.wanted(settings.runtime.progress)
+    with progress.Progress(count * epochs) if show else contextlib.nullcontext():
+        population = _train(settings, train_set, test_set, sizes, show)
+    seconds = time.perf_counter() - start
+    # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
+    population = population._replace(
+        train_accuracy=_exact_fraction(population.train_accuracy, len(train_set.x)),
+        test_accuracy=_exact_fraction(population.test_accuracy, len(test_set.x)),
+    )
+    return population, train_set, test_set, seconds
+
+
+def _train(settings: Config, train_set: Dataset, test_set: Dataset, sizes: Sizes, show: bool) -> Population:
     population = train_population(
         settings.seeds.base,
         settings.seeds.count,
@@ -49,15 +65,9 @@ def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
         dtype=settings.train.dtype,
         chunk_size=settings.train.chunk_size,
         record_every=settings.report.curve_every,
+        progress=show,
     )
-    population = jax.block_until_ready(population)
-    seconds = time.perf_counter() - start
-    # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
-    population = population._replace(
-        train_accuracy=_exact_fraction(population.train_accuracy, len(train_set.x)),
-        test_accuracy=_exact_fraction(population.test_accuracy, len(test_set.x)),
-    )
-    return population, train_set, test_set, seconds
+    return jax.block_until_ready(population)
 
 
 def _exact_fraction(accuracy: jax.Array, rows: int) -> np.ndarray:
@@ -169,6 +179,7 @@ def main(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         settings = validate(cfg)
+        runtime.configure(settings.runtime.ynn_fusion, settings.runtime.compilation_cache)
         if multirun and finished_earlier(output_dir, config_hash(settings)):
             print(f"skipped: this configuration already finished in {output_dir}")
             return

@@ -82,10 +82,12 @@ def loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
 def correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
     """Per row: does the true class's output equal the row maximum? Ties count as correct.
 
-    The true class is the first column holding the row's largest label, so an all-zero
+    `outputs` may have leading axes (seeds) that `y` lacks. The true class is the first
+    column holding the row's largest label, so an all-zero
     label row (the reference loader's padding row) counts as class 0, as it does there.
     """
-    truth = jnp.take_along_axis(outputs, jnp.argmax(y, axis=-1)[..., None], axis=-1)[..., 0]
+    labels = jnp.broadcast_to(jnp.argmax(y, axis=-1)[..., None], outputs.shape[:-1] + (1,))
+    truth = jnp.take_along_axis(outputs, labels, axis=-1)[..., 0]
     return truth == jnp.max(outputs, axis=-1)
 
 
@@ -93,3 +95,42 @@ def accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     """Share of rows classified correctly, as the article counts it (see `correct`)."""
     outputs = forward(params, x)
     return jnp.mean(correct(outputs, y), dtype=outputs.dtype)
+
+
+# A population of networks with the seed axis last: w_hidden (features, hidden, seeds),
+# b_hidden (hidden, seeds), w_out (hidden, classes, seeds), b_out (classes, seeds).
+# With seeds on the minor axis, the contraction with the shared data is one matrix
+# product for all seeds, and the per-seed products vectorise across seeds; this runs
+# several times faster on a CPU than `vmap` over the leading axis.
+
+
+def seeds_last(params: Params) -> Params:
+    """Moves a population's leading seed axis to the end (see above)."""
+    return Params(*(jnp.moveaxis(a, 0, -1) for a in params))
+
+
+def seeds_first(params: Params) -> Params:
+    """Moves a population's trailing seed axis to the front: `Params` of a leading seed axis."""
+    return Params(*(jnp.moveaxis(a, -1, 0) for a in params))
+
+
+def population_hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Every seed's forward pass: hidden (samples, hidden, seeds), outputs (samples, classes, seeds)."""
+    features, hidden_units, seeds = params.w_hidden.shape
+    flat = x @ params.w_hidden.reshape(features, hidden_units * seeds)  # one product for all seeds
+    hidden = jax.nn.sigmoid(flat.reshape(x.shape[0], hidden_units, seeds) + params.b_hidden)
+    # Σ_j hidden[n, j, s] · w_out[j, c, s], unrolled over the few hidden units.
+    mixed = sum(hidden[:, j, None, :] * params.w_out[j] for j in range(hidden_units))
+    return hidden, jax.nn.sigmoid(mixed + params.b_out)
+
+
+def population_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Every seed's `loss`, shape (seeds,)."""
+    outputs = population_hidden_and_output(params, x)[1]
+    return 0.5 * jnp.sum((y[:, :, None] - outputs) ** 2, axis=(0, 1))
+
+
+def population_accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Every seed's `accuracy`, shape (seeds,)."""
+    outputs = jnp.moveaxis(population_hidden_and_output(params, x)[1], -1, 0)
+    return jnp.mean(correct(outputs, y), axis=-1, dtype=outputs.dtype)

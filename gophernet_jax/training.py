@@ -13,7 +13,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gophernet_jax.model import Params, Sizes, accuracy, hidden_and_output, init_params, loss
+from gophernet_jax.model import (
+    Params,
+    Sizes,
+    hidden_and_output,
+    init_params,
+    loss,
+    population_accuracy,
+    population_hidden_and_output,
+    population_loss,
+    seeds_first,
+    seeds_last,
+)
+from gophernet_jax.progress import report as progress_report
 
 Rule = Callable[[Params, jax.Array, jax.Array], Params]
 
@@ -53,6 +65,34 @@ def article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
 RULES: dict[str, Rule] = {"autodiff": autodiff_direction, "article": article_direction}
 
 
+def population_autodiff_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
+    """`autodiff_direction` of every seed of a seeds-last population at once.
+
+    Seeds do not interact, so the gradient of the loss summed over seeds holds each
+    seed's own gradient; `jax.grad` then contracts with the shared data in single products.
+    """
+    return jax.grad(lambda p: jnp.sum(population_loss(p, x, y)))(params)
+
+
+def population_article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
+    """`article_direction` of every seed of a seeds-last population at once."""
+    hidden, out = population_hidden_and_output(params, x)
+    samples, hidden_units, seeds = hidden.shape
+    d_out = (y[:, :, None] - out) * _article_slope(out)
+    # d_out @ w_out.T and hidden.T @ d_out, seed by seed, unrolled over the hidden units.
+    back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(hidden_units)], axis=1)
+    d_hidden = back * _article_slope(hidden)
+    w_out = jnp.stack([jnp.sum(hidden[:, j, None, :] * d_out, axis=0) for j in range(hidden_units)])
+    w_hidden = (x.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+    return Params(-w_hidden, -jnp.sum(d_hidden, axis=0), -w_out, -jnp.sum(d_out, axis=0))
+
+
+POPULATION_RULES: dict[str, Rule] = {
+    "autodiff": population_autodiff_direction,
+    "article": population_article_direction,
+}
+
+
 def make_optimizer(name: str, learning_rate: jax.Array | float) -> optax.GradientTransformation:
     """The optax optimizer `name` (one of `OPTIMIZERS`) at this learning rate.
 
@@ -63,10 +103,10 @@ def make_optimizer(name: str, learning_rate: jax.Array | float) -> optax.Gradien
     return getattr(optax, name)(learning_rate)
 
 
-def _rule(name: str) -> Rule:
-    if name not in RULES:
-        raise ValueError(f"unknown rule {name!r}; expected one of {', '.join(RULES)}")
-    return RULES[name]
+def _rule(name: str, rules: dict[str, Rule]) -> Rule:
+    if name not in rules:
+        raise ValueError(f"unknown rule {name!r}; expected one of {', '.join(rules)}")
+    return rules[name]
 
 
 class Curves(NamedTuple):
@@ -81,26 +121,26 @@ def curve_epochs(epochs: int, every: int) -> np.ndarray:
     return np.arange(epochs // every + 1) * every
 
 
-def _train(
+def _descend(
     params: Params,
-    x,
-    y,
-    learning_rate,
+    direction: Callable[[Params], Params],
+    measure: Callable[[Params], tuple[jax.Array, jax.Array]],
+    learning_rate: jax.Array,
     *,
     epochs: int,
-    rule: str,
     optimizer: str,
     record_every: int = 0,
-    test_xy=None,
+    on_block: Callable[..., None] | None = None,
 ) -> tuple[Params, Curves | None]:
-    direction = _rule(rule)
-    dtype = params.w_hidden.dtype
-    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
-    opt = make_optimizer(optimizer, jnp.asarray(learning_rate, dtype))
+    """`epochs` optimizer steps along `direction`, in `lax.scan`; with `record_every` k > 0,
+    also `measure` (loss, test accuracy) at epochs 0, k, 2k, ..., and `on_block(k)` called
+    on the host after each block of k epochs. Works for one network or for a seeds-last
+    population alike: optax's elementwise optimizers keep seeds apart."""
+    opt = make_optimizer(optimizer, learning_rate)
 
     def epoch(carry, _):
         params, state = carry
-        updates, state = opt.update(direction(params, x, y), state, params)
+        updates, state = opt.update(direction(params), state, params)
         return (optax.apply_updates(params, updates), state), None
 
     carry = (params, opt.init(params))
@@ -108,16 +148,14 @@ def _train(
         (params, _), _ = jax.lax.scan(epoch, carry, length=epochs)
         return params, None
 
-    x_test, y_test = (jnp.asarray(a, dtype) for a in test_xy)
-
-    def measure(params):
-        return loss(params, x, y), accuracy(params, x_test, y_test)
-
     def block(carry, _):
         # An inner scan of `record_every` epochs, then one measurement: the metrics cost
         # one forward pass per block, not per epoch.
         carry, _ = jax.lax.scan(epoch, carry, length=record_every)
-        return carry, measure(carry[0])
+        metrics = measure(carry[0])
+        if on_block is not None:
+            jax.debug.callback(on_block, metrics[0])
+        return carry, metrics
 
     start = measure(params)
     blocks, rest = divmod(epochs, record_every)
@@ -159,7 +197,11 @@ def train(
       >>> p = init_params(jax.random.key(0), Sizes(4, 3, 3))
       >>> p = train(p, x, y, epochs=5000, learning_rate=0.3, rule="article")
     """
-    return _train(params, x, y, learning_rate, epochs=epochs, rule=rule, optimizer=optimizer)[0]
+    dtype = params.w_hidden.dtype
+    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    direction = _rule(rule, RULES)
+    lr = jnp.asarray(learning_rate, dtype)
+    return _descend(params, lambda p: direction(p, x, y), None, lr, epochs=epochs, optimizer=optimizer)[0]
 
 
 def seed_keys(base: int | jax.Array, count: int) -> jax.Array:
@@ -181,21 +223,65 @@ class Population(NamedTuple):
     curves: Curves | None = None  # recorded every `record_every` epochs, when asked
 
 
-def _all_finite(params: Params) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in params]))
+def chunking(count: int, chunk_size: int) -> tuple[int, int]:
+    """(chunks, seeds per chunk): the fewest chunks of at most `chunk_size` seeds, made
+    as even as possible, so padding adds fewer seeds than there are chunks."""
+    chunks = -(-count // chunk_size)
+    return chunks, -(-count // chunks)
+
+
+def _train_chunk(keys, learning_rate, data, *, sizes, dtype, epochs, rule, optimizer, record_every, progress):
+    """Initialises and trains one chunk of seeds (seeds last), and scores them."""
+    x, y, x_test, y_test = data
+    params = seeds_last(jax.vmap(init_params, in_axes=(0, None, None))(keys, sizes, dtype))
+    direction = _rule(rule, POPULATION_RULES)
+
+    def measure(p):
+        return population_loss(p, x, y), population_accuracy(p, x_test, y_test)
+
+    every = record_every or (max(1, epochs // 10) if progress else 0)
+    params, curves = _descend(
+        params,
+        lambda p: direction(p, x, y),
+        measure,
+        learning_rate,
+        epochs=epochs,
+        optimizer=optimizer,
+        record_every=every,
+        on_block=partial(progress_report, keys.shape[0] * every) if progress else None,
+    )
+    curves = curves if record_every else None
+    final_loss = population_loss(params, x, y)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a), axis=tuple(range(a.ndim - 1))) for a in params]), 0)
+    return Population(
+        params=seeds_first(params),
+        final_loss=final_loss,
+        train_accuracy=population_accuracy(params, x, y),
+        test_accuracy=population_accuracy(params, x_test, y_test),
+        diverged=~(jnp.isfinite(final_loss) & finite),
+        curves=None if curves is None else Curves(*(c.T for c in curves)),
+    )
 
 
 @partial(
     jax.jit,
-    static_argnames=("count", "sizes", "dtype", "epochs", "rule", "optimizer", "chunk_size", "record_every"),
+    static_argnames=(
+        "count",
+        "sizes",
+        "dtype",
+        "epochs",
+        "rule",
+        "optimizer",
+        "chunk_size",
+        "record_every",
+        "progress",
+        "devices",
+    ),
 )
 def _train_population(
     base,
     learning_rate,
-    x,
-    y,
-    x_test,
-    y_test,
+    data,
     *,
     count,
     sizes,
@@ -205,31 +291,35 @@ def _train_population(
     optimizer,
     chunk_size,
     record_every,
+    progress,
+    devices,
 ) -> Population:
-    params = jax.vmap(init_params, in_axes=(0, None, None))(seed_keys(base, count), sizes, dtype)
+    chunks, per_chunk = chunking(count, chunk_size)
+    chunks = -(-chunks // devices) * devices  # whole chunks per device: every chunk has one shape
+    data = tuple(jnp.asarray(a, dtype) for a in data)
+    keys = seed_keys(base, chunks * per_chunk).reshape(chunks, per_chunk)
     one = partial(
-        _train,
-        x=x,
-        y=y,
-        learning_rate=learning_rate,
+        _train_chunk,
+        sizes=sizes,
+        dtype=dtype,
         epochs=epochs,
         rule=rule,
         optimizer=optimizer,
         record_every=record_every,
-        test_xy=(x_test, y_test),
+        progress=progress,
     )
-    # lax.map over blocks of vmapped seeds bounds memory by the block, whatever the count.
-    params, curves = jax.lax.map(one, params, batch_size=min(chunk_size, count))
-    x, y, x_test, y_test = (jnp.asarray(a, dtype) for a in (x, y, x_test, y_test))
-    final_loss = jax.vmap(loss, in_axes=(0, None, None))(params, x, y)
-    return Population(
-        params=params,
-        final_loss=final_loss,
-        train_accuracy=jax.vmap(accuracy, in_axes=(0, None, None))(params, x, y),
-        test_accuracy=jax.vmap(accuracy, in_axes=(0, None, None))(params, x_test, y_test),
-        diverged=~(jnp.isfinite(final_loss) & jax.vmap(_all_finite)(params)),
-        curves=curves,
-    )
+
+    def run(keys, learning_rate, data):
+        # lax.map runs the chunks one after another: memory is bounded by one chunk.
+        return jax.lax.map(partial(one, learning_rate=learning_rate, data=data), keys)
+
+    if devices > 1:  # each local device trains its share of the chunks
+        mesh = jax.make_mesh((devices,), ("seeds",))
+        seeds, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
+        run = jax.shard_map(run, mesh=mesh, in_specs=(seeds, shared, shared), out_specs=seeds)
+        keys = jax.reshard(keys, jax.sharding.NamedSharding(mesh, seeds))
+    population = run(keys, learning_rate, data)
+    return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
 def train_population(
@@ -244,19 +334,25 @@ def train_population(
     rule: str = "autodiff",
     optimizer: str = "sgd",
     dtype: str = "float32",
-    chunk_size: int = 1000,
+    chunk_size: int = 500,
     record_every: int = 0,
+    progress: bool = False,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
-    Seed i starts from `init_params(fold_in(key(base), i), sizes)` and is trained exactly
-    as `train` would train it; `lax.scan` runs the epochs, `vmap` the seeds, in blocks of
-    `chunk_size` seeds. The base seed and the learning rate are traced: changing them
-    reuses the compiled program. Only shapes and names (count, sizes, epochs, rule,
-    optimizer, dtype) are static.
+    Seed i starts from `init_params(fold_in(key(base), i), sizes)` and is trained as
+    `train` would train it (the same arithmetic, summed in another order): `lax.scan` runs
+    the epochs over a population laid out with seeds last (`model.seeds_last`), in chunks
+    of at most `chunk_size` seeds that `lax.map` runs one after another (memory is bounded
+    by a chunk), shared out among the local devices (`jax.shard_map`). The base seed and
+    the learning rate are traced: changing them reuses the compiled program. Only shapes
+    and names (count, sizes, epochs, rule, optimizer, dtype) are static.
 
     With `record_every` k > 0, `curves` holds each seed's training loss and test accuracy
     at epochs 0, k, 2k, ... (`curve_epochs(epochs, k)`).
+
+    With `progress`, the program reports each block of epochs to the active
+    `gophernet_jax.progress.Progress` (the CLI draws it on a terminal).
 
     A seed whose loss or parameters go non-finite is flagged in `diverged`; it never
     stops the others.
@@ -266,12 +362,11 @@ def train_population(
     """
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
-    _rule(rule), make_optimizer(optimizer, 0.0)  # fail early, before tracing
+    _rule(rule, RULES), make_optimizer(optimizer, 0.0)  # fail early, before tracing
     return _train_population(
         jnp.asarray(base, jnp.uint32),
         jnp.asarray(learning_rate, dtype),
-        *train_xy,
-        *test_xy,
+        (*train_xy, *test_xy),
         count=count,
         sizes=Sizes(*sizes),
         dtype=jnp.dtype(dtype).name,
@@ -280,4 +375,6 @@ def train_population(
         optimizer=optimizer,
         chunk_size=chunk_size,
         record_every=record_every,
+        progress=progress,
+        devices=jax.local_device_count(),
     )

@@ -99,19 +99,17 @@ def _population(data, count, base=0, **kw):
 
 @pytest.mark.parametrize("rule", ["autodiff", "article"])
 def test_population_equals_a_loop_of_train(article_data, x64, rule):
+    # The population runs seeds last and sums in another order than `train`: they agree
+    # to rounding after one epoch, and within 1e-10 after ten (autodiff at lr 0.3 is
+    # chaotic: by epoch 30 one seed in five drifts to 3e-8).
     train_set, _ = article_data
-    pop = _population(article_data, 5, base=11, rule=rule, dtype="float64", chunk_size=2)
-    for i, key in enumerate(seed_keys(11, 5)):
-        one = train(
-            init_params(key, ARTICLE, jnp.float64),
-            train_set.x,
-            train_set.y,
-            epochs=30,
-            learning_rate=0.3,
-            rule=rule,
-        )
-        for a, b in zip(jax.tree.map(lambda t, i=i: t[i], pop.params), one):
-            assert_allclose(a, b, rtol=1e-10)  # batched matmuls may sum in another order
+    for epochs, rtol in [(1, 1e-13), (10, 1e-10)]:
+        pop = _population(article_data, 5, base=11, rule=rule, dtype="float64", chunk_size=2, epochs=epochs)
+        for i, key in enumerate(seed_keys(11, 5)):
+            p0 = init_params(key, ARTICLE, jnp.float64)
+            one = train(p0, train_set.x, train_set.y, epochs=epochs, learning_rate=0.3, rule=rule)
+            for a, b in zip(jax.tree.map(lambda t, i=i: t[i], pop.params), one):
+                assert_allclose(a, b, rtol=rtol)
 
 
 def test_seed_keys_are_fold_in_and_prefix_stable():

@@ -1,0 +1,335 @@
+"""Raw tables and the splits a run makes of them: stratified, noised, min-max scaled.
+
+A raw table (data/iris.csv, data/wine.csv, or any CSV with a class column) is read once
+on the host into a `Table`. Everything after that is a pure JAX function of keys: the
+split is data, not shape (every split of a table has the same sizes), so
+`jax.vmap` over split and noise keys gives a batch of splits in one compiled program.
+
+Three sources of randomness, each with its own key: the split (which rows are for
+testing), the noise (measurement noise on the features) and, elsewhere, the initial
+weights.
+"""
+
+import math
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gophernet_jax.dataset import DataError, _parse_cell, _read_rows, _split_header
+
+#: Shipped raw tables, by name: (file in `gophernet_jax.config.DATA_DIR`, label column).
+RAW_TABLES = {"iris": ("iris.csv", "species"), "wine": ("wine.csv", "class")}
+
+
+class Table(NamedTuple):
+    """A raw table: features `x` (n, features) float64, `labels` (n,) class indices."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+
+class Split(NamedTuple):
+    """One split of a table: scaled features, one-hot labels and table rows of each part."""
+
+    x_train: jax.Array  # (n_train, features)
+    y_train: jax.Array  # (n_train, classes)
+    x_test: jax.Array  # (n_test, features)
+    y_test: jax.Array  # (n_test, classes)
+    train_idx: jax.Array  # (n_train,) the table's rows in the training part, ascending
+    test_idx: jax.Array  # (n_test,) the table's rows in the test part, ascending
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _class_order(names: set[str]) -> tuple[str, ...]:
+    """Sorted class names; numerically when every name is a number (so 2 before 10)."""
+    try:
+        return tuple(sorted(names, key=lambda n: (float(n), n)))
+    except ValueError:
+        return tuple(sorted(names))
+
+
+def _class_column(
+    path: Path, column: str, cells: list[tuple[int, str]]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    for line, text in cells:
+        if not text:
+            raise DataError(f"{path}:{line}: column {column!r} is empty")
+    names = _class_order({text for _, text in cells})
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[text] for _, text in cells], dtype=np.int64), names
+
+
+def _one_hot_columns(
+    path: Path, columns: tuple[str, ...], cells: list[tuple[int, list[str]]]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    labels = np.empty(len(cells), dtype=np.int64)
+    for r, (line, row) in enumerate(cells):
+        values = np.array([_parse_cell(path, line, c, t) for c, t in zip(columns, row)])
+        if not (np.isin(values, (0.0, 1.0)).all() and values.sum() == 1.0):
+            raise DataError(f"{path}:{line}: labels ({', '.join(columns)}) are not one-hot: {','.join(row)}")
+        labels[r] = int(np.argmax(values))
+    return labels, columns
+
+
+def _check_classes(path: Path, labels: np.ndarray, names: tuple[str, ...], lines: list[int]) -> None:
+    if len(names) < 2:
+        raise DataError(f"{path}: only one class ({names[0]!r}): a classifier needs at least 2")
+    counts = np.bincount(labels, minlength=len(names))
+    for c in np.flatnonzero(counts < 2):
+        where = f"{path}:{lines[int(np.argmax(labels == c))]}" if counts[c] else f"{path}"
+        raise DataError(f"{where}: class {names[c]!r} has {_rows(counts[c])}: too few to stratify")
+
+
+def _check_features(path: Path, x: np.ndarray, names: tuple[str, ...]) -> None:
+    constant = np.flatnonzero(np.ptp(x, axis=0) == 0)
+    if constant.size:
+        c = int(constant[0])
+        raise DataError(
+            f"{path}: column {names[c]!r} is constant ({x[0, c]:g} on every row): "
+            "min-max scaling would divide by zero"
+        )
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
+    """Reads a raw table: numeric feature columns and a class label.
+
+    Classes are numbered in sorted order of their names (numerically when every name is
+    a number), so the numbering does not depend on the order of the rows: iris gives
+    setosa, versicolor, virginica. One-hot label columns keep the order given.
+
+    Args:
+      path: CSV file: a header, then one row per sample.
+      label: the name of the column holding each row's class (text or numbers), or the
+        names of one-hot label columns, one per class. Every other column is a feature.
+
+    Returns:
+      `Table(x, labels, feature_names, class_names)`.
+
+    Raises:
+      DataError: one line naming the file (and line and column where there is one), for
+        an unknown label column, a wrong field count, an empty, non-numeric or non-finite
+        feature cell, label columns that are not one-hot, fewer than 2 classes, a class
+        with fewer than 2 rows (too few to stratify) or a constant feature column.
+
+    Example:
+      >>> table = load_table(DATA_DIR / "iris.csv", "species")
+      >>> table.x.shape, table.class_names
+      ((150, 4), ('setosa', 'versicolor', 'virginica'))
+    """
+    path = Path(path)
+    columns = (label,) if isinstance(label, str) else tuple(label)
+    if not columns:
+        raise DataError(f"{path}: no label column named")
+    (_, header), *records = _read_rows(path)
+    feature_idx, label_idx = _split_header(path, header, columns)
+    if not records:
+        raise DataError(f"{path}: no data rows after the header")
+    names = tuple(h.strip() for h in header)
+    features = tuple(names[i] for i in feature_idx)
+    x = np.empty((len(records), len(feature_idx)))
+    for r, (line, row) in enumerate(records):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
+            )
+        x[r] = [_parse_cell(path, line, names[i], row[i]) for i in feature_idx]
+    if len(columns) == 1:
+        cells = [(line, row[label_idx[0]].strip()) for line, row in records]
+        labels, classes = _class_column(path, columns[0], cells)
+    else:
+        cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
+        labels, classes = _one_hot_columns(path, columns, cells)
+    _check_classes(path, labels, classes, [line for line, _ in records])
+    _check_features(path, x, features)
+    return Table(x, labels, features, classes)
+
+
+# --- splitting -------------------------------------------------------------------------------
+
+
+def _test_counts(labels: np.ndarray, test_fraction: float, class_names: Sequence[str] | None) -> np.ndarray:
+    """Test rows per class: round(test_fraction · n_c), half up, kept within [1, n_c − 1]."""
+    if not (isinstance(test_fraction, float | int) and 0 < test_fraction < 1):
+        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    labels = np.asarray(labels)
+    if (
+        labels.ndim != 1
+        or not np.issubdtype(labels.dtype, np.integer)
+        or labels.size == 0
+        or labels.min() < 0
+    ):
+        raise ValueError("labels must be a non-empty 1-D array of class indices >= 0")
+    counts = np.bincount(labels)
+    for c in np.flatnonzero(counts == 1):
+        name = class_names[c] if class_names is not None else int(c)
+        raise DataError(f"class {name!r} has 1 row: too few to stratify")
+    wanted = np.floor(test_fraction * counts + 0.5).astype(np.int64)
+    return np.where(counts > 0, np.clip(wanted, 1, np.maximum(counts - 1, 1)), 0)
+
+
+def split_sizes(
+    labels: np.ndarray, test_fraction: float, *, class_names: Sequence[str] | None = None
+) -> tuple[int, int]:
+    """(n_train, n_test) of every stratified split of these labels (see `stratified_split`)."""
+    n_test = int(_test_counts(labels, test_fraction, class_names).sum())
+    return len(labels) - n_test, n_test
+
+
+def stratified_split(
+    key: jax.Array, labels: np.ndarray, test_fraction: float, *, class_names: Sequence[str] | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Row indices of a stratified train/test split, drawn by `key`.
+
+    Class c with n_c rows gets k_c = round(test_fraction · n_c) test rows (half up, and
+    at least one row in each part), the rest for training: the sizes depend only on the
+    labels and `test_fraction`, never on the key, so a vmap over keys is one program.
+    Which rows go where is a uniform draw within each class. Both index arrays are in
+    ascending row order, so a split is fully described by its membership.
+
+    Args:
+      key: a `jax.random` key; may be traced (vmapped).
+      labels: (n,) host array of class indices: static, a constant of the program.
+      test_fraction: share of each class held out, in (0, 1): static.
+      class_names: names for the error message.
+
+    Returns:
+      `(train_idx, test_idx)`: int arrays of shapes (n_train,) and (n_test,) partitioning
+      range(n).
+
+    Raises:
+      DataError: on the host, before tracing, for a class with a single row.
+      ValueError: for a `test_fraction` outside (0, 1) or labels that are not class indices.
+
+    Example:
+      >>> train_idx, test_idx = stratified_split(jax.random.key(0), np.repeat([0, 1, 2], 50), 0.2)
+      >>> train_idx.shape, test_idx.shape
+      ((120,), (30,))
+    """
+    k = _test_counts(labels, test_fraction, class_names)
+    counts = np.bincount(np.asarray(labels))
+    starts = np.cumsum(counts) - counts
+    test_pos = np.concatenate([np.arange(s, s + kc) for s, kc in zip(starts, k)])
+    train_pos = np.concatenate([np.arange(s + kc, s + n) for s, kc, n in zip(starts, k, counts)])
+    perm = jax.random.permutation(key, len(labels))
+    by_class = perm[jnp.argsort(jnp.asarray(labels)[perm], stable=True)]  # classes in order, shuffled within
+    return jnp.sort(by_class[train_pos]), jnp.sort(by_class[test_pos])
+
+
+def minmax_scale(train_x: jax.Array, test_x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Scales each column by the training part's min and max, so training columns span [0, 1].
+
+    The test part uses the training part's min and max and may fall outside [0, 1]. A
+    column constant in the training part is shifted to 0 and divided by 1, not 0.
+    XLA's CPU float32 division is not correctly rounded (x / x can be 1 − 2⁻²⁴), so the
+    training part's maxima are set to 1 and its values clipped to [0, 1] explicitly.
+
+    Returns:
+      `(train_scaled, test_scaled)`, shapes as given.
+    """
+    low, high = train_x.min(axis=0), train_x.max(axis=0)
+    varies = high > low
+    span = jnp.where(varies, high - low, jnp.ones_like(high))
+    top = varies & (train_x == high)
+    train = jnp.clip(jnp.where(top, jnp.ones_like(train_x), (train_x - low) / span), 0, 1)
+    return train, (test_x - low) / span
+
+
+def add_noise(key: jax.Array, x: jax.Array, scale: jax.Array | float) -> jax.Array:
+    """Adds Gaussian noise N(0, scale²) to every entry of `x`.
+
+    Args:
+      key: a `jax.random` key.
+      x: features (n, features).
+      scale: the noise's standard deviation: a scalar or one per column, >= 0; may be
+        traced. Where it is 0, `x` comes back bit for bit.
+
+    Returns:
+      `x` plus noise, same shape and dtype.
+    """
+    scale = jnp.asarray(scale, x.dtype)
+    return jnp.where(scale == 0, x, x + scale * jax.random.normal(key, x.shape, x.dtype))
+
+
+def make_split(
+    table: Table,
+    split_key: jax.Array,
+    noise_key: jax.Array | None = None,
+    *,
+    test_fraction: float = 0.2,
+    noise: jax.Array | float = 0.0,
+    dtype: str = "float32",
+) -> Split:
+    """One split of a table, as a run trains and tests on it: noise, split, then scaling.
+
+    The noise is measurement noise, so it comes first, on the raw values of every row,
+    with standard deviation `noise` times each column's range over the whole table (so
+    one number suits columns of any unit; 0.05 is about 0.05 after scaling). Drawn for
+    the whole table from `noise_key` alone, a noise seed gives the same measurements
+    whatever the split. Then the stratified split from `split_key`, then min-max scaling
+    fitted on the training part only.
+
+    Args:
+      table: the raw table; a constant of the program.
+      split_key: key of the split; may be traced (vmapped).
+      noise_key: key of the noise; may be traced; None for no noise.
+      test_fraction: share of each class held out (static).
+      noise: the noise's standard deviation in units of each column's range; may be traced.
+      dtype: "float32" or "float64" (which needs jax_enable_x64).
+
+    Returns:
+      `Split(x_train, y_train, x_test, y_test, train_idx, test_idx)`: labels one-hot in
+      class order, and the table rows of each part (ascending) to record which split it was.
+
+    Example:
+      >>> table = load_table(DATA_DIR / "iris.csv", "species")
+      >>> keys = jax.random.split(jax.random.key(0), 8)
+      >>> batch = jax.vmap(lambda k: make_split(table, k, test_fraction=0.2))(keys)
+      >>> batch.x_train.shape
+      (8, 120, 4)
+    """
+    if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
+    if isinstance(noise, float | int) and not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    x = jnp.asarray(table.x, dtype)
+    if noise_key is not None:
+        x = add_noise(noise_key, x, jnp.asarray(noise, dtype) * jnp.asarray(np.ptp(table.x, axis=0), dtype))
+    train_idx, test_idx = stratified_split(
+        split_key, table.labels, test_fraction, class_names=table.class_names
+    )
+    y = jax.nn.one_hot(table.labels, len(table.class_names), dtype=dtype)
+    x_train, x_test = minmax_scale(x[train_idx], x[test_idx])
+    return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx)
+
+
+def make_splits(
+    table: Table,
+    split_keys: jax.Array,
+    noise_keys: jax.Array | None = None,
+    *,
+    test_fraction: float = 0.2,
+    noise: jax.Array | float = 0.0,
+    dtype: str = "float32",
+) -> Split:
+    """A batch of splits, one per key (and noise key): `make_split` vmapped.
+
+    Returns:
+      `Split` whose arrays carry a leading batch axis of len(split_keys).
+    """
+    one = partial(make_split, table, test_fraction=test_fraction, noise=noise, dtype=dtype)
+    if noise_keys is None:
+        return jax.vmap(lambda k: one(k, None))(split_keys)
+    return jax.vmap(one)(split_keys, noise_keys)

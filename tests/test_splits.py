@@ -1,0 +1,345 @@
+"""Raw tables and their splits: strict reading, stratified splits, scaling, noise, one program."""
+
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from gophernet_jax.config import DATA_DIR
+from gophernet_jax.dataset import DataError
+from gophernet_jax.splits import (
+    RAW_TABLES,
+    Table,
+    add_noise,
+    load_table,
+    make_split,
+    make_splits,
+    minmax_scale,
+    split_sizes,
+    stratified_split,
+)
+
+HEADER = "a,b,kind"
+ROWS = ("1,5,x", "2,6,x", "3,7,y", "4,8,y")
+
+
+class CompileCounter:
+    """Counts XLA compilations through jax.monitoring while in scope."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __enter__(self):
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event, duration, **kwargs):
+        if event == self.EVENT:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+@pytest.fixture(scope="module")
+def iris() -> Table:
+    return load_table(DATA_DIR / "iris.csv", "species")
+
+
+@pytest.fixture(scope="module")
+def wine() -> Table:
+    return load_table(DATA_DIR / "wine.csv", "class")
+
+
+def write(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
+    path = tmp_path / "raw.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def raised(path: Path, label, line: int | None) -> str:
+    """Loads `path`, expecting a one-line DataError naming the file and (only) `line`."""
+    with pytest.raises(DataError) as info:
+        load_table(path, label)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    claimed = re.findall(r"\.csv:(\d+)", message)
+    assert claimed == ([] if line is None else [str(line)]), message
+    return message
+
+
+def keys(n: int, seed: int = 0) -> jax.Array:
+    return jax.random.split(jax.random.key(seed), n)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_iris_table(iris):
+    assert iris.x.shape == (150, 4) and iris.x.dtype == np.float64
+    assert iris.feature_names == ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    assert iris.class_names == ("setosa", "versicolor", "virginica")
+    assert_array_equal(np.bincount(iris.labels), [50, 50, 50])
+    assert_allclose(iris.x[0], [5.1, 3.5, 1.4, 0.2])
+    assert iris.labels[0] == 0 and iris.labels[-1] == 2
+
+
+def test_wine_table(wine):
+    assert wine.x.shape == (178, 13) and len(wine.feature_names) == 13
+    assert wine.class_names == ("class_0", "class_1", "class_2")
+    assert_array_equal(np.bincount(wine.labels), [59, 71, 48])
+    assert "class" not in wine.feature_names
+
+
+@pytest.mark.parametrize("name", sorted(RAW_TABLES))
+def test_raw_tables_name_shipped_files(name):
+    file, label = RAW_TABLES[name]
+    table = load_table(DATA_DIR / file, label)
+    assert len(table.class_names) == 3 and table.x.shape[0] == table.labels.shape[0]
+
+
+def test_classes_are_numbered_in_sorted_order(tmp_path):
+    path = write(tmp_path, "1,5,zeta", "2,6,alpha", "3,7,zeta", "4,8,alpha", "5,1,mid", "6,2,mid")
+    table = load_table(path, "kind")
+    assert table.class_names == ("alpha", "mid", "zeta")
+    assert_array_equal(table.labels, [2, 0, 2, 0, 1, 1])
+
+
+def test_numeric_class_names_sort_as_numbers(tmp_path):
+    table = load_table(write(tmp_path, "1,5,10", "2,6,2", "3,7,10", "4,8,2"), "kind")
+    assert table.class_names == ("2", "10")
+    assert_array_equal(table.labels, [1, 0, 1, 0])
+
+
+def test_one_hot_label_columns(tmp_path):
+    path = write(tmp_path, "1,5,1,0", "2,6,0,1", "3,7,1,0", "4,8,0,1", header="a,b,cat,dog")
+    table = load_table(path, ["cat", "dog"])
+    assert table.class_names == ("cat", "dog") and table.feature_names == ("a", "b")
+    assert_array_equal(table.labels, [0, 1, 0, 1])
+
+
+def test_unknown_label_column_lists_the_header(tmp_path):
+    path = write(tmp_path, *ROWS)
+    message = raised(path, "species", 1)
+    assert "'species'" in message and "a, b, kind" in message
+
+
+@pytest.mark.parametrize(
+    "bad_row, fragment",
+    [
+        ("3,abc,y", "column 'b': 'abc' is not a number"),
+        ("3,,y", "column 'b' is empty"),
+        ("3,inf,y", "column 'b': 'inf' is not finite"),
+        ("3,7,", "column 'kind' is empty"),
+        ("3,7", "expected 3 fields as in the header, found 2"),
+        ("3,7,y,9", "expected 3 fields as in the header, found 4"),
+    ],
+)
+def test_bad_cells_name_file_line_and_column(tmp_path, bad_row, fragment):
+    path = write(tmp_path, *ROWS[:2], bad_row, ROWS[3])
+    assert fragment in raised(path, "kind", 4)
+
+
+def test_one_hot_labels_must_be_one_hot(tmp_path):
+    path = write(tmp_path, "1,5,1,0", "2,6,1,1", "3,7,0,1", header="a,b,cat,dog")
+    assert "not one-hot" in raised(path, ["cat", "dog"], 3)
+
+
+def test_constant_feature_column(tmp_path):
+    path = write(tmp_path, "1,5,x", "2,5,x", "3,5,y", "4,5,y")
+    message = raised(path, "kind", None)
+    assert "column 'b' is constant (5 on every row): min-max scaling would divide by zero" in message
+
+
+def test_a_single_class_is_not_a_classification(tmp_path):
+    path = write(tmp_path, "1,5,x", "2,6,x", "3,7,x")
+    assert "only one class ('x')" in raised(path, "kind", None)
+
+
+def test_class_with_one_row_cannot_be_stratified(tmp_path):
+    path = write(tmp_path, "1,5,x", "2,6,x", "3,7,lonely", "4,8,y", "5,9,y")
+    assert "class 'lonely' has 1 row: too few to stratify" in raised(path, "kind", 4)
+
+
+def test_one_hot_class_without_rows(tmp_path):
+    path = write(tmp_path, "1,5,1,0,0", "2,6,0,1,0", "3,7,1,0,0", "4,8,0,1,0", header="a,b,cat,dog,eel")
+    assert "class 'eel' has 0 rows: too few to stratify" in raised(path, ["cat", "dog", "eel"], None)
+
+
+def test_missing_file_and_no_rows(tmp_path):
+    assert "no such file" in raised(tmp_path / "absent.csv", "kind", None)
+    assert "no data rows" in raised(write(tmp_path), "kind", None)
+
+
+# --- stratified split ------------------------------------------------------------------------
+
+
+def test_same_key_same_split_every_time(iris):
+    first = stratified_split(jax.random.key(7), iris.labels, 0.2)
+    for _ in range(3):
+        again = stratified_split(jax.random.key(7), iris.labels, 0.2)
+        assert_array_equal(first[0], again[0])
+        assert_array_equal(first[1], again[1])
+    other = stratified_split(jax.random.key(8), iris.labels, 0.2)
+    assert not np.array_equal(first[1], other[1])
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.33, 0.5])
+def test_splits_are_stratified_partitions_of_fixed_size(wine, fraction):
+    counts = np.bincount(wine.labels)
+    expected_test = np.clip(np.floor(fraction * counts + 0.5), 1, counts - 1)
+    sizes = split_sizes(wine.labels, fraction)
+    for key in keys(5):
+        train, test = (np.asarray(i) for i in stratified_split(key, wine.labels, fraction))
+        assert (len(train), len(test)) == sizes
+        assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(len(wine.labels)))
+        assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)  # ascending row order
+        assert_array_equal(np.bincount(wine.labels[test], minlength=3), expected_test)
+        assert_array_equal(np.bincount(wine.labels[train], minlength=3), counts - expected_test)
+        # Proportions hold within one row per class in both parts.
+        assert np.all(np.abs(np.bincount(wine.labels[test], minlength=3) - fraction * counts) <= 1)
+
+
+def test_article_sizes(iris, wine):
+    assert split_sizes(iris.labels, 0.2) == (120, 30)
+    assert split_sizes(wine.labels, 0.2) == (142, 36)  # 12 + 14 + 10 test rows
+
+
+def test_each_part_keeps_at_least_one_row_per_class():
+    labels = np.repeat([0, 1], [3, 4])
+    assert split_sizes(labels, 0.01) == (5, 2)
+    assert split_sizes(labels, 0.99) == (2, 5)
+
+
+def test_membership_is_uniform_within_classes(iris):
+    test = jax.vmap(lambda k: stratified_split(k, iris.labels, 0.2)[1])(keys(400, seed=3))
+    chosen = np.bincount(np.asarray(test).ravel(), minlength=150)
+    assert_allclose(chosen / 400, 0.2, atol=0.1)  # binomial sd is 0.02
+
+
+def test_class_with_one_row_is_an_error_before_tracing():
+    with pytest.raises(DataError, match=r"^class 'b' has 1 row: too few to stratify$"):
+        stratified_split(jax.random.key(0), np.array([0, 0, 1, 2, 2]), 0.2, class_names=("a", "b", "c"))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5, "0.2"])
+def test_test_fraction_must_be_in_open_unit_interval(iris, fraction):
+    with pytest.raises(ValueError, match="test_fraction must be a number in"):
+        split_sizes(iris.labels, fraction)
+
+
+# --- scaling and noise -----------------------------------------------------------------------
+
+
+def test_minmax_is_fitted_on_the_training_part_only():
+    train = jnp.array([[1.0, 10.0, 3.0], [3.0, 30.0, 3.0], [2.0, 20.0, 3.0]])
+    test = jnp.array([[0.0, 40.0, 5.0]])
+    train_s, test_s = minmax_scale(train, test)
+    assert_array_equal(train_s, [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
+    assert_allclose(test_s, [[-0.5, 1.5, 2.0]])  # outside [0, 1]; constant column divided by 1
+
+
+def test_training_columns_span_exactly_zero_to_one(wine):
+    for split in (make_split(wine, k, noise_key=k, noise=0.05) for k in keys(4)):
+        assert_array_equal(split.x_train.min(axis=0), 0.0)
+        assert_array_equal(split.x_train.max(axis=0), 1.0)
+
+
+def test_split_scales_with_the_training_rows_statistics(wine):
+    key = jax.random.key(5)
+    split = make_split(wine, key, test_fraction=0.25)
+    train_idx, test_idx = (np.asarray(i) for i in stratified_split(key, wine.labels, 0.25))
+    assert_array_equal(split.train_idx, train_idx)
+    assert_array_equal(split.test_idx, test_idx)
+    raw_train, raw_test = wine.x[train_idx], wine.x[test_idx]
+    low, span = raw_train.min(axis=0), np.ptp(raw_train, axis=0)
+    assert_allclose(split.x_train, (raw_train - low) / span, atol=1e-6)
+    assert_allclose(split.x_test, (raw_test - low) / span, rtol=1e-5, atol=1e-6)
+    assert_array_equal(np.argmax(split.y_train, axis=1), wine.labels[train_idx])
+    assert_array_equal(np.argmax(split.y_test, axis=1), wine.labels[test_idx])
+    assert_array_equal(split.y_test.sum(axis=1), 1.0)
+
+
+def test_zero_noise_leaves_features_bit_for_bit():
+    x = jnp.array([[1.5, -0.0, 0.0], [3.25, 7.0, -2.0]])
+    out = add_noise(jax.random.key(0), x, 0.0)
+    assert_array_equal(np.asarray(out).view(np.uint32), np.asarray(x).view(np.uint32))
+    per_column = add_noise(jax.random.key(0), x, jnp.array([0.0, 0.5, 0.0]))
+    assert_array_equal(per_column[:, [0, 2]], x[:, [0, 2]])
+    assert not np.array_equal(per_column[:, 1], x[:, 1])
+
+
+def test_noise_has_the_requested_spread_and_follows_its_key():
+    x = jnp.zeros((200, 50)) + 3.0
+    noisy = add_noise(jax.random.key(1), x, 0.2)
+    delta = np.asarray(noisy - x, dtype=np.float64)
+    assert abs(delta.std() - 0.2) < 0.01 and abs(delta.mean()) < 0.01  # 10 000 draws
+    assert_array_equal(add_noise(jax.random.key(1), x, 0.2), noisy)
+    assert not np.array_equal(add_noise(jax.random.key(2), x, 0.2), noisy)
+
+
+def test_noise_seed_is_its_own_source(iris):
+    split_key = jax.random.key(0)
+    clean = make_split(iris, split_key)
+    assert_array_equal(make_split(iris, split_key, jax.random.key(1), noise=0.0).x_train, clean.x_train)
+    a = make_split(iris, split_key, jax.random.key(1), noise=0.05)
+    b = make_split(iris, split_key, jax.random.key(2), noise=0.05)
+    assert_array_equal(a.test_idx, b.test_idx)  # the same rows: the split does not move with noise
+    assert not np.array_equal(a.x_train, b.x_train)
+    assert_array_equal(make_split(iris, split_key, jax.random.key(1), noise=0.05).x_train, a.x_train)
+
+
+def test_negative_noise_is_refused(iris):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+        make_split(iris, jax.random.key(0), jax.random.key(1), noise=-0.1)
+
+
+# --- one program -----------------------------------------------------------------------------
+
+
+def test_vmapped_splits_compile_once_and_match_single_splits(iris):
+    batched = jax.jit(
+        jax.vmap(lambda s, n, noise: make_split(iris, s, n, test_fraction=0.2, noise=noise), (0, 0, None))
+    )
+    split_a, noise_a, split_b, noise_b = keys(8, 1), keys(8, 2), keys(8, 3), keys(8, 4)
+    noise_1, noise_2 = jnp.asarray(0.05), jnp.asarray(0.1)
+    first = jax.block_until_ready(batched(split_a, noise_a, noise_1))
+    with CompileCounter() as counter:
+        second = jax.block_until_ready(batched(split_b, noise_b, noise_2))
+    assert counter.count == 0 and batched._cache_size() == 1
+    assert first.x_train.shape == second.x_train.shape == (8, 120, 4)
+    assert not np.array_equal(first.test_idx, second.test_idx)
+    for i in (0, 5):
+        single = make_split(iris, split_b[i], noise_b[i], noise=0.1)
+        for name in ("train_idx", "test_idx", "y_train", "y_test"):
+            assert_array_equal(getattr(second, name)[i], getattr(single, name))
+        assert_allclose(second.x_train[i], single.x_train, rtol=1e-6, atol=1e-6)
+        assert_allclose(second.x_test[i], single.x_test, rtol=1e-6, atol=1e-6)
+
+
+def test_compile_counter_sees_a_new_shape(iris):
+    batched = jax.jit(jax.vmap(lambda s: make_split(iris, s)))
+    jax.block_until_ready(batched(keys(8)))
+    with CompileCounter() as counter:
+        jax.block_until_ready(batched(keys(4)))
+    assert counter.count >= 1
+
+
+def test_make_splits_batches(wine):
+    batch = make_splits(wine, keys(3), keys(3, 9), test_fraction=0.2, noise=0.02)
+    assert batch.x_train.shape == (3, 142, 13) and batch.y_test.shape == (3, 36, 3)
+    assert_array_equal(make_splits(wine, keys(3)).test_idx, batch.test_idx)
+
+
+def test_float64_splits(iris, x64):
+    split = make_split(iris, jax.random.key(0), dtype="float64")
+    assert split.x_train.dtype == jnp.float64 and split.y_train.dtype == jnp.float64
+
+
+def test_float64_needs_x64(iris):
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        make_split(iris, jax.random.key(0), dtype="float64")
