@@ -24,24 +24,43 @@ from gophernet_jax.inference import ensemble_report, format_ensemble
 from gophernet_jax.model import Sizes
 from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves
 from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
+from gophernet_jax.splits import load_table, make_split
 from gophernet_jax.statistics import summarize
 from gophernet_jax.store import TrainedRun, save_run
-from gophernet_jax.training import Population, curve_epochs, train_population
+from gophernet_jax.training import Population, RawSplits, curve_epochs, seed_indices, train_population
+from gophernet_jax.variance import format_variance, variance_components
 
 config_module.register()
+
+
+def load_data(settings: Config) -> tuple[Dataset, Dataset, RawSplits | None]:
+    """The training and test sets (of split 0 for a raw table), and the raw table when the
+    population varies its split or noise, which the program then draws seed by seed."""
+    data = settings.data
+    if data.path is None:
+        return *load_split(data.train, data.test, data.labels, padding_row=data.padding_row), None
+    table = load_table(data.path, data.label)
+    raw = RawSplits(table, data.test_fraction, data.split_seed, data.noise_seed, data.noise)
+    options = {"test_fraction": data.test_fraction, "noise": data.noise, "dtype": settings.train.dtype}
+    keys = (jax.random.fold_in(jax.random.key(seed), 0) for seed in (data.split_seed, data.noise_seed))
+    first = jax.jit(lambda split_key, noise_key: make_split(table, split_key, noise_key, **options))(*keys)
+    names = (table.feature_names, table.class_names)
+    train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
+    test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
+    varies = settings.seeds.splits or set(settings.seeds.vary) - {"init"}
+    return train_set, test_set, raw if varies else None
 
 
 def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
     """Loads the data and trains the configured population; returns it with the wall time."""
     jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
-    data = settings.data
-    train_set, test_set = load_split(data.train, data.test, data.labels, padding_row=data.padding_row)
+    train_set, test_set, raw = load_data(settings)
     sizes = Sizes(train_set.x.shape[1], settings.model.hidden, train_set.y.shape[1])
     start = time.perf_counter()
     count, epochs = settings.seeds.count, settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
     with progress.Progress(count * epochs) if show else contextlib.nullcontext():
-        population = _train(settings, train_set, test_set, sizes, show)
+        population = _train(settings, train_set, test_set, raw, sizes, show)
     seconds = time.perf_counter() - start
     # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
     population = population._replace(
@@ -51,7 +70,9 @@ def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
     return population, train_set, test_set, seconds
 
 
-def _train(settings: Config, train_set: Dataset, test_set: Dataset, sizes: Sizes, show: bool) -> Population:
+def _train(
+    settings: Config, train_set: Dataset, test_set: Dataset, raw: RawSplits | None, sizes: Sizes, show: bool
+) -> Population:
     population = train_population(
         settings.seeds.base,
         settings.seeds.count,
@@ -66,6 +87,9 @@ def _train(settings: Config, train_set: Dataset, test_set: Dataset, sizes: Sizes
         chunk_size=settings.train.chunk_size,
         record_every=settings.report.curve_every,
         progress=show,
+        raw=raw,
+        vary=tuple(settings.seeds.vary),
+        grid_splits=settings.seeds.splits,
     )
     return jax.block_until_ready(population)
 
@@ -134,7 +158,12 @@ class CompileCounter:
 def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str, Any]) -> None:
     """Every file of a finished job; summary.json last, as the mark of a complete job."""
     population, train_set, test_set = trained
-    write_csv(results_frame(population, settings.seeds.base), output_dir / "results.csv")
+    results = results_frame(population, settings.seeds.base)
+    if settings.data.path is not None:  # which draw of each source every seed had
+        sources = seed_indices(settings.seeds.count, settings.seeds.vary, settings.seeds.splits)
+        for i, (source, index) in enumerate(sources.items()):
+            results.insert(1 + i, f"{source}_seed", index)
+    write_csv(results, output_dir / "results.csv")
     config = dataclasses.asdict(settings)
     run = TrainedRun(population.params, np.arange(settings.seeds.count), *_names(train_set), config)
     save_run(output_dir, run)
@@ -158,13 +187,21 @@ def job(settings: Config, output_dir: Path) -> None:
     with CompileCounter() as compiles:
         population, train_set, test_set, seconds = run(settings)
         summary = summary_of(population, train_set, test_set, seconds, settings)
-        summary["ensemble"] = ensemble_report(population.params, test_set.x, test_set.y)
+        if settings.seeds.splits or set(settings.seeds.vary) & {"split", "noise"}:
+            summary["ensemble"] = None  # the seeds were tested on different rows
+        else:
+            summary["ensemble"] = ensemble_report(population.params, test_set.x, test_set.y)
+        if settings.seeds.splits:
+            grid = np.asarray(population.test_accuracy).reshape(settings.seeds.splits, -1)
+            summary["variance"] = variance_components(grid)
     summary |= {"compilations": compiles.count, "compile_seconds": compiles.seconds}
     summary["config_hash"] = config_hash(settings)
     write_outputs(settings, output_dir, (population, train_set, test_set), summary)
     print(report(population, summary, settings.seeds.base))
-    if settings.seeds.count > 1:
+    if settings.seeds.count > 1 and summary["ensemble"] is not None:
         print(format_ensemble(summary["ensemble"]))
+    if "variance" in summary:
+        print(format_variance(summary["variance"]))
     print(f"results in {output_dir}")
 
 

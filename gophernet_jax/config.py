@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gophernet_jax.dataset import ARTICLE_LABELS
-from gophernet_jax.training import OPTIMIZERS, RULES
+from gophernet_jax.training import OPTIMIZERS, RULES, SOURCES
 
 _HERE = Path(__file__).resolve().parent
 
@@ -66,10 +66,24 @@ def _bool(key: str, value: Any) -> bool:
 class SeedsConfig:
     count: Any = 1  # int >= 1: seeds trained together
     base: Any = 0  # int in [0, 2**32 - 1]: seed i is fold_in(key(base), i)
+    vary: Any = field(default_factory=lambda: ["init"])  # sources that follow the seed: init, split, noise
+    splits: Any = 0  # int >= 0: > 0 makes a crossed grid of `splits` splits × count/splits inits
 
     def __post_init__(self) -> None:
         self.count = _int("seeds.count", self.count, 1)
         self.base = _int("seeds.base", self.base, 0, 2**32 - 1)
+        vary = list(self.vary) if isinstance(self.vary, (list, tuple)) else [self.vary]
+        if not vary or any(v not in SOURCES for v in vary) or len(set(vary)) < len(vary):
+            raise ConfigError(
+                f"config key seeds.vary: expected a list of {', '.join(SOURCES)}, got {self.vary!r}"
+            )
+        self.vary = vary
+        self.splits = _int("seeds.splits", self.splits, 0)
+        if self.splits and (self.splits < 2 or self.count % self.splits or self.count // self.splits < 2):
+            raise ConfigError(
+                f"config key seeds.splits: a grid needs >= 2 splits dividing seeds.count ({self.count}) "
+                f"into >= 2 initialisations each, got {self.splits}"
+            )
 
 
 @dataclass
@@ -109,12 +123,22 @@ class OptimizerConfig:
 
 @dataclass
 class DataConfig:
+    # The article's pre-split files (the default):
     train: Any = str(DATA_DIR / "train.csv")
     test: Any = str(DATA_DIR / "test.csv")
     labels: Any = field(default_factory=lambda: list(ARTICLE_LABELS))
     padding_row: Any = False  # true: the reference loader's extra all-zero row
+    # Or a raw table, split by the run (data=iris, data=wine, or data.path + data.label):
+    path: Any = None  # a CSV of features and a label
+    label: Any = None  # its class column, or a list of its one-hot columns
+    test_fraction: Any = 0.2  # share of each class held out, in (0, 1)
+    split_seed: Any = 0  # split s is fold_in(key(split_seed), s)
+    noise: Any = 0.0  # Gaussian feature noise, in units of each column's range (>= 0)
+    noise_seed: Any = 0  # noise draw n is fold_in(key(noise_seed), n)
 
     def __post_init__(self) -> None:
+        if self.path is not None:
+            self._check_raw()
         for key in ("train", "test"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ConfigError(f"config key data.{key}: expected a file path, got {getattr(self, key)!r}")
@@ -123,6 +147,35 @@ class DataConfig:
             raise ConfigError(f"config key data.labels: expected a list of column names, got {self.labels!r}")
         self.labels = labels
         self.padding_row = _bool("data.padding_row", self.padding_row)
+
+    def _check_raw(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"config key data.path: expected a file path, got {self.path!r}")
+        label = list(self.label) if isinstance(self.label, (list, tuple)) else self.label
+        if not label or not all(
+            isinstance(x, str) and x for x in (label if isinstance(label, list) else [label])
+        ):
+            raise ConfigError(
+                f"config key data.label: name the class column (or one-hot columns), got {self.label!r}"
+            )
+        self.label = label
+        fraction = self.test_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ConfigError(f"config key data.test_fraction: expected a number in (0, 1), got {fraction!r}")
+        self.test_fraction = float(fraction)
+        self.split_seed = _int("data.split_seed", self.split_seed, 0, 2**32 - 1)
+        self.noise_seed = _int("data.noise_seed", self.noise_seed, 0, 2**32 - 1)
+        noise = self.noise
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, (int, float))
+            or not math.isfinite(noise)
+            or noise < 0
+        ):
+            raise ConfigError(f"config key data.noise: expected a number >= 0, got {noise!r}")
+        self.noise = float(noise)
+        if self.padding_row:
+            raise ConfigError("config key data.padding_row: applies to the article's files, not to data.path")
 
 
 @dataclass
@@ -164,6 +217,14 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def __post_init__(self) -> None:
+        varies = self.seeds.splits or set(self.seeds.vary) - {"init"}
+        if varies and self.data.path is None:
+            raise ConfigError(
+                "config key seeds.vary: varying the split or noise needs a raw table "
+                "(data=iris, data=wine, or data.path and data.label)"
+            )
+
 
 def job_dir_name(override_dirname: str) -> str:
     """A job's folder name from its overrides: the same overrides, the same folder.
@@ -179,6 +240,7 @@ def register() -> None:
     `${job_dir:...}` available to `hydra.sweep.subdir`."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     OmegaConf.register_new_resolver("job_dir", job_dir_name, replace=True)
+    OmegaConf.register_new_resolver("shipped_data", lambda name: str(DATA_DIR / name), replace=True)
 
 
 def validate(cfg: DictConfig) -> Config:

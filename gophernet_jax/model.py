@@ -114,23 +114,36 @@ def seeds_first(params: Params) -> Params:
     return Params(*(jnp.moveaxis(a, -1, 0) for a in params))
 
 
+def _per_seed(a: jax.Array, seeds: int) -> jax.Array:
+    # Data shared by every seed is (samples, columns); data of its own per seed (a split
+    # per seed) is (samples, columns, seeds). Both broadcast against (samples, columns, seeds).
+    return a if a.ndim == 3 else a[:, :, None]
+
+
 def population_hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Every seed's forward pass: hidden (samples, hidden, seeds), outputs (samples, classes, seeds)."""
+    """Every seed's forward pass: hidden (samples, hidden, seeds), outputs (samples, classes, seeds).
+
+    `x` is (samples, features), shared by every seed, or (samples, features, seeds).
+    """
     features, hidden_units, seeds = params.w_hidden.shape
-    flat = x @ params.w_hidden.reshape(features, hidden_units * seeds)  # one product for all seeds
-    hidden = jax.nn.sigmoid(flat.reshape(x.shape[0], hidden_units, seeds) + params.b_hidden)
+    if x.ndim == 2:  # one matrix product for all seeds
+        pre = (x @ params.w_hidden.reshape(features, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+    else:  # Σ_k x[n, k, s] · w_hidden[k, j, s], unrolled over the few features
+        pre = sum(x[:, k, None, :] * params.w_hidden[k] for k in range(features))
+    hidden = jax.nn.sigmoid(pre + params.b_hidden)
     # Σ_j hidden[n, j, s] · w_out[j, c, s], unrolled over the few hidden units.
     mixed = sum(hidden[:, j, None, :] * params.w_out[j] for j in range(hidden_units))
     return hidden, jax.nn.sigmoid(mixed + params.b_out)
 
 
 def population_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Every seed's `loss`, shape (seeds,)."""
+    """Every seed's `loss`, shape (seeds,); `y` is (samples, classes) or (samples, classes, seeds)."""
     outputs = population_hidden_and_output(params, x)[1]
-    return 0.5 * jnp.sum((y[:, :, None] - outputs) ** 2, axis=(0, 1))
+    return 0.5 * jnp.sum((_per_seed(y, outputs.shape[-1]) - outputs) ** 2, axis=(0, 1))
 
 
 def population_accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     """Every seed's `accuracy`, shape (seeds,)."""
     outputs = jnp.moveaxis(population_hidden_and_output(params, x)[1], -1, 0)
+    y = y if y.ndim == 2 else jnp.moveaxis(y, -1, 0)
     return jnp.mean(correct(outputs, y), axis=-1, dtype=outputs.dtype)

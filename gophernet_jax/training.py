@@ -4,7 +4,8 @@ A *rule* turns (params, x, y) into an update direction shaped like a gradient; a
 optimizer turns the direction into the step. `article` + `sgd` is the reference program.
 """
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from gophernet_jax.model import (
     seeds_last,
 )
 from gophernet_jax.progress import report as progress_report
+from gophernet_jax.splits import Table, make_split
 
 Rule = Callable[[Params, jax.Array, jax.Array], Params]
 
@@ -78,12 +80,15 @@ def population_article_direction(params: Params, x: jax.Array, y: jax.Array) -> 
     """`article_direction` of every seed of a seeds-last population at once."""
     hidden, out = population_hidden_and_output(params, x)
     samples, hidden_units, seeds = hidden.shape
-    d_out = (y[:, :, None] - out) * _article_slope(out)
+    d_out = ((y if y.ndim == 3 else y[:, :, None]) - out) * _article_slope(out)
     # d_out @ w_out.T and hidden.T @ d_out, seed by seed, unrolled over the hidden units.
     back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(hidden_units)], axis=1)
     d_hidden = back * _article_slope(hidden)
     w_out = jnp.stack([jnp.sum(hidden[:, j, None, :] * d_out, axis=0) for j in range(hidden_units)])
-    w_hidden = (x.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+    if x.ndim == 2:  # x.T @ d_hidden for all seeds in one product
+        w_hidden = (x.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+    else:
+        w_hidden = jnp.sum(x[:, :, None, :] * d_hidden[:, None, :, :], axis=0)
     return Params(-w_hidden, -jnp.sum(d_hidden, axis=0), -w_out, -jnp.sum(d_out, axis=0))
 
 
@@ -230,9 +235,89 @@ def chunking(count: int, chunk_size: int) -> tuple[int, int]:
     return chunks, -(-count // chunks)
 
 
-def _train_chunk(keys, learning_rate, data, *, sizes, dtype, epochs, rule, optimizer, record_every, progress):
+SOURCES = ("init", "split", "noise")
+
+
+class RawSplits(NamedTuple):
+    """Training on a raw table, split inside the program (see `splits.make_split`).
+
+    Split s of a population uses key `fold_in(key(split_seed), s)`, noise n uses
+    `fold_in(key(noise_seed), n)`; which s and n each seed gets is `seed_indices`'s.
+    """
+
+    table: Table
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    noise_seed: int = 0
+    noise: float = 0.0
+
+
+def seed_indices(count: int, vary: Sequence[str] = ("init",), grid_splits: int = 0) -> dict[str, np.ndarray]:
+    """Per seed i, the index of its initialisation, split and noise draws.
+
+    A source named in `vary` follows i; the others stay at 0 (one draw for all seeds).
+    With `grid_splits` S > 0 the population is a crossed grid of S splits by count/S
+    initialisations: seed i has split i // (count/S) and initialisation i % (count/S).
+    """
+    i = np.arange(count)
+    if grid_splits:
+        inits = count // grid_splits
+        return {"init": i % inits, "split": i // inits, "noise": np.zeros_like(i)}
+    return {source: i if source in vary else np.zeros_like(i) for source in SOURCES}
+
+
+class _Constant:
+    """Host data as a static argument of `jit`: hashed and compared by content, so the
+    same table reuses the compiled program and becomes a constant inside it."""
+
+    def __init__(self, table: Table, test_fraction: float) -> None:
+        self.table, self.test_fraction = table, test_fraction
+        parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
+        self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
+        self._digest.update(repr(test_fraction).encode())
+
+    def __hash__(self) -> int:
+        return hash(self._digest.hexdigest())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Constant) and self._digest.hexdigest() == other._digest.hexdigest()
+
+
+def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
+    """The chunk's training and test data: shared by all seeds, or a split per seed."""
+    if raw is None:
+        return data
+    split_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(sources["split"]), indices[1])
+    noise_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(sources["noise"]), indices[2])
+
+    def one(split_key, noise_key):
+        fraction, scale = raw.test_fraction, sources["scale"]
+        return make_split(raw.table, split_key, noise_key, test_fraction=fraction, noise=scale, dtype=dtype)[
+            :4
+        ]
+
+    return tuple(jnp.moveaxis(a, 0, -1) for a in jax.vmap(one)(split_keys, noise_keys))  # seeds last
+
+
+def _train_chunk(
+    indices,
+    base,
+    learning_rate,
+    data,
+    sources,
+    *,
+    raw,
+    sizes,
+    dtype,
+    epochs,
+    rule,
+    optimizer,
+    record_every,
+    progress,
+):
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
-    x, y, x_test, y_test = data
+    x, y, x_test, y_test = _chunk_data(indices, data, sources, raw, dtype)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(base), indices[0])
     params = seeds_last(jax.vmap(init_params, in_axes=(0, None, None))(keys, sizes, dtype))
     direction = _rule(rule, POPULATION_RULES)
 
@@ -263,6 +348,12 @@ def _train_chunk(keys, learning_rate, data, *, sizes, dtype, epochs, rule, optim
     )
 
 
+def layout(count: int, chunk_size: int, devices: int) -> tuple[int, int]:
+    """(chunks, seeds per chunk) of a population: whole chunks per device, one chunk shape."""
+    chunks, per_chunk = chunking(count, chunk_size)
+    return -(-chunks // devices) * devices, per_chunk
+
+
 @partial(
     jax.jit,
     static_argnames=(
@@ -276,12 +367,15 @@ def _train_chunk(keys, learning_rate, data, *, sizes, dtype, epochs, rule, optim
         "record_every",
         "progress",
         "devices",
+        "raw",
     ),
 )
 def _train_population(
     base,
     learning_rate,
     data,
+    indices=None,
+    sources=None,
     *,
     count,
     sizes,
@@ -293,13 +387,17 @@ def _train_population(
     record_every,
     progress,
     devices,
+    raw=None,
 ) -> Population:
-    chunks, per_chunk = chunking(count, chunk_size)
-    chunks = -(-chunks // devices) * devices  # whole chunks per device: every chunk has one shape
-    data = tuple(jnp.asarray(a, dtype) for a in data)
-    keys = seed_keys(base, chunks * per_chunk).reshape(chunks, per_chunk)
+    chunks, per_chunk = layout(count, chunk_size, devices)
+    if indices is None:  # seed i is initialisation i; one split, one noise draw
+        seeds = jnp.arange(chunks * per_chunk)
+        indices = jnp.stack([seeds, jnp.zeros_like(seeds), jnp.zeros_like(seeds)])
+    indices = jnp.moveaxis(indices.reshape(3, chunks, per_chunk), 1, 0)  # (chunks, 3, per_chunk)
+    data = None if data is None else tuple(jnp.asarray(a, dtype) for a in data)
     one = partial(
         _train_chunk,
+        raw=raw,
         sizes=sizes,
         dtype=dtype,
         epochs=epochs,
@@ -309,16 +407,16 @@ def _train_population(
         progress=progress,
     )
 
-    def run(keys, learning_rate, data):
+    def run(indices, base, learning_rate, data, sources):
         # lax.map runs the chunks one after another: memory is bounded by one chunk.
-        return jax.lax.map(partial(one, learning_rate=learning_rate, data=data), keys)
+        return jax.lax.map(lambda i: one(i, base, learning_rate, data, sources), indices)
 
     if devices > 1:  # each local device trains its share of the chunks
         mesh = jax.make_mesh((devices,), ("seeds",))
-        seeds, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
-        run = jax.shard_map(run, mesh=mesh, in_specs=(seeds, shared, shared), out_specs=seeds)
-        keys = jax.reshard(keys, jax.sharding.NamedSharding(mesh, seeds))
-    population = run(keys, learning_rate, data)
+        split, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
+        run = jax.shard_map(run, mesh=mesh, in_specs=(split,) + (shared,) * 4, out_specs=split)
+        indices = jax.reshard(indices, jax.sharding.NamedSharding(mesh, split))
+    population = run(indices, base, learning_rate, data, sources)
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
@@ -337,6 +435,9 @@ def train_population(
     chunk_size: int = 500,
     record_every: int = 0,
     progress: bool = False,
+    raw: RawSplits | None = None,
+    vary: Sequence[str] = ("init",),
+    grid_splits: int = 0,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
@@ -354,6 +455,10 @@ def train_population(
     With `progress`, the program reports each block of epochs to the active
     `gophernet_jax.progress.Progress` (the CLI draws it on a terminal).
 
+    With `raw`, `train_xy` and `test_xy` are ignored: every seed is trained and tested on
+    a split of `raw.table` made inside the program, with the initialisation, split and
+    noise draws `seed_indices(count, vary, grid_splits)` gives it.
+
     A seed whose loss or parameters go non-finite is flagged in `diverged`; it never
     stops the others.
 
@@ -363,10 +468,28 @@ def train_population(
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
     _rule(rule, RULES), make_optimizer(optimizer, 0.0)  # fail early, before tracing
+    devices = jax.local_device_count()
+    indices, sources, constant = None, None, None
+    data = None if raw is not None else (*train_xy, *test_xy)
+    if raw is not None:
+        chunks, per_chunk = layout(count, chunk_size, devices)
+        wanted = seed_indices(count, vary, grid_splits)
+        # Padding seeds (dropped at the end) repeat the first seeds' draws.
+        padded = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
+        indices = jnp.asarray(padded, jnp.uint32)
+        seeds = {"split": raw.split_seed, "noise": raw.noise_seed}
+        sources = {k: jnp.asarray(v, jnp.uint32) for k, v in seeds.items()}
+        sources["scale"] = jnp.asarray(raw.noise, dtype)
+        constant, data = _Constant(raw.table, raw.test_fraction), None
+    elif tuple(vary) != ("init",) or grid_splits:
+        raise ValueError("varying the split or the noise needs a raw table (raw=RawSplits(...))")
     return _train_population(
         jnp.asarray(base, jnp.uint32),
         jnp.asarray(learning_rate, dtype),
-        (*train_xy, *test_xy),
+        data,
+        indices,
+        sources,
+        raw=constant,
         count=count,
         sizes=Sizes(*sizes),
         dtype=jnp.dtype(dtype).name,
@@ -376,5 +499,5 @@ def train_population(
         chunk_size=chunk_size,
         record_every=record_every,
         progress=progress,
-        devices=jax.local_device_count(),
+        devices=devices,
     )

@@ -1,0 +1,125 @@
+"""Raw tables through the CLI and the API: iris and wine, seed sources, the variance grid."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from gophernet_jax import Sizes, train_population
+from gophernet_jax.config import DATA_DIR
+from gophernet_jax.splits import load_table, make_split
+from gophernet_jax.store import load_run
+from gophernet_jax.training import RawSplits, seed_indices
+
+
+def cli(tmp_path, *args, folder="run"):
+    command = [sys.executable, "-m", "gophernet_jax", *args, f"hydra.run.dir={tmp_path / folder}"]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
+    done = cli(tmp_path, "data=wine", "seeds.count=12", "train.epochs=200")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("test accuracy over 12 seeds (36 test rows each)")
+    run = load_run(tmp_path / "run")
+    assert run.params.w_hidden.shape == (12, 13, 3) and run.params.w_out.shape == (12, 3, 3)
+    assert run.class_names == ("class_0", "class_1", "class_2")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["train_rows"] == 142 and summary["test_rows"] == 36
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert list(results.columns[:4]) == ["seed", "init_seed", "split_seed", "noise_seed"]
+    assert (results["split_seed"] == 0).all() and list(results["init_seed"]) == list(range(12))
+
+
+def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
+    done = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300")
+    assert done.returncode == 0, done.stderr
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert list(results["split_seed"]) == list(range(8)) and (results["init_seed"] == 0).all()
+    assert results["test_accuracy"].nunique() > 1  # the splits differ, so do the scores
+    again = cli(
+        tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300", folder="again"
+    )
+    assert again.returncode == 0
+    pd.testing.assert_frame_equal(results, pd.read_csv(tmp_path / "again" / "results.csv"))
+    other = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300",
+                "data.split_seed=1", folder="other")  # fmt: skip
+    assert other.returncode == 0
+    assert not pd.read_csv(tmp_path / "other" / "results.csv")["final_loss"].equals(results["final_loss"])
+
+
+def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
+    done = cli(tmp_path, "+sweep=variance", "seeds.count=40", "seeds.splits=4", "train.epochs=300")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    variance = summary["variance"]
+    assert (variance["splits"], variance["inits"]) == (4, 10)
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert list(results["split_seed"][:12]) == [0] * 10 + [1] * 2
+    grid = results["test_accuracy"].to_numpy().reshape(4, 10)
+    parts = [variance["sources"][s]["variance"] for s in ("split", "init", "interaction")]
+    assert sum(parts) == pytest.approx(np.var(grid, ddof=1), rel=1e-9)
+    assert variance["sentence"] in done.stdout and variance["dominant"] in variance["sentence"]
+    assert summary["ensemble"] is None  # seeds were tested on different rows
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["seeds.vary=[split]"], "seeds.vary"),
+        (["data=iris", "seeds.vary=[nope]"], "seeds.vary"),
+        (["data=iris", "seeds.count=10", "seeds.splits=3"], "seeds.splits"),
+        (["data=iris", "data.test_fraction=1.5"], "data.test_fraction"),
+        (["data=iris", "data.noise=-1"], "data.noise"),
+        (["data=iris", "data.label=petal"], "'petal'"),
+        (["data.path=missing.csv", "data.label=x"], "missing.csv"),
+    ],
+)
+def test_bad_raw_data_settings_fail_in_one_line(tmp_path, args, key):
+    done = cli(tmp_path, *args, "train.epochs=5")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in done.stderr
+
+
+def test_any_csv_with_one_hot_labels(tmp_path):
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    frame = pd.DataFrame(table.x, columns=table.feature_names)
+    for i, name in enumerate(table.class_names):
+        frame[f"is_{name}"] = (table.labels == i).astype(int)
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    labels = "[" + ",".join(f"is_{n}" for n in table.class_names) + "]"
+    done = cli(tmp_path, "data.path=mine.csv", f"data.label={labels}", "seeds.count=4", "train.epochs=50")
+    assert done.returncode == 0, done.stderr
+    assert load_run(tmp_path / "run").class_names == tuple(f"is_{n}" for n in table.class_names)
+
+
+def test_seed_indices_follow_the_named_sources():
+    assert_array_equal(seed_indices(4)["init"], [0, 1, 2, 3])
+    assert_array_equal(seed_indices(4)["split"], [0, 0, 0, 0])
+    both = seed_indices(4, ("init", "split"))
+    assert_array_equal(both["init"], both["split"])
+    grid = seed_indices(6, grid_splits=2)
+    assert_array_equal(grid["split"], [0, 0, 0, 1, 1, 1])
+    assert_array_equal(grid["init"], [0, 1, 2, 0, 1, 2])
+
+
+def test_population_on_its_own_splits_equals_training_on_each_split(x64):
+    """Seed 3 of a split-varying population is seed 3 trained on split 3, to rounding."""
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    keys = jax.random.fold_in(jax.random.key(5), 3), jax.random.fold_in(jax.random.key(0), 0)
+    split = make_split(table, *keys, dtype="float64")
+    raw = RawSplits(table, split_seed=5)
+    kw = dict(epochs=5, learning_rate=0.3, dtype="float64")
+    shared = train_population(0, 4, Sizes(4, 3, 3), split[:2], split[2:4], **kw)
+    own = train_population(0, 4, Sizes(4, 3, 3), None, None, raw=raw, vary=("init", "split"), **kw)
+    for a, b in zip(shared.params, own.params):
+        assert_allclose(a[3], b[3], rtol=1e-12)
+        assert not np.allclose(a[2], b[2])  # seed 2 had another split
+    assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
