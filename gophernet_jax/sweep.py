@@ -91,14 +91,15 @@ def collect(sweep_dir: Path, baseline: str | None = None) -> tuple[pd.DataFrame,
             summary[column] = summary[column].astype("Int64")  # integers, with gaps for failed jobs
     _add_comparison(summary, by_job, baseline)
     hidden = [c for c in summary.columns if c.startswith("_")]
-    extras = {"curves": curves, "accuracies": accuracies, "test_rows": _first(summary, "_test_rows")}
+    extras = {"curves": curves, "accuracies": accuracies, "test_rows": _common(summary, "_test_rows")}
     long = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     return summary.drop(columns=hidden), long, extras
 
 
-def _first(summary: pd.DataFrame, column: str):
-    values = summary[column].dropna() if column in summary else []
-    return int(values.iloc[0]) if len(values) else None
+def _common(summary: pd.DataFrame, column: str) -> int | None:
+    """The value every finished job shares in `column`, or None if they differ."""
+    values = set(summary[column].dropna()) if column in summary else set()
+    return int(values.pop()) if len(values) == 1 else None
 
 
 COMPARISON_COLUMNS = ["baseline", "paired", "difference", "difference_ci95_low", "difference_ci95_high"]
