@@ -22,7 +22,7 @@ from gophernet_jax.config import CONF_DIR, Config, ConfigError, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.inference import ensemble_report, format_ensemble
 from gophernet_jax.model import Sizes
-from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves
+from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves, plot_variance
 from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
 from gophernet_jax.splits import load_table, make_split
 from gophernet_jax.statistics import summarize
@@ -174,6 +174,9 @@ def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str
         curves = curve_quantiles(epochs, population.curves.loss, population.curves.test_accuracy)
         write_csv(curves, output_dir / "curves.csv")
         plot_curves({label: curves}, output_dir / "curves.png")
+    if "variance" in summary:
+        grid = np.asarray(population.test_accuracy).reshape(settings.seeds.splits, -1)
+        plot_variance(grid, summary["variance"], output_dir / "variance.png")
     (output_dir / "error.json").unlink(missing_ok=True)
     write_json(summary, output_dir / "summary.json")
 

@@ -67,3 +67,28 @@ def curve_quantiles(epochs: np.ndarray, loss: np.ndarray, test_accuracy: np.ndar
         q05, median, q95 = np.nanquantile(np.asarray(values, dtype=float), [0.05, 0.5, 0.95], axis=0)
         columns |= {f"{name}_q05": q05, f"{name}_median": median, f"{name}_q95": q95}
     return pd.DataFrame(columns)
+
+
+def plot_variance(grid: np.ndarray, report: dict, path: Path) -> None:
+    """`variance.png`: the splits × initialisations accuracy grid, and each source's share
+    of its variance with the bootstrap 95% interval (see `variance.variance_components`)."""
+    fig, (ax_grid, ax_share) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    image = ax_grid.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax_grid.set(xlabel="initialisation (init_seed)", ylabel="split (split_seed)", title="test accuracy")
+    fig.colorbar(image, ax=ax_grid)
+    sources = [s for s in report["sources"] if report["sources"][s]["share"] is not None]
+    shares = np.array([report["sources"][s]["share"] for s in sources])
+    low, high = np.array([report["sources"][s]["share_ci95"] for s in sources]).T
+    ax_share.bar(
+        sources,
+        shares,
+        yerr=[shares - low, high - shares],
+        capsize=6,
+        color=["C1", "C0", "C2"][: len(sources)],
+    )
+    ax_share.set(
+        ylim=(0, 1), ylabel="share of the grid's accuracy variance", title="where the spread comes from"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -6,6 +6,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,6 +68,8 @@ def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     assert sum(parts) == pytest.approx(np.var(grid, ddof=1), rel=1e-9)
     assert variance["sentence"] in done.stdout and variance["dominant"] in variance["sentence"]
     assert summary["ensemble"] is None  # seeds were tested on different rows
+    image = matplotlib.image.imread(tmp_path / "run" / "variance.png")
+    assert image.ndim == 3 and image.std() > 0.01
 
 
 @pytest.mark.parametrize(
