@@ -139,22 +139,6 @@ def finished_earlier(output_dir: Path, digest: str) -> bool:
     return summary.is_file() and json.loads(summary.read_text()).get("config_hash") == digest
 
 
-class CompileCounter:
-    """Counts XLA compilations (and their seconds) while in scope, through jax.monitoring."""
-
-    def __enter__(self) -> "CompileCounter":
-        self.count, self.seconds = 0, 0.0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count, self.seconds = self.count + 1, self.seconds + duration
-
-    def __exit__(self, *exc: object) -> None:
-        jax.monitoring.unregister_event_duration_listener(self._listen)
-
-
 def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str, Any]) -> None:
     """Every file of a finished job; summary.json last, as the mark of a complete job."""
     population, train_set, test_set = trained
@@ -187,7 +171,7 @@ def _names(dataset: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def job(settings: Config, output_dir: Path) -> None:
     """One run: train, score, write every file, print the report."""
-    with CompileCounter() as compiles:
+    with runtime.CompileCounter() as compiles:
         population, train_set, test_set, seconds = run(settings)
         summary = summary_of(population, train_set, test_set, seconds, settings)
         if settings.seeds.splits or set(settings.seeds.vary) & {"split", "noise"}:

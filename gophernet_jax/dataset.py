@@ -60,6 +60,34 @@ def _parse_cell(path: Path, line: int, column: str, text: str) -> float:
     return value
 
 
+def _numbers(path: Path, header: list[str], records, columns: Sequence[int] | None = None) -> np.ndarray:
+    """The cells in `columns` (all by default) of every record, as numbers (rows × columns).
+
+    Each record must have the header's field count; the first bad record or cell raises a
+    `DataError` naming its line and column.
+    """
+    names = [h.strip() for h in header]
+    columns = range(len(header)) if columns is None else columns
+    values = np.empty((len(records), len(columns)))
+    for r, (line, row) in enumerate(records):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
+            )
+        values[r] = [_parse_cell(path, line, names[c], row[c]) for c in columns]
+    return values
+
+
+def _check_one_hot(
+    path: Path, records, y: np.ndarray, label_idx: Sequence[int], labels: Sequence[str]
+) -> None:
+    not_one_hot = ~(np.isin(y, (0.0, 1.0)).all(axis=1) & (y.sum(axis=1) == 1.0))
+    if not_one_hot.any():
+        line, row = records[int(np.argmax(not_one_hot))]
+        shown = ",".join(row[i].strip() for i in label_idx)
+        raise DataError(f"{path}:{line}: labels ({', '.join(labels)}) are not one-hot: {shown}")
+
+
 def _split_header(path: Path, header: list[str], labels: Sequence[str]) -> tuple[list[int], list[int]]:
     names = [h.strip() for h in header]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -103,17 +131,8 @@ def load_dataset(
     if not records:
         raise DataError(f"{path}: no data rows after the header")
     names = [h.strip() for h in header]
-    values = np.empty((len(records), len(header)))
-    for r, (line, row) in enumerate(records):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
-            )
-        values[r] = [_parse_cell(path, line, names[c], text) for c, text in enumerate(row)]
-        one_hot = values[r, label_idx]
-        if not (np.isin(one_hot, (0.0, 1.0)).all() and one_hot.sum() == 1.0):
-            shown = ",".join(row[i].strip() for i in label_idx)
-            raise DataError(f"{path}:{line}: labels ({', '.join(labels)}) are not one-hot: {shown}")
+    values = _numbers(path, header, records)
+    _check_one_hot(path, records, values[:, label_idx], label_idx, labels)
     x, y = values[:, feature_idx], values[:, label_idx]
     if padding_row:
         x, y = np.vstack([x, np.zeros((1, x.shape[1]))]), np.vstack([y, np.zeros((1, y.shape[1]))])
@@ -171,21 +190,11 @@ def load_features(
         raise DataError(f"{path}:1: label column {absent!r} not in header: give every class column or none")
     if not records:
         raise DataError(f"{path}: no data rows after the header")
-    values = np.empty((len(records), len(header)))
-    for r, (line, row) in enumerate(records):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
-            )
-        values[r] = [_parse_cell(path, line, names[c], text) for c, text in enumerate(row)]
+    values = _numbers(path, header, records)
     x = values[:, [names.index(n) for n in feature_names]]
     if not labels:
         return x, None
     label_idx = [names.index(n) for n in class_names]
     y = values[:, label_idx]
-    not_one_hot = ~(np.isin(y, (0.0, 1.0)).all(axis=1) & (y.sum(axis=1) == 1.0))
-    if not_one_hot.any():
-        line, row = records[int(np.argmax(not_one_hot))]
-        shown = ",".join(row[i].strip() for i in label_idx)
-        raise DataError(f"{path}:{line}: labels ({', '.join(class_names)}) are not one-hot: {shown}")
+    _check_one_hot(path, records, y, label_idx, class_names)
     return x, y

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from typing import Any
 
 import jax
 import jaxlib
@@ -50,3 +51,19 @@ def configure_on_import() -> None:
     """The package's default: YNN fusion off, unless XLA_FLAGS already says something about it."""
     if "ynn_fusion" not in os.environ.get("XLA_FLAGS", ""):
         configure(ynn_fusion=False)
+
+
+class CompileCounter:
+    """Counts XLA compilations (and their seconds) while in scope, through jax.monitoring."""
+
+    def __enter__(self) -> "CompileCounter":
+        self.count, self.seconds = 0, 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count, self.seconds = self.count + 1, self.seconds + duration
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.dataset import DataError, _parse_cell, _read_rows, _split_header
+from gophernet_jax.dataset import DataError, _numbers, _parse_cell, _read_rows, _split_header
 
 #: Shipped raw tables, by name: (file in `gophernet_jax.config.DATA_DIR`, label column).
 RAW_TABLES = {"iris": ("iris.csv", "species"), "wine": ("wine.csv", "class")}
@@ -139,13 +139,7 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
         raise DataError(f"{path}: no data rows after the header")
     names = tuple(h.strip() for h in header)
     features = tuple(names[i] for i in feature_idx)
-    x = np.empty((len(records), len(feature_idx)))
-    for r, (line, row) in enumerate(records):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
-            )
-        x[r] = [_parse_cell(path, line, names[i], row[i]) for i in feature_idx]
+    x = _numbers(path, header, records, feature_idx)
     if len(columns) == 1:
         cells = [(line, row[label_idx[0]].strip()) for line, row in records]
         labels, classes = _class_column(path, columns[0], cells)

@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import DataError
+from gophernet_jax.runtime import CompileCounter
 from gophernet_jax.splits import (
     RAW_TABLES,
     Table,
@@ -25,24 +26,6 @@ from gophernet_jax.splits import (
 
 HEADER = "a,b,kind"
 ROWS = ("1,5,x", "2,6,x", "3,7,y", "4,8,y")
-
-
-class CompileCounter:
-    """Counts XLA compilations through jax.monitoring while in scope."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __enter__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event, duration, **kwargs):
-        if event == self.EVENT:
-            self.count += 1
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 @pytest.fixture(scope="module")

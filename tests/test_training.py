@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import rel_err
 from gophernet_jax import Sizes, forward, init_params, seed_keys, train, train_population
+from gophernet_jax.runtime import CompileCounter
 from gophernet_jax.training import article_direction, autodiff_direction
 
 ARTICLE = Sizes(4, 3, 3)
@@ -141,24 +142,6 @@ def test_initial_weights_of_a_prefix_are_bitwise_equal():
 def test_different_base_seeds_give_different_populations(article_data):
     a, b = _population(article_data, 8, base=0), _population(article_data, 8, base=1)
     assert not np.allclose(a.final_loss, b.final_loss)
-
-
-class CompileCounter:
-    """Counts XLA compilations through jax.monitoring while in scope."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __enter__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def _listen(self, event, duration, **kwargs):
-        if event == self.EVENT:
-            self.count += 1
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 def test_learning_rate_and_base_seed_do_not_recompile(article_data):
