@@ -22,9 +22,6 @@ import numpy as np
 
 from gophernet_jax.dataset import DataError, _numbers, _parse_cell, _read_rows, _split_header
 
-#: Shipped raw tables, by name: (file in `gophernet_jax.config.DATA_DIR`, label column).
-RAW_TABLES = {"iris": ("iris.csv", "species"), "wine": ("wine.csv", "class")}
-
 
 class Table(NamedTuple):
     """A raw table: features `x` (n, features) float64, `labels` (n,) class indices."""

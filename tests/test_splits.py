@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from omegaconf import OmegaConf
 
-from gophernet_jax.config import DATA_DIR
+from gophernet_jax.config import CONF_DIR, DATA_DIR
 from gophernet_jax.dataset import DataError
 from gophernet_jax.runtime import CompileCounter
 from gophernet_jax.splits import (
-    RAW_TABLES,
     Table,
     add_noise,
     load_table,
@@ -78,10 +78,11 @@ def test_wine_table(wine):
     assert "class" not in wine.feature_names
 
 
-@pytest.mark.parametrize("name", sorted(RAW_TABLES))
-def test_raw_tables_name_shipped_files(name):
-    file, label = RAW_TABLES[name]
-    table = load_table(DATA_DIR / file, label)
+@pytest.mark.parametrize("name", ["iris", "wine"])
+def test_data_options_name_shipped_files(name):
+    option = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / f"{name}.yaml"), resolve=False)
+    file = option["path"].removeprefix("${shipped_data:").removesuffix("}")
+    table = load_table(DATA_DIR / file, option["label"])
     assert len(table.class_names) == 3 and table.x.shape[0] == table.labels.shape[0]
 
 
