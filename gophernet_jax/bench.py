@@ -4,12 +4,14 @@ beside a NumPy baseline (all seeds batched in one array) run in the same process
     python -m gophernet_jax.bench                       # S = 1, 100, 1000, 10000 at 5000 epochs
     python -m gophernet_jax.bench --seeds 1000 --epochs 500 --out bench.csv
 
-One seed-epoch is one full-batch step of one network on the 120 training rows.
+One seed-epoch is one full-batch step of one network on the 120 training rows. It first
+times `import gophernet_jax.app` (what the CLI imports) in a fresh process.
 """
 
 import argparse
 import platform
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -73,7 +75,31 @@ def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     return {"compile_s": compile_seconds, "run_s": seconds, "program_mb": program_bytes / 2**20}
 
 
+def import_seconds() -> tuple[float, float]:
+    """(seconds to `import gophernet_jax.app`, seconds of the whole fresh process) in a new
+    interpreter: the start-up cost of the CLI before any compilation."""
+    code = "import time; t = time.perf_counter(); import gophernet_jax.app; print(time.perf_counter() - t)"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1]), time.perf_counter() - start
+
+
+def reset_peak_rss() -> None:
+    """Starts a new peak for `peak_rss_mb` (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the figure stays the process's peak so far
+
+
 def peak_rss_mb() -> float:
+    """Peak resident memory since `reset_peak_rss` (or since the process started)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -94,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.seeds) < 1 or args.epochs < 1:
         parser.error("--seeds and --epochs must be >= 1")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
 
+    imported, process = import_seconds()
+    print(
+        f"import gophernet_jax.app: {imported:.2f} s (fresh interpreter, {process:.2f} s in all)", flush=True
+    )
     start = time.perf_counter()
     runtime.configure(args.ynn_fusion, None)
     train_set, test_set = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
@@ -112,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 "epochs": args.epochs,
                 "chunks": chunking(seeds, args.chunk_size)[0],
             }
+            reset_peak_rss()
             row |= time_jax(seeds, args.epochs, data, rule, args.chunk_size)
             row["jax_seed_epochs_per_s"] = seeds * args.epochs / row["run_s"]
             numpy_seeds = min(seeds, args.numpy_max_seeds)
@@ -119,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 numpy_seeds, args.numpy_epochs, train_set.x, train_set.y, rule
             )
             row["speedup"] = row["jax_seed_epochs_per_s"] / row["numpy_seed_epochs_per_s"]
-            row["peak_rss_mb"] = peak_rss_mb()
+            row["peak_rss_mb"] = peak_rss_mb()  # of this row: JAX and NumPy runs together
+            row["import_s"] = imported
             rows.append(row)
             print(
                 f"{rule:>8} S={seeds:>6}: {row['jax_seed_epochs_per_s']:.3g} seed-epochs/s (compile "

@@ -6,6 +6,9 @@ offer). It predicts two ways: the class of the outputs averaged over seeds, and 
 majority vote of the seeds' own classes. A class is the first column holding the row's
 largest value, and accuracy is counted as `model.correct` counts it: a tie for the
 largest value that includes the true class counts as correct.
+
+The ensemble functions walk the seed axis in blocks (`BLOCK_OUTPUTS`), so a report on a
+million seeds needs a few megabytes beyond the parameters themselves.
 """
 
 from typing import Any, NamedTuple
@@ -50,20 +53,69 @@ def ensemble_outputs(params: Params, x: jax.Array) -> jax.Array:
 
 def finite_seeds(params: Params) -> jax.Array:
     """Per seed: are all its parameters finite? Only these seeds join the ensemble."""
-    flat = jnp.concatenate([p.reshape(p.shape[0], -1) for p in params], axis=1)
-    return jnp.all(jnp.isfinite(flat), axis=1)
+    finite = [jnp.all(jnp.isfinite(p), axis=tuple(range(1, p.ndim))) for p in params]
+    return jnp.logical_and.reduce(jnp.stack(finite), axis=0)
+
+
+#: Seeds × rows whose outputs the ensemble functions hold at once (12 MB for 3 classes in
+#: float32): they walk the seed axis in blocks, so their memory does not grow with the seed count.
+BLOCK_OUTPUTS = 2**20
+
+
+def _whole(a: jax.Array) -> jax.Array:
+    # A population trained on several devices comes back split along the seed axis, with
+    # the split in its type; JAX refuses to slice such an axis at arbitrary seeds, so each
+    # device takes a whole copy first (a no-op for arrays that are not split).
+    sharding = jax.typeof(a).sharding
+    if all(axis is None for axis in sharding.spec):
+        return a
+    return jax.sharding.reshard(a, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec()))
+
+
+def _seed_blocks(params: Params, x: jax.Array, y: jax.Array | None = None) -> dict[str, jax.Array]:
+    """One pass over the seeds in blocks: the outputs summed over finite seeds, the finite
+    seeds voting for each class, their number, and (with labels `y`) every seed's count of
+    rows classified correctly."""
+    params = Params(*map(_whole, params))
+    seeds, rows = params.w_hidden.shape[0], x.shape[0]
+    size = max(1, min(seeds, BLOCK_OUTPUTS // max(rows, 1)))
+    classes = params.b_out.shape[-1]
+    dtype = params.w_hidden.dtype
+
+    def step(i, acc):
+        # The last block is moved back to end at the last seed (every block has one shape);
+        # `member` leaves out the seeds that the block before it already counted.
+        first = jnp.asarray(i, jnp.int32) * size
+        start = jnp.minimum(first, seeds - size)
+        block = Params(*(jax.lax.dynamic_slice_in_dim(p, start, size) for p in params))
+        outputs = jax.vmap(forward, in_axes=(0, None))(block, x)
+        member = finite_seeds(block) & (start + jnp.arange(size, dtype=jnp.int32) >= first)
+        own_class = jax.nn.one_hot(jnp.argmax(outputs, axis=-1), classes, dtype=jnp.int32)
+        acc = dict(acc)
+        acc["summed"] = acc["summed"] + jnp.sum(jnp.where(member[:, None, None], outputs, 0.0), axis=0)
+        acc["votes"] = acc["votes"] + jnp.sum(
+            own_class * member[:, None, None].astype(jnp.int32), axis=0, dtype=jnp.int32
+        )
+        acc["members"] = acc["members"] + jnp.sum(member, dtype=jnp.int32)
+        if y is not None:
+            counts = jnp.sum(correct(outputs, y), axis=-1, dtype=jnp.int32)
+            acc["seeds"] = jax.lax.dynamic_update_slice_in_dim(acc["seeds"], counts, start, 0)
+        return acc
+
+    init = {
+        "summed": jnp.zeros((rows, classes), dtype),
+        "votes": jnp.zeros((rows, classes), jnp.int32),
+        "members": jnp.zeros((), jnp.int32),
+    }
+    if y is not None:
+        init["seeds"] = jnp.zeros_like(params.b_out[:, 0], jnp.int32)  # placed as the params are
+    return jax.lax.fori_loop(0, -(-seeds // size), step, init)
 
 
 def _votes(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Per row, the mean output over finite seeds, the seeds voting for each class, their number."""
-    outputs = ensemble_outputs(params, x)
-    member = finite_seeds(params)
-    members = jnp.sum(member, dtype=jnp.int32)
-    summed = jnp.sum(jnp.where(member[:, None, None], outputs, 0.0), axis=0)
-    mean_output = summed / members.astype(outputs.dtype)
-    own_class = jax.nn.one_hot(jnp.argmax(outputs, axis=-1), outputs.shape[-1], dtype=jnp.int32)
-    votes = jnp.sum(own_class * member[:, None, None].astype(jnp.int32), axis=0)
-    return mean_output, votes, members
+    acc = _seed_blocks(params, x)
+    return acc["summed"] / acc["members"].astype(acc["summed"].dtype), acc["votes"], acc["members"]
 
 
 @jax.jit
@@ -111,16 +163,12 @@ def predict_seed(run: TrainedRun, x: np.ndarray, seed: int) -> Prediction:
     return _one_seed(Params(*(p[i] for p in run.params)), x)
 
 
-def _correct_rows(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    return jax.vmap(lambda p: jnp.sum(correct(forward(p, x), y), dtype=jnp.int32))(params)
-
-
 @jax.jit
 def seed_correct(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     """Each seed's count of rows classified correctly on (x, y), as `model.correct` counts
     them; over the row count, the accuracy that `results.csv` lists."""
     dtype = params.w_hidden.dtype
-    return _correct_rows(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+    return _seed_blocks(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype))["seeds"]
 
 
 def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray) -> int:
@@ -136,12 +184,14 @@ def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray) -> int:
 def _report_counts(params: Params, x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
     x = jnp.asarray(x, params.w_hidden.dtype)
     y = jnp.asarray(y, params.w_hidden.dtype)
-    mean_output, votes, members = _votes(params, x)
+    acc = _seed_blocks(params, x, y)
+    votes, members = acc["votes"], acc["members"]
+    mean_output = acc["summed"] / members.astype(acc["summed"].dtype)
     predicted = jnp.argmax(mean_output, axis=-1)
     return {
         "mean_output": jnp.sum(correct(mean_output, y), dtype=jnp.int32),
         "vote": jnp.sum(correct(votes, y), dtype=jnp.int32),
-        "seeds": _correct_rows(params, x, y),
+        "seeds": acc["seeds"],
         "members": members,
         "agreeing": jnp.take_along_axis(votes, predicted[:, None], axis=-1)[:, 0],
     }

@@ -412,10 +412,10 @@ def _train_population(
         return jax.lax.map(lambda i: one(i, base, learning_rate, data, sources), indices)
 
     if devices > 1:  # each local device trains its share of the chunks
-        mesh = jax.make_mesh((devices,), ("seeds",))
+        mesh = jax.make_mesh((devices,), ("seeds",), axis_types=(jax.sharding.AxisType.Auto,))
         split, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
         run = jax.shard_map(run, mesh=mesh, in_specs=(split,) + (shared,) * 4, out_specs=split)
-        indices = jax.reshard(indices, jax.sharding.NamedSharding(mesh, split))
+        indices = jax.lax.with_sharding_constraint(indices, jax.sharding.NamedSharding(mesh, split))
     population = run(indices, base, learning_rate, data, sources)
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
