@@ -8,7 +8,7 @@ import jax
 import jaxlib
 
 #: Turns off XLA's experimental CPU library fusion (YNNPACK), which this jaxlib applies by
-#: default; with it off the seeds-last trainer ran 1.2-1.5x faster here (see README).
+#: default; with it off the seeds-last trainer ran 1.5-2.5x faster here (see README).
 YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type=-dot,-eltwise,-reduce"
 
 
