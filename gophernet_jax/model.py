@@ -114,7 +114,7 @@ def seeds_first(params: Params) -> Params:
     return Params(*(jnp.moveaxis(a, -1, 0) for a in params))
 
 
-def _per_seed(a: jax.Array, seeds: int) -> jax.Array:
+def per_seed(a: jax.Array) -> jax.Array:
     # Data shared by every seed is (samples, columns); data of its own per seed (a split
     # per seed) is (samples, columns, seeds). Both broadcast against (samples, columns, seeds).
     return a if a.ndim == 3 else a[:, :, None]
@@ -139,7 +139,7 @@ def population_hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Arra
 def population_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     """Every seed's `loss`, shape (seeds,); `y` is (samples, classes) or (samples, classes, seeds)."""
     outputs = population_hidden_and_output(params, x)[1]
-    return 0.5 * jnp.sum((_per_seed(y, outputs.shape[-1]) - outputs) ** 2, axis=(0, 1))
+    return 0.5 * jnp.sum((per_seed(y) - outputs) ** 2, axis=(0, 1))
 
 
 def population_accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:

@@ -20,6 +20,7 @@ from gophernet_jax.model import (
     hidden_and_output,
     init_params,
     loss,
+    per_seed,
     population_accuracy,
     population_hidden_and_output,
     population_loss,
@@ -80,7 +81,7 @@ def population_article_direction(params: Params, x: jax.Array, y: jax.Array) -> 
     """`article_direction` of every seed of a seeds-last population at once."""
     hidden, out = population_hidden_and_output(params, x)
     samples, hidden_units, seeds = hidden.shape
-    d_out = ((y if y.ndim == 3 else y[:, :, None]) - out) * _article_slope(out)
+    d_out = (per_seed(y) - out) * _article_slope(out)
     # d_out @ w_out.T and hidden.T @ d_out, seed by seed, unrolled over the hidden units.
     back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(hidden_units)], axis=1)
     d_hidden = back * _article_slope(hidden)
