@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import jax
@@ -33,12 +33,22 @@ from gophernet_jax.variance import format_variance, variance_components
 config_module.register()
 
 
-def load_data(settings: Config) -> tuple[Dataset, Dataset, RawSplits | None]:
-    """The training and test sets (of split 0 for a raw table), and the raw table when the
-    population varies its split or noise, which the program then draws seed by seed."""
+class Data(NamedTuple):
+    """What a run trains on: the training and test sets (split 0 of a raw table), the raw
+    table when seeds draw their own split or noise inside the program, and the scaling of
+    raw rows when there is one split without noise."""
+
+    train_set: Dataset
+    test_set: Dataset
+    raw: RawSplits | None = None
+    scaling: dict[str, list[float]] | None = None
+
+
+def load_data(settings: Config) -> Data:
+    """Reads the article's files, or a raw table and its first split (see `Data`)."""
     data = settings.data
     if data.path is None:
-        return *load_split(data.train, data.test, data.labels, padding_row=data.padding_row), None
+        return Data(*load_split(data.train, data.test, data.labels, padding_row=data.padding_row))
     table = load_table(data.path, data.label)
     raw = RawSplits(table, data.test_fraction, data.split_seed, data.noise_seed, data.noise)
     options = {"test_fraction": data.test_fraction, "noise": data.noise, "dtype": settings.train.dtype}
@@ -47,14 +57,21 @@ def load_data(settings: Config) -> tuple[Dataset, Dataset, RawSplits | None]:
     names = (table.feature_names, table.class_names)
     train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
     test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
-    varies = settings.seeds.splits or set(settings.seeds.vary) - {"init"}
-    return train_set, test_set, raw if varies else None
+    if settings.seeds.splits or set(settings.seeds.vary) - {"init"}:
+        return Data(train_set, test_set, raw)
+    if data.noise:
+        return Data(train_set, test_set)
+    rows = table.x[np.asarray(first.train_idx)]  # the same min and span minmax_scale used
+    low, high = rows.min(axis=0), rows.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return Data(train_set, test_set, scaling={"min": low.tolist(), "span": span.tolist()})
 
 
-def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
+def run(settings: Config) -> tuple[Population, Data, float]:
     """Loads the data and trains the configured population; returns it with the wall time."""
     jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
-    train_set, test_set, raw = load_data(settings)
+    data = load_data(settings)
+    train_set, test_set, raw = data.train_set, data.test_set, data.raw
     sizes = Sizes(train_set.x.shape[1], settings.model.hidden, train_set.y.shape[1])
     start = time.perf_counter()
     count, epochs = settings.seeds.count, settings.train.epochs
@@ -67,7 +84,7 @@ def run(settings: Config) -> tuple[Population, Dataset, Dataset, float]:
         train_accuracy=_exact_fraction(population.train_accuracy, len(train_set.x)),
         test_accuracy=_exact_fraction(population.test_accuracy, len(test_set.x)),
     )
-    return population, train_set, test_set, seconds
+    return population, data, seconds
 
 
 def _train(
@@ -139,9 +156,11 @@ def finished_earlier(output_dir: Path, digest: str) -> bool:
     return summary.is_file() and json.loads(summary.read_text()).get("config_hash") == digest
 
 
-def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str, Any]) -> None:
+def write_outputs(
+    settings: Config, output_dir: Path, population: Population, data: Data, summary: dict[str, Any]
+) -> None:
     """Every file of a finished job; summary.json last, as the mark of a complete job."""
-    population, train_set, test_set = trained
+    train_set, test_set = data.train_set, data.test_set
     results = results_frame(population, settings.seeds.base)
     if settings.data.path is not None:  # which draw of each source every seed had
         sources = seed_indices(settings.seeds.count, settings.seeds.vary, settings.seeds.splits)
@@ -149,7 +168,8 @@ def write_outputs(settings: Config, output_dir: Path, trained, summary: dict[str
             results.insert(1 + i, f"{source}_seed", index)
     write_csv(results, output_dir / "results.csv")
     config = dataclasses.asdict(settings)
-    run = TrainedRun(population.params, np.arange(settings.seeds.count), *_names(train_set), config)
+    seeds = np.arange(settings.seeds.count)
+    run = TrainedRun(population.params, seeds, *_names(train_set), config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
     plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", len(test_set.x))
@@ -172,7 +192,8 @@ def _names(dataset: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def job(settings: Config, output_dir: Path) -> None:
     """One run: train, score, write every file, print the report."""
     with runtime.CompileCounter() as compiles:
-        population, train_set, test_set, seconds = run(settings)
+        population, data, seconds = run(settings)
+        train_set, test_set = data.train_set, data.test_set
         summary = summary_of(population, train_set, test_set, seconds, settings)
         if settings.seeds.splits or set(settings.seeds.vary) & {"split", "noise"}:
             summary["ensemble"] = None  # the seeds were tested on different rows
@@ -183,7 +204,7 @@ def job(settings: Config, output_dir: Path) -> None:
             summary["variance"] = variance_components(grid)
     summary |= {"compilations": compiles.count, "compile_seconds": compiles.seconds}
     summary["config_hash"] = config_hash(settings)
-    write_outputs(settings, output_dir, (population, train_set, test_set), summary)
+    write_outputs(settings, output_dir, population, data, summary)
     print(report(population, summary, settings.seeds.base))
     if settings.seeds.count > 1 and summary["ensemble"] is not None:
         print(format_ensemble(summary["ensemble"]))

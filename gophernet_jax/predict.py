@@ -28,7 +28,7 @@ from gophernet_jax.inference import (
 )
 from gophernet_jax.model import correct
 from gophernet_jax.reporting import write_csv
-from gophernet_jax.store import StoreError, TrainedRun, load_run
+from gophernet_jax.store import StoreError, TrainedRun, inputs_for, load_run
 
 SHOWN_ROWS = 10
 
@@ -108,6 +108,7 @@ def _choose(run: TrainedRun, args: argparse.Namespace) -> tuple[int | None, str]
         return args.seed, f"seed {args.seed} of {count}"
     if args.best is not None:
         x, y = load_features(args.best, run.feature_names, run.class_names)
+        x = inputs_for(run, x)
         if y is None:
             classes = ", ".join(run.class_names)
             raise DataError(f"{args.best}:1: no label columns ({classes}): --best needs them")
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if np.dtype(run.params.w_hidden.dtype) == np.float64:
             jax.config.update("jax_enable_x64", True)
         x, y = load_features(args.input, run.feature_names, run.class_names)
+        x = inputs_for(run, x)
         seed, heading = _choose(run, args)
         prediction = predict_ensemble(run, x) if seed is None else predict_seed(run, x, seed)
         frame = predictions_frame(prediction, run.class_names, y)

@@ -30,6 +30,9 @@ class TrainedRun(NamedTuple):
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     config: dict[str, Any]
+    # For a raw table split once without noise: the training part's column minimum and
+    # span, {"min": [...], "span": [...]}, to scale new raw rows as the network saw them.
+    scaling: dict[str, list[float]] | None = None
 
 
 def save_run(run_dir: Path, run: TrainedRun) -> Path:
@@ -38,6 +41,7 @@ def save_run(run_dir: Path, run: TrainedRun) -> Path:
         "feature_names": list(run.feature_names),
         "class_names": list(run.class_names),
         "config": run.config,
+        "scaling": run.scaling,
     }
     buffer = io.BytesIO()
     np.savez(buffer, **run.params._asdict(), seed=np.asarray(run.seeds), meta=np.array(json.dumps(meta)))
@@ -60,4 +64,23 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             seeds, meta = data["seed"], json.loads(str(data["meta"]))
     except (OSError, ValueError, KeyError) as e:
         raise StoreError(f"{path}: not a params file: {e}") from None
-    return TrainedRun(params, seeds, tuple(meta["feature_names"]), tuple(meta["class_names"]), meta["config"])
+    names = tuple(meta["feature_names"]), tuple(meta["class_names"])
+    return TrainedRun(params, seeds, *names, meta["config"], meta.get("scaling"))
+
+
+def inputs_for(run: TrainedRun, x: np.ndarray) -> np.ndarray:
+    """Rows of features as `run`'s networks saw them in training.
+
+    The article's files are already scaled, so their rows pass as they are. A run on a raw
+    table (`data.path`) saw min-max scaled features: new raw rows are scaled with the
+    stored training minimum and span. Runs whose seeds had different splits or noise have
+    no single scaling, and are refused with a `StoreError`.
+    """
+    if run.scaling is not None:
+        return (np.asarray(x, dtype=float) - np.asarray(run.scaling["min"])) / np.asarray(run.scaling["span"])
+    if run.config.get("data", {}).get("path") is not None:
+        raise StoreError(
+            "this run's seeds were trained on different splits or noisy features of a raw table, "
+            "each scaled its own way: predict needs a run with one noise-free split (seeds.vary=[init])"
+        )
+    return np.asarray(x)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from gophernet_jax import Sizes, train_population
+from gophernet_jax import Sizes, forward, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.splits import load_table, make_split
 from gophernet_jax.store import load_run
@@ -126,3 +126,35 @@ def test_population_on_its_own_splits_equals_training_on_each_split(x64):
         assert_allclose(a[3], b[3], rtol=1e-12)
         assert not np.allclose(a[2], b[2])  # seed 2 had another split
     assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
+
+
+def test_predict_scales_raw_rows_as_in_training(tmp_path):
+    done = cli(tmp_path, "data=iris", "seeds.count=4", "train.epochs=300")
+    assert done.returncode == 0, done.stderr
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    pd.DataFrame(table.x[:20], columns=table.feature_names).to_csv(tmp_path / "raw.csv", index=False)
+    out = tmp_path / "pred.csv"
+    command = [sys.executable, "-m", "gophernet_jax.predict", str(tmp_path / "run"), "raw.csv", "--seed", "2"]
+    predicted = subprocess.run([*command, "--out", str(out)], cwd=tmp_path, capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr
+    # The run's split 0, scaled by its training rows, independently of the run's files.
+    keys = jax.random.fold_in(jax.random.key(0), 0), jax.random.fold_in(jax.random.key(0), 0)
+    train_rows = table.x[np.asarray(make_split(table, *keys).train_idx)]
+    low, high = train_rows.min(axis=0), train_rows.max(axis=0)
+    run = load_run(tmp_path / "run")
+    params = jax.tree.map(lambda a: a[2], run.params)
+    x = jnp.asarray((table.x[:20] - low) / (high - low), jnp.float32)
+    want = [run.class_names[i] for i in np.argmax(np.asarray(forward(params, x)), axis=1)]
+    assert list(pd.read_csv(out)["predicted"]) == want
+
+
+def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
+    done = cli(tmp_path, "data=iris", "seeds.count=4", "seeds.vary=[split]", "train.epochs=20")
+    assert done.returncode == 0, done.stderr
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    pd.DataFrame(table.x[:5], columns=table.feature_names).to_csv(tmp_path / "raw.csv", index=False)
+    command = [sys.executable, "-m", "gophernet_jax.predict", str(tmp_path / "run"), "raw.csv"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: ") and "different splits" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
