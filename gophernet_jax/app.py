@@ -24,7 +24,7 @@ from gophernet_jax.inference import ensemble_report, format_ensemble
 from gophernet_jax.model import Sizes
 from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves, plot_variance
 from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
-from gophernet_jax.splits import load_table, make_split
+from gophernet_jax.splits import load_table, make_split, minmax_fit
 from gophernet_jax.statistics import summarize
 from gophernet_jax.store import TrainedRun, save_run
 from gophernet_jax.training import Population, RawSplits, curve_epochs, seed_indices, train_population
@@ -61,10 +61,10 @@ def load_data(settings: Config) -> Data:
         return Data(train_set, test_set, raw)
     if data.noise:
         return Data(train_set, test_set)
-    rows = table.x[np.asarray(first.train_idx)]  # the same min and span minmax_scale used
-    low, high = rows.min(axis=0), rows.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    return Data(train_set, test_set, scaling={"min": low.tolist(), "span": span.tolist()})
+    low, span = minmax_fit(table.x[np.asarray(first.train_idx)])  # as minmax_scale fitted it
+    return Data(
+        train_set, test_set, scaling={"min": np.asarray(low).tolist(), "span": np.asarray(span).tolist()}
+    )
 
 
 def run(settings: Config) -> tuple[Population, Data, float]:
@@ -169,7 +169,8 @@ def write_outputs(
     write_csv(results, output_dir / "results.csv")
     config = dataclasses.asdict(settings)
     seeds = np.arange(settings.seeds.count)
-    run = TrainedRun(population.params, seeds, *_names(train_set), config, data.scaling)
+    names = train_set.feature_names, train_set.class_names
+    run = TrainedRun(population.params, seeds, *names, config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
     plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", len(test_set.x))
@@ -183,10 +184,6 @@ def write_outputs(
         plot_variance(grid, summary["variance"], output_dir / "variance.png")
     (output_dir / "error.json").unlink(missing_ok=True)
     write_json(summary, output_dir / "summary.json")
-
-
-def _names(dataset: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return dataset.feature_names, dataset.class_names
 
 
 def job(settings: Config, output_dir: Path) -> None:

@@ -103,6 +103,18 @@ def _split_header(path: Path, header: list[str], labels: Sequence[str]) -> tuple
     return feature_idx, label_idx
 
 
+def _labelled_records(path: Path, labels: Sequence[str]):
+    """The header, the data records, and the feature and label column indices of a table
+    whose label columns are named; a `DataError` for no labels, no header or no rows."""
+    if not labels:
+        raise DataError(f"{path}: no label column named")
+    (_, header), *records = _read_rows(path)
+    feature_idx, label_idx = _split_header(path, header, labels)
+    if not records:
+        raise DataError(f"{path}: no data rows after the header")
+    return header, records, feature_idx, label_idx
+
+
 def load_dataset(
     path: str | Path, labels: Sequence[str] = ARTICLE_LABELS, *, padding_row: bool = False
 ) -> Dataset:
@@ -124,12 +136,7 @@ def load_dataset(
     """
     path = Path(path)
     labels = tuple(labels)
-    if not labels:
-        raise DataError(f"{path}: no label columns named")
-    (_, header), *records = _read_rows(path)
-    feature_idx, label_idx = _split_header(path, header, labels)
-    if not records:
-        raise DataError(f"{path}: no data rows after the header")
+    header, records, feature_idx, label_idx = _labelled_records(path, labels)
     names = [h.strip() for h in header]
     values = _numbers(path, header, records)
     _check_one_hot(path, records, values[:, label_idx], label_idx, labels)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.dataset import DataError, _numbers, _parse_cell, _read_rows, _split_header
+from gophernet_jax.dataset import DataError, _labelled_records, _numbers, _parse_cell
 
 
 class Table(NamedTuple):
@@ -128,12 +128,7 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     """
     path = Path(path)
     columns = (label,) if isinstance(label, str) else tuple(label)
-    if not columns:
-        raise DataError(f"{path}: no label column named")
-    (_, header), *records = _read_rows(path)
-    feature_idx, label_idx = _split_header(path, header, columns)
-    if not records:
-        raise DataError(f"{path}: no data rows after the header")
+    header, records, feature_idx, label_idx = _labelled_records(path, columns)
     names = tuple(h.strip() for h in header)
     features = tuple(names[i] for i in feature_idx)
     x = _numbers(path, header, records, feature_idx)
@@ -219,6 +214,12 @@ def stratified_split(
     return jnp.sort(by_class[train_pos]), jnp.sort(by_class[test_pos])
 
 
+def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """Each column's minimum and span (max − min, or 1 where the column is constant)."""
+    low, high = train_x.min(axis=0), train_x.max(axis=0)
+    return low, jnp.where(high > low, high - low, jnp.ones_like(high))
+
+
 def minmax_scale(train_x: jax.Array, test_x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Scales each column by the training part's min and max, so training columns span [0, 1].
 
@@ -230,10 +231,9 @@ def minmax_scale(train_x: jax.Array, test_x: jax.Array) -> tuple[jax.Array, jax.
     Returns:
       `(train_scaled, test_scaled)`, shapes as given.
     """
-    low, high = train_x.min(axis=0), train_x.max(axis=0)
-    varies = high > low
-    span = jnp.where(varies, high - low, jnp.ones_like(high))
-    top = varies & (train_x == high)
+    low, span = minmax_fit(train_x)
+    high = train_x.max(axis=0)
+    top = (high > low) & (train_x == high)
     train = jnp.clip(jnp.where(top, jnp.ones_like(train_x), (train_x - low) / span), 0, 1)
     return train, (test_x - low) / span
 

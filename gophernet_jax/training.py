@@ -28,7 +28,7 @@ from gophernet_jax.model import (
     seeds_last,
 )
 from gophernet_jax.progress import report as progress_report
-from gophernet_jax.splits import Table, make_split
+from gophernet_jax.splits import Table, make_splits
 
 Rule = Callable[[Params, jax.Array, jax.Array], Params]
 
@@ -215,7 +215,12 @@ def seed_keys(base: int | jax.Array, count: int) -> jax.Array:
 
     Seed i's key does not depend on `count`, so a 10-seed run is a prefix of a 1000-seed run.
     """
-    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(base), jnp.arange(count))
+    return fold_in_each(base, jnp.arange(count))
+
+
+def fold_in_each(seed: int | jax.Array, indices: jax.Array) -> jax.Array:
+    """`fold_in(key(seed), i)` for every i in `indices`: the keys of one source's draws."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(seed), indices)
 
 
 class Population(NamedTuple):
@@ -288,16 +293,16 @@ def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
     """The chunk's training and test data: shared by all seeds, or a split per seed."""
     if raw is None:
         return data
-    split_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(sources["split"]), indices[1])
-    noise_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(sources["noise"]), indices[2])
-
-    def one(split_key, noise_key):
-        fraction, scale = raw.test_fraction, sources["scale"]
-        return make_split(raw.table, split_key, noise_key, test_fraction=fraction, noise=scale, dtype=dtype)[
-            :4
-        ]
-
-    return tuple(jnp.moveaxis(a, 0, -1) for a in jax.vmap(one)(split_keys, noise_keys))  # seeds last
+    fraction, scale = raw.test_fraction, sources["scale"]
+    splits = make_splits(
+        raw.table,
+        fold_in_each(sources["split"], indices[1]),
+        fold_in_each(sources["noise"], indices[2]),
+        test_fraction=fraction,
+        noise=scale,
+        dtype=dtype,
+    )
+    return tuple(jnp.moveaxis(a, 0, -1) for a in splits[:4])  # seeds last
 
 
 def _train_chunk(
@@ -318,7 +323,7 @@ def _train_chunk(
 ):
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
     x, y, x_test, y_test = _chunk_data(indices, data, sources, raw, dtype)
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(base), indices[0])
+    keys = fold_in_each(base, indices[0])
     params = seeds_last(jax.vmap(init_params, in_axes=(0, None, None))(keys, sizes, dtype))
     direction = _rule(rule, POPULATION_RULES)
 
