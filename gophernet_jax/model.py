@@ -79,22 +79,62 @@ def loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum((y - forward(params, x)) ** 2)
 
 
-def correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
-    """Per row: does the true class's output equal the row maximum? Ties count as correct.
+#: How a row whose largest output is shared is scored (`report.ties`): "strict" (the
+#: default) counts a row as correct only when its true class's output is strictly larger
+#: than every other output; "article" counts a tie for the maximum as correct, as the
+#: reference program does (and then a network whose outputs all underflow to 0 scores 1.0).
+TIES = ("strict", "article")
 
-    `outputs` may have leading axes (seeds) that `y` lacks. The true class is the first
-    column holding the row's largest label, so an all-zero
-    label row (the reference loader's padding row) counts as class 0, as it does there.
+
+def _true_class(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    # The first column holding the row's largest label, broadcast over leading (seed) axes
+    # that `y` lacks: an all-zero label row (the reference loader's padding row) is class 0.
+    return jnp.broadcast_to(jnp.argmax(y, axis=-1)[..., None], outputs.shape[:-1] + (1,))
+
+
+def correct(outputs: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+    """Per row: is the true class predicted? See `TIES` for how a shared maximum counts.
+
+    `outputs` may have leading axes (seeds) that `y` lacks. A row with a non-finite output
+    is never correct.
     """
-    labels = jnp.broadcast_to(jnp.argmax(y, axis=-1)[..., None], outputs.shape[:-1] + (1,))
+    if ties not in TIES:
+        raise ValueError(f"unknown tie rule {ties!r}; expected one of {', '.join(TIES)}")
+    labels = _true_class(outputs, y)
     truth = jnp.take_along_axis(outputs, labels, axis=-1)[..., 0]
-    return truth == jnp.max(outputs, axis=-1)
+    if ties == "article":
+        return truth == jnp.max(outputs, axis=-1)
+    is_true = jnp.arange(outputs.shape[-1]) == labels
+    others = jnp.max(jnp.where(is_true, -jnp.inf, outputs), axis=-1)
+    return truth > others
 
 
-def accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Share of rows classified correctly, as the article counts it (see `correct`)."""
+def tied(outputs: jax.Array) -> jax.Array:
+    """Per row: is the largest output shared by two or more classes?"""
+    top = jnp.max(outputs, axis=-1, keepdims=True)
+    return jnp.sum(outputs == top, axis=-1) >= 2
+
+
+def predicted_class(outputs: jax.Array) -> jax.Array:
+    """Per row: the class of the largest output, or -1 where that maximum is tied."""
+    return jnp.where(tied(outputs), -1, jnp.argmax(outputs, axis=-1))
+
+
+def collapsed(outputs: jax.Array) -> jax.Array:
+    """Over the rows axis (-2): does the network tie on, or predict one class for, every row?
+
+    Such a network has learnt nothing about its input: every row it does not tie on gets
+    the same class. `outputs` (..., rows, classes) gives (...,).
+    """
+    pred = predicted_class(outputs)
+    used = jnp.any(pred[..., None] == jnp.arange(outputs.shape[-1]), axis=-2)
+    return jnp.sum(used, axis=-1) <= 1
+
+
+def accuracy(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+    """Share of rows classified correctly (see `correct`; `ties="article"` is the article's count)."""
     outputs = forward(params, x)
-    return jnp.mean(correct(outputs, y), dtype=outputs.dtype)
+    return jnp.mean(correct(outputs, y, ties), dtype=outputs.dtype)
 
 
 # A population of networks with the seed axis last: w_hidden (features, hidden, seeds),
@@ -142,8 +182,25 @@ def population_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum((per_seed(y) - outputs) ** 2, axis=(0, 1))
 
 
-def population_accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Every seed's `accuracy`, shape (seeds,)."""
+class Scores(NamedTuple):
+    """A population's scores on some rows, one value per seed."""
+
+    accuracy: jax.Array  # share of rows correct (`correct`)
+    tied_rows: jax.Array  # rows whose largest output is shared (`tied`)
+    collapsed: jax.Array  # ties on, or predicts one class for, every row (`collapsed`)
+
+
+def population_scores(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> Scores:
+    """Every seed's `Scores` on (x, y); `y` is (samples, classes) or (samples, classes, seeds)."""
     outputs = jnp.moveaxis(population_hidden_and_output(params, x)[1], -1, 0)
     y = y if y.ndim == 2 else jnp.moveaxis(y, -1, 0)
-    return jnp.mean(correct(outputs, y), axis=-1, dtype=outputs.dtype)
+    return Scores(
+        accuracy=jnp.mean(correct(outputs, y, ties), axis=-1, dtype=outputs.dtype),
+        tied_rows=jnp.sum(tied(outputs), axis=-1, dtype=jnp.int32),
+        collapsed=collapsed(outputs),
+    )
+
+
+def population_accuracy(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+    """Every seed's `accuracy`, shape (seeds,)."""
+    return population_scores(params, x, y, ties).accuracy

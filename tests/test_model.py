@@ -6,7 +6,7 @@ from jax.test_util import check_grads
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gophernet_jax import Params, Sizes, accuracy, forward, init_params, loss
-from gophernet_jax.model import correct, param_count
+from gophernet_jax.model import collapsed, correct, param_count, predicted_class, tied
 
 
 def test_init_params_shapes_range_and_fill_order():
@@ -48,10 +48,31 @@ def test_check_grads_on_loss(x64):
     check_grads(lambda q: loss(q, x, y), (p,), order=2, modes=("fwd", "rev"))
 
 
-def test_accuracy_counts_ties_as_correct_and_zero_label_row_as_class_0():
-    outputs = jnp.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.1], [0.9, 0.1, 0.1], [0.1, 0.9, 0.3]])
-    y = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    assert_array_equal(correct(outputs, y), [True, True, True, False])
+def test_a_tie_for_the_maximum_is_wrong_by_default_and_right_by_the_articles_rule():
+    outputs = jnp.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.1], [0.9, 0.1, 0.1], [0.1, 0.9, 0.3], [0.0, 0.0, 0.0]])
+    y = jnp.array([[0, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=jnp.float32)
+    # The zero label row (the reference loader's padding row) is class 0 under both rules.
+    assert_array_equal(correct(outputs, y), [True, False, True, False, False])
+    assert_array_equal(correct(outputs, y, "article"), [True, True, True, False, True])
+    assert_array_equal(tied(outputs), [False, True, False, False, True])
+    assert_array_equal(predicted_class(outputs), [1, -1, 0, 1, -1])
+    with pytest.raises(ValueError, match="tie rule"):
+        correct(outputs, y, "lenient")
+
+
+def test_a_dead_network_scores_zero_and_counts_as_collapsed():
+    # Every output underflowed to 0: the article's rule calls each row correct.
+    dead = jnp.zeros((6, 3))
+    y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+    assert float(jnp.mean(correct(dead, y))) == 0.0
+    assert float(jnp.mean(correct(dead, y, "article"))) == 1.0
+    assert bool(collapsed(dead))
+    one_class = jnp.tile(jnp.array([0.1, 0.8, 0.3]), (6, 1))
+    assert bool(collapsed(one_class))
+    mixed = jnp.eye(3)[jnp.arange(6) % 3]
+    assert not bool(collapsed(mixed))
+    nan_rows = jnp.full((6, 3), jnp.nan)
+    assert float(jnp.mean(correct(nan_rows, y))) == 0.0
 
 
 def test_accuracy_is_share_of_correct_rows(article_data):
