@@ -1,9 +1,16 @@
-"""The Hydra application: config in, a trained seed population and its files out."""
+"""The Hydra application: config in, a trained seed population and its files out.
+
+Imports that only some runs need (the statistics' scipy, matplotlib for the plots, pandas
+for the results files, the sweep report) are made where they are used, so the command
+starts quickly.
+"""
 
 import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -13,89 +20,173 @@ import hydra
 import jax
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gophernet_jax import config as config_module
-from gophernet_jax import progress, runtime
-from gophernet_jax.config import CONF_DIR, Config, ConfigError, validate
+from gophernet_jax import callbacks, progress, runtime
+from gophernet_jax.config import CONF_DIR, DATA_DIR, Config, ConfigError, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
-from gophernet_jax.inference import ensemble_report, format_ensemble
 from gophernet_jax.model import Sizes
-from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves, plot_variance
-from gophernet_jax.reporting import format_spread, results_frame, write_csv, write_json
-from gophernet_jax.splits import load_table, make_split, minmax_fit
-from gophernet_jax.statistics import summarize
-from gophernet_jax.store import TrainedRun, save_run
-from gophernet_jax.training import Population, RawSplits, curve_epochs, seed_indices, train_population
-from gophernet_jax.variance import format_variance, variance_components
+from gophernet_jax.reporting import write_json
+from gophernet_jax.splits import load_table, make_split, minmax_fit, stratified_parts
+from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, seed_indices, train_population
 
 config_module.register()
+log = logging.getLogger(__name__)
+
 
 
 class Data(NamedTuple):
-    """What a run trains on: the training and test sets (split 0 of a raw table), the raw
-    table when seeds draw their own split or noise inside the program, and the scaling of
-    raw rows when there is one split without noise."""
+    """What a run trains on: the training, validation and test sets (split 0 of a raw
+    table), the raw table when seeds draw their own split or noise inside the program, the
+    scaling of raw rows when there is one split without noise, and a fingerprint of what
+    every seed is tested on."""
 
     train_set: Dataset
     test_set: Dataset
+    val_set: Dataset | None = None
     raw: RawSplits | None = None
-    scaling: dict[str, list[float]] | None = None
+    scaling: dict[str, Any] | None = None
+    test_rows: str = ""
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _array_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.dtype.str, a.shape)).encode() + a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _article_val_counts(
+    train_labels: np.ndarray, test_labels: np.ndarray, fraction: float, classes
+) -> np.ndarray:
+    """Validation rows per class of the article's train.csv: round(fraction · n_c) of the
+    class's rows in both files (so 0.2 of iris is 10 per class, as for a raw table),
+    at least 1, leaving every class a training row."""
+    train = np.bincount(train_labels, minlength=len(classes))
+    everything = train + np.bincount(test_labels, minlength=len(classes))
+    val = np.maximum(np.floor(fraction * everything + 0.5).astype(np.int64), 1)
+    for c in np.flatnonzero(train - val < 1):
+        raise DataError(
+            f"class {classes[c]!r} has {train[c]} training rows: too few to hold out "
+            f"{val[c]} for validation (data.val_fraction) and keep one for training"
+        )
+    return val
+
+
+def _hold_out(settings: Config, train_set: Dataset, test_set: Dataset) -> tuple[Dataset, Dataset | None]:
+    """The article's train.csv split into training and validation parts, stratified, drawn
+    from split draw 0 of `data.split_seed`; the padding row stays in training."""
+    fraction = settings.data.val_fraction
+    if not fraction:
+        return train_set, None
+    padded = settings.data.padding_row
+    rows = len(train_set.x) - padded
+    labels = np.argmax(train_set.y[:rows], axis=1)
+    counts = _article_val_counts(labels, np.argmax(test_set.y, axis=1), fraction, train_set.class_names)
+    key = draw_key("split", settings.data.split_seed)
+    parts = jax.jit(lambda k: stratified_parts(k, labels, [counts]))(key)
+    train_idx, val_idx = (np.asarray(a) for a in parts)
+    train_idx = np.concatenate([train_idx, np.arange(rows, rows + padded)])
+    names = train_set.feature_names, train_set.class_names
+    return (
+        Dataset(train_set.x[train_idx], train_set.y[train_idx], *names),
+        Dataset(train_set.x[val_idx], train_set.y[val_idx], *names),
+    )
 
 
 def load_data(settings: Config) -> Data:
     """Reads the article's files, or a raw table and its first split (see `Data`)."""
     data = settings.data
     if data.path is None:
-        return Data(*load_split(data.train, data.test, data.labels, padding_row=data.padding_row))
+        train_set, test_set = load_split(data.train, data.test, data.labels, padding_row=data.padding_row)
+        train_set, val_set = _hold_out(settings, train_set, test_set)
+        return Data(train_set, test_set, val_set, test_rows=_array_digest(test_set.x, test_set.y))
     table = load_table(data.path, data.label)
-    raw = RawSplits(table, data.test_fraction, data.split_seed, data.noise_seed, data.noise)
-    options = {"test_fraction": data.test_fraction, "noise": data.noise, "dtype": settings.train.dtype}
-    keys = (jax.random.fold_in(jax.random.key(seed), 0) for seed in (data.split_seed, data.noise_seed))
-    first = jax.jit(lambda split_key, noise_key: make_split(table, split_key, noise_key, **options))(*keys)
+    raw = RawSplits(
+        table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
+    )
+    options = {"test_fraction": data.test_fraction, "val_fraction": data.val_fraction, "noise": data.noise}
+    keys = draw_key("split", data.split_seed), draw_key("noise", data.noise_seed)
+    first = jax.jit(lambda k, n: make_split(table, k, n, **options, dtype=settings.train.dtype))(*keys)
     names = (table.feature_names, table.class_names)
     train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
     test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
-    if settings.seeds.splits or set(settings.seeds.vary) - {"init"}:
-        return Data(train_set, test_set, raw)
+    val_set = Dataset(np.asarray(first.x_val), np.asarray(first.y_val), *names) if data.val_fraction else None
+    if set(settings.seeds.varied()) & {"split", "noise"}:
+        indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+        draws = _array_digest(indices["split"], indices["noise"])
+        test_rows = _digest(
+            _array_digest(table.x, table.labels), data.test_fraction, data.val_fraction, data.split_seed,
+            data.noise_seed, data.noise, settings.train.dtype, draws,
+        )  # fmt: skip
+        return Data(train_set, test_set, val_set, raw, test_rows=test_rows)
+    test_rows = _array_digest(test_set.x, test_set.y)
     if data.noise:
-        return Data(train_set, test_set)
-    low, span = minmax_fit(table.x[np.asarray(first.train_idx)])  # as minmax_scale fitted it
-    return Data(
-        train_set, test_set, scaling={"min": np.asarray(low).tolist(), "span": np.asarray(span).tolist()}
-    )
+        return Data(train_set, test_set, val_set, test_rows=test_rows)
+    # The scaling training used: fitted on the training rows in the run's dtype.
+    low, span = minmax_fit(jax.numpy.asarray(table.x[np.asarray(first.train_idx)], settings.train.dtype))
+    scaling = {
+        "min": np.asarray(low).tolist(),
+        "span": np.asarray(span).tolist(),
+        "dtype": settings.train.dtype,
+    }
+    return Data(train_set, test_set, val_set, scaling=scaling, test_rows=test_rows)
 
 
-def run(settings: Config) -> tuple[Population, Data, float]:
-    """Loads the data and trains the configured population; returns it with the wall time."""
-    jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
-    data = load_data(settings)
-    train_set, test_set, raw = data.train_set, data.test_set, data.raw
-    sizes = Sizes(train_set.x.shape[1], settings.model.hidden, train_set.y.shape[1])
+def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
+    """Loads the data and trains the configured population; returns it with the seconds
+    spent loading, compiling and training (compiling as JAX reports it)."""
     start = time.perf_counter()
+    jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
+    with runtime.CompileCounter() as load_compiles:
+        data = load_data(settings)
+    loaded = time.perf_counter()
+    rows, batch = len(data.train_set.x), settings.train.batch_size
+    if batch is not None and batch > rows:
+        raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
+    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
     count, epochs = settings.seeds.count, settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
-    with progress.Progress(count * epochs) if show else contextlib.nullcontext():
-        population = _train(settings, train_set, test_set, raw, sizes, show)
-    seconds = time.perf_counter() - start
+    with runtime.CompileCounter() as compiles:
+        with progress.Progress(count * epochs) if show else contextlib.nullcontext():
+            population = _train(settings, data, sizes, show)
+    trained = time.perf_counter()
     # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
+    rows = {"train": len(data.train_set.x), "test": len(data.test_set.x)}
     population = population._replace(
-        train_accuracy=_exact_fraction(population.train_accuracy, len(train_set.x)),
-        test_accuracy=_exact_fraction(population.test_accuracy, len(test_set.x)),
+        train_accuracy=_exact_fraction(population.train_accuracy, rows["train"]),
+        test_accuracy=_exact_fraction(population.test_accuracy, rows["test"]),
     )
-    return population, data, seconds
+    if population.val_accuracy is not None:
+        population = population._replace(
+            val_accuracy=_exact_fraction(population.val_accuracy, len(data.val_set.x))
+        )
+    phases = {
+        "load": loaded - start,
+        "compile": compiles.seconds,
+        "train": trained - loaded - compiles.seconds,
+        "compilations": compiles.count + load_compiles.count,
+    }
+    return population, data, phases
 
 
-def _train(
-    settings: Config, train_set: Dataset, test_set: Dataset, raw: RawSplits | None, sizes: Sizes, show: bool
-) -> Population:
+def _train(settings: Config, data: Data, sizes: Sizes, show: bool) -> Population:
+    val = data.val_set
     population = train_population(
         settings.seeds.base,
         settings.seeds.count,
         sizes,
-        (train_set.x, train_set.y),
-        (test_set.x, test_set.y),
+        (data.train_set.x, data.train_set.y),
+        (data.test_set.x, data.test_set.y),
         epochs=settings.train.epochs,
         learning_rate=settings.optimizer.learning_rate,
         rule=settings.train.rule,
@@ -104,9 +195,13 @@ def _train(
         chunk_size=settings.train.chunk_size,
         record_every=settings.report.curve_every,
         progress=show,
-        raw=raw,
+        raw=data.raw,
         vary=tuple(settings.seeds.vary),
-        grid_splits=settings.seeds.splits,
+        grid=settings.seeds.grid,
+        val_xy=None if val is None else (val.x, val.y),
+        batch_size=settings.train.batch_size,
+        order_seed=settings.data.order_seed,
+        ties=settings.report.ties,
     )
     return jax.block_until_ready(population)
 
@@ -115,125 +210,300 @@ def _exact_fraction(accuracy: jax.Array, rows: int) -> np.ndarray:
     return np.round(np.asarray(accuracy, dtype=np.float64) * rows) / rows
 
 
-def summary_of(
-    population: Population, train_set: Dataset, test_set: Dataset, seconds: float, settings: Config
-) -> dict[str, Any]:
-    """What `summary.json` holds: spreads of both accuracies, losses, divergence, speed, config."""
+def held_fixed(settings: Config) -> list[str]:
+    """The sources drawn once for every seed: a population's statistics are conditional on them."""
+    varied = set(settings.seeds.varied())
+    present = {"split", "init"} | ({"noise"} if settings.data.noise else set())
+    present |= {"order"} if settings.train.batch_size is not None else set()
+    return [s for s in SOURCES if s in present and s not in varied]
+
+
+def design_of(settings: Config) -> dict[str, int] | None:
+    """The crossed design of the seeds (`seeds.grid`), or None when they are independent."""
+    return dict(settings.seeds.grid) if settings.seeds.grid else None
+
+
+def objective_of(population: Population, settings: Config) -> dict[str, Any]:
+    """The statistic a search optimises (`report.objective`) over validation accuracy, or
+    test accuracy without a validation part; returned to the sweeper as an error to minimise."""
+    from gophernet_jax.statistics import objective
+
+    on = "validation" if population.val_accuracy is not None else "test"
+    values = population.val_accuracy if on == "validation" else population.test_accuracy
+    value = objective(np.asarray(values), settings.report.objective)
+    return {"name": settings.report.objective, "on": on, "value": value, "error": 1.0 - value}
+
+
+def summary_of(population: Population, data: Data, settings: Config) -> dict[str, Any]:
+    """What `summary.json` holds: spreads of the accuracies, losses, divergence, collapse,
+    the objective, how seeds pair with other runs' seeds, and the config."""
+    from gophernet_jax.statistics import summarize
+
     count, diverged = population.final_loss.shape[0], int(np.sum(population.diverged))
-    epochs = settings.train.epochs
-    return {
-        "test_accuracy": {**summarize(population.test_accuracy), "diverged": diverged},
-        "train_accuracy": summarize(population.train_accuracy),
-        "final_loss": {k: v for k, v in summarize(population.final_loss).items() if k != "histogram"},
-        "diverged": diverged,
-        "test_rows": int(test_set.x.shape[0]),
-        "train_rows": int(train_set.x.shape[0]),
-        "seconds": seconds,
-        "seed_epochs_per_second": count * epochs / seconds,
-        "config": dataclasses.asdict(settings),
+    design, resolution = design_of(settings), settings.report.resolution
+    summary = {
+        "test_accuracy": {
+            **summarize(population.test_accuracy, design=design, resolution=resolution),
+            "diverged": diverged,
+            "conditional_on": held_fixed(settings),
+        },
+        "train_accuracy": summarize(population.train_accuracy, resolution=resolution),
     }
+    if population.val_accuracy is not None:
+        summary["val_accuracy"] = summarize(population.val_accuracy, design=design, resolution=resolution)
+    loss = summarize(population.final_loss, resolution=resolution)
+    summary |= {
+        "final_loss": {k: loss[k] for k in ("count", "mean", "std", "min", "q05", "median", "q95", "max")},
+        "diverged": diverged,
+        "collapsed": int(np.sum(population.collapsed)),
+        "tied_rows": {
+            "seeds_with_ties": int(np.sum(np.asarray(population.tied_rows) > 0)),
+            "total": int(np.sum(population.tied_rows)),
+        },
+        "ties": settings.report.ties,
+        "objective": objective_of(population, settings),
+        "train_rows": len(data.train_set.x),
+        "val_rows": 0 if data.val_set is None else len(data.val_set.x),
+        "test_rows": len(data.test_set.x),
+        "seeds": count,
+    }
+    return summary
 
 
-def report(population: Population, summary: dict[str, Any], base: int) -> str:
+def pairing(settings: Config, data: Data, sizes: Sizes) -> dict[str, str]:
+    """Fingerprints of what makes seed i comparable across runs: its initial weights and the
+    rows it is tested on. Two jobs are compared seed by seed only when both match."""
+    init = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["init"]
+    weights = _digest(
+        str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
+        _array_digest(init.astype(np.int64)),
+    )  # fmt: skip
+    return {"init": weights, "test_rows": data.test_rows, "seeds": settings.seeds.count}
+
+
+def format_report(population: Population, summary: dict[str, Any], base: int) -> str:
     """The lines printed at the end of a run: the article's line for one seed, a table for many."""
+    from gophernet_jax.reporting import format_spread
+
     if summary["test_accuracy"]["count"] == 1:
         acc = float(population.test_accuracy[0])
-        flag = "  (diverged)" if summary["diverged"] else ""
+        flags = [
+            f for f, on in (("diverged", summary["diverged"]), ("collapsed", summary["collapsed"])) if on
+        ]
+        flag = f"  ({', '.join(flags)})" if flags else ""
         return f"Accuracy = {acc:0.2f}  (seed 0 of base seed {base}, {summary['test_rows']} test rows){flag}"
     return format_spread(summary, summary["test_rows"])
 
 
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def portable_config(settings: Config) -> dict[str, Any]:
+    """The validated config as saved with a run: a shipped data file is named
+    `shipped:NAME`, not by this machine's path, so a moved checkout reads the same."""
+    config = dataclasses.asdict(settings)
+    for key in ("train", "test", "path"):
+        value = config["data"][key]
+        if value is not None and Path(value).parent == DATA_DIR:
+            config["data"][key] = f"shipped:{Path(value).name}"
+    return config
+
+
 def config_hash(settings: Config) -> str:
-    """Identifies a job's configuration: a sweep run again skips jobs whose hash finished."""
-    text = json.dumps(dataclasses.asdict(settings), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Identifies what a job computes: a sweep run again skips jobs whose hash finished.
+
+    Only what changes the results counts: data files by content (not by path), and
+    neither the runtime settings nor the sweep's choice of baseline.
+    """
+    config = dataclasses.asdict(settings)
+    config.pop("runtime")
+    config["report"].pop("baseline")
+    for key in ("train", "test", "path"):
+        if config["data"][key] is not None:
+            config["data"][key] = _file_digest(config["data"][key])
+    if config["data"]["path"] is not None:  # the article's files are not read then
+        config["data"]["train"] = config["data"]["test"] = None
+    return _digest(config)
 
 
-def finished_earlier(output_dir: Path, digest: str) -> bool:
-    """Did a job with this configuration already finish in this folder? summary.json is
-    written last, so its presence means every other file is complete."""
-    summary = output_dir / "summary.json"
-    return summary.is_file() and json.loads(summary.read_text()).get("config_hash") == digest
+def finished_earlier(output_dir: Path, digest: str) -> dict[str, Any] | None:
+    """The summary of a job with this configuration that already finished in this folder.
+    summary.json is written last, so its presence means every other file is complete."""
+    path = output_dir / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("config_hash") == digest else None
 
 
 def write_outputs(
-    settings: Config, output_dir: Path, population: Population, data: Data, summary: dict[str, Any]
+    settings: Config, output_dir: Path, population: Population, data: Data, summary: dict
 ) -> None:
-    """Every file of a finished job; summary.json last, as the mark of a complete job."""
-    train_set, test_set = data.train_set, data.test_set
+    """Every file of a finished job but summary.json, which `job` writes last, as the mark
+    of a complete job."""
+    from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves, plot_variance
+    from gophernet_jax.reporting import results_frame, write_csv
+    from gophernet_jax.store import TrainedRun, save_run
+    from gophernet_jax.training import curve_epochs
+
     results = results_frame(population, settings.seeds.base)
-    if settings.data.path is not None:  # which draw of each source every seed had
-        sources = seed_indices(settings.seeds.count, settings.seeds.vary, settings.seeds.splits)
-        for i, (source, index) in enumerate(sources.items()):
-            results.insert(1 + i, f"{source}_seed", index)
+    draws = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+    shown = ["init", "split", "noise"] if settings.data.path is not None else []
+    shown += ["order"] if settings.train.batch_size is not None else []
+    for i, source in enumerate(shown):  # which draw of each source every seed had
+        results.insert(1 + i, f"{source}_seed", draws[source])
     write_csv(results, output_dir / "results.csv")
-    config = dataclasses.asdict(settings)
-    seeds = np.arange(settings.seeds.count)
-    names = train_set.feature_names, train_set.class_names
-    run = TrainedRun(population.params, seeds, *names, config, data.scaling)
+    config = portable_config(settings)
+    names = data.train_set.feature_names, data.train_set.class_names
+    run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
-    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", len(test_set.x))
+    test_rows = len(data.test_set.x)
+    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
     if population.curves is not None:
         epochs = curve_epochs(settings.train.epochs, settings.report.curve_every)
         curves = curve_quantiles(epochs, population.curves.loss, population.curves.test_accuracy)
         write_csv(curves, output_dir / "curves.csv")
         plot_curves({label: curves}, output_dir / "curves.png")
     if "variance" in summary:
-        grid = np.asarray(population.test_accuracy).reshape(settings.seeds.splits, -1)
+        grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
         plot_variance(grid, summary["variance"], output_dir / "variance.png")
     (output_dir / "error.json").unlink(missing_ok=True)
-    write_json(summary, output_dir / "summary.json")
 
 
-def job(settings: Config, output_dir: Path) -> None:
-    """One run: train, score, write every file, print the report."""
+def score(population: Population, data: Data, settings: Config) -> dict[str, Any]:
+    """The summary's statistics: spreads, the ensemble against its seeds, and for a grid
+    where the variance comes from."""
+    summary = summary_of(population, data, settings)
+    if set(settings.seeds.varied()) & {"split", "noise"}:
+        summary["ensemble"] = None  # the seeds were tested on different rows
+    else:
+        from gophernet_jax.inference import ensemble_report
+
+        test = data.test_set
+        summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=settings.report.ties)
+    if settings.seeds.grid:
+        from gophernet_jax.variance import variance_components
+
+        grid = settings.seeds.grid
+        values = np.asarray(population.test_accuracy).reshape(tuple(grid.values()))
+        summary["variance"] = variance_components(values, tuple(grid))
+    return summary
+
+
+def job(settings: Config, output_dir: Path, job_num: int | None = None) -> dict[str, Any]:
+    """One run: train, score, write every file, report. Returns the summary."""
+    started = time.perf_counter()
+    population, data, phases = run(settings)
+    scored = time.perf_counter()
     with runtime.CompileCounter() as compiles:
-        population, data, seconds = run(settings)
-        train_set, test_set = data.train_set, data.test_set
-        summary = summary_of(population, train_set, test_set, seconds, settings)
-        if settings.seeds.splits or set(settings.seeds.vary) & {"split", "noise"}:
-            summary["ensemble"] = None  # the seeds were tested on different rows
-        else:
-            summary["ensemble"] = ensemble_report(population.params, test_set.x, test_set.y)
-        if settings.seeds.splits:
-            grid = np.asarray(population.test_accuracy).reshape(settings.seeds.splits, -1)
-            summary["variance"] = variance_components(grid)
-    summary |= {"compilations": compiles.count, "compile_seconds": compiles.seconds}
+        summary = score(population, data, settings)
+    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
+    summary["pairing"] = pairing(settings, data, sizes)
+    phases["score"] = time.perf_counter() - scored
+    phases["compilations"] += compiles.count
+    summary["config"] = portable_config(settings)
     summary["config_hash"] = config_hash(settings)
+    if job_num is not None:  # the job's place in its sweep, for a report of a copied sweep folder
+        summary["job_num"] = job_num
+    summary |= _timing(settings, phases)
+    written = time.perf_counter()
     write_outputs(settings, output_dir, population, data, summary)
-    print(report(population, summary, settings.seeds.base))
+    summary["phases"]["write"] = time.perf_counter() - written
+    summary["seconds"] = time.perf_counter() - started
+    write_json(summary, output_dir / "summary.json")
+    _log_report(population, summary, settings, output_dir)
+    return summary
+
+
+def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
+    seed_epochs = settings.seeds.count * settings.train.epochs
+    training = phases["compile"] + phases["train"]
+    return {
+        "phases": {k: phases[k] for k in ("load", "compile", "train", "score")},
+        "compilations": phases["compilations"],
+        "compile_seconds": phases["compile"],
+        "training_seconds": training,
+        "seed_epochs_per_second": seed_epochs / phases["train"] if phases["train"] > 0 else None,
+    }
+
+
+def _log_report(population: Population, summary: dict[str, Any], settings: Config, output_dir: Path) -> None:
+    log.info(format_report(population, summary, settings.seeds.base))
     if settings.seeds.count > 1 and summary["ensemble"] is not None:
-        print(format_ensemble(summary["ensemble"]))
+        from gophernet_jax.inference import format_ensemble
+
+        log.info(format_ensemble(summary["ensemble"]))
     if "variance" in summary:
-        print(format_variance(summary["variance"]))
-    print(f"results in {output_dir}")
+        from gophernet_jax.variance import format_variance
+
+        log.info(format_variance(summary["variance"]))
+    log.info(f"results in {_shown(output_dir)}")
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working folder when it is inside it: logs hold no machine paths."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _in_search() -> bool:
+    """Is this job a trial of a search sweeper (Optuna, Nevergrad, Ax), which reads its return value?"""
+    config = HydraConfig.get()
+    return config.mode == RunMode.MULTIRUN and config.sweeper.get("_target_") != callbacks.BASIC_SWEEPER
+
+
+def _returned(summary: dict[str, Any]) -> float:
+    error = summary["objective"]["error"]
+    return float(error) if error is not None and math.isfinite(error) else 1.0
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
-    """Entry point of `python -m gophernet_jax`.
+def main(cfg: DictConfig) -> float | None:
+    """Entry point of `python -m gophernet_jax`. Returns the job's objective as an error to
+    minimise, 1 − `report.objective` (see README), for Hydra's search sweepers.
 
-    In a multirun a failing job writes `error.json` and returns, so that Hydra runs the
-    other jobs and the sweep report lists it; the sweep then exits non-zero.
+    In a multirun a failing job writes `error.json`. Under the basic sweeper it returns,
+    so that Hydra runs the other jobs and the sweep report lists it (the sweep then exits
+    non-zero); under a search sweeper it raises, so the sweeper counts a failed trial
+    against its `max_failure_rate`.
     """
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         settings = validate(cfg)
         runtime.configure(settings.runtime.ynn_fusion, settings.runtime.compilation_cache)
-        if multirun and finished_earlier(output_dir, config_hash(settings)):
+        if multirun and (done := finished_earlier(output_dir, config_hash(settings))):
             print(f"skipped: this configuration already finished in {output_dir}")
-            return
-        job(settings, output_dir)
+            return _returned(done)
+        if _in_search() and not settings.data.val_fraction:
+            print(
+                f"warning: report.objective ({settings.report.objective}) is taken over the test rows: "
+                "the search is tuning on the test set; set data.val_fraction to hold out a validation part",
+                file=sys.stderr,
+            )
+        return _returned(job(settings, output_dir, HydraConfig.get().job.num if multirun else None))
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         if not multirun:
             sys.exit(2)
         write_json({"status": "failed", "error": str(e)}, output_dir / "error.json")
+        if _in_search():
+            raise TrialFailed(f"error: a trial failed ({output_dir.name}): {e}") from None
     except Exception as e:
         if not multirun:
             raise  # a bug, not a user mistake: the traceback is what a developer needs
         message = f"{type(e).__name__}: {e}".splitlines()[0]
         print(f"error: {message}", file=sys.stderr)
         write_json({"status": "failed", "error": message}, output_dir / "error.json")
+        if _in_search():
+            raise TrialFailed(f"error: a trial failed ({output_dir.name}): {message}") from None
+    return None
+
+
+class TrialFailed(CompactHydraException):
+    """A search trial that failed; its error is in the job's error.json. Hydra prints a
+    compact exception as its message alone, when the sweeper stops on it."""

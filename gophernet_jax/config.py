@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gophernet_jax.dataset import ARTICLE_LABELS
+from gophernet_jax.model import TIES
+from gophernet_jax.statistics import OBJECTIVES
 from gophernet_jax.training import OPTIMIZERS, RULES, SOURCES
 
 _HERE = Path(__file__).resolve().parent
@@ -62,28 +64,89 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
+def _number(key: str, value: Any, low: float, high: float | None = None, *, low_open: bool = True) -> float:
+    """A finite number in (low, high) (or [low, high) when not `low_open`)."""
+    above = value > low if low_open else value >= low
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not above
+        or (high is not None and value >= high)
+    ):
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g})" if high is not None else None
+        wanted = f"a number in {bounds}" if bounds else f"a number {'>' if low_open else '>='} {low:g}"
+        raise ConfigError(f"config key {key}: expected {wanted}, got {value!r}")
+    return float(value)
+
+
+def _sources(key: str, value: Any) -> list[str]:
+    names = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not names or any(v not in SOURCES for v in names) or len(set(names)) < len(names):
+        raise ConfigError(f"config key {key}: expected a list of {', '.join(SOURCES)}, got {value!r}")
+    return names
+
+
+def _grid(value: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            f"config key seeds.grid: expected a mapping of sources to levels, like "
+            f"'{{split: 10, init: 10}}', got {value!r}"
+        )
+    grid = {}
+    for source, levels in value.items():
+        if source not in SOURCES:
+            raise ConfigError(
+                f"config key seeds.grid: unknown source {source!r}; expected some of {', '.join(SOURCES)}"
+            )
+        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+            raise ConfigError(
+                f"config key seeds.grid.{source}: expected an integer >= 2 levels, got {levels!r}"
+            )
+        grid[source] = levels
+    return grid
+
+
 @dataclass
 class SeedsConfig:
-    count: Any = 1  # int >= 1: seeds trained together
+    count: Any = 1  # int >= 1: seeds trained together (with a grid: 1 or the grid's product)
     base: Any = 0  # int in [0, 2**32 - 1]: seed i is fold_in(key(base), i)
-    vary: Any = field(default_factory=lambda: ["init"])  # sources that follow the seed: init, split, noise
-    splits: Any = 0  # int >= 0: > 0 makes a crossed grid of `splits` splits × count/splits inits
+    vary: Any = field(default_factory=lambda: ["init"])  # sources that follow the seed index
+    splits: Any = 0  # int >= 0: > 0 is seeds.grid={split: splits, init: count/splits}
+    grid: Any = None  # {source: levels}: a full factorial design over these sources
 
     def __post_init__(self) -> None:
-        self.count = _int("seeds.count", self.count, 1)
-        self.base = _int("seeds.base", self.base, 0, 2**32 - 1)
-        vary = list(self.vary) if isinstance(self.vary, (list, tuple)) else [self.vary]
-        if not vary or any(v not in SOURCES for v in vary) or len(set(vary)) < len(vary):
-            raise ConfigError(
-                f"config key seeds.vary: expected a list of {', '.join(SOURCES)}, got {self.vary!r}"
-            )
-        self.vary = vary
+        self.grid = _grid(self.grid)
+        self.vary = _sources("seeds.vary", self.vary)
         self.splits = _int("seeds.splits", self.splits, 0)
-        if self.splits and (self.splits < 2 or self.count % self.splits or self.count // self.splits < 2):
-            raise ConfigError(
-                f"config key seeds.splits: a grid needs >= 2 splits dividing seeds.count ({self.count}) "
-                f"into >= 2 initialisations each, got {self.splits}"
-            )
+        self.count = _int("seeds.count", self.count, 1)
+        if self.splits:
+            if self.grid is not None:
+                raise ConfigError("config key seeds.splits: give seeds.grid or seeds.splits, not both")
+            count = self.count
+            if self.splits < 2 or count % self.splits or count // self.splits < 2:
+                raise ConfigError(
+                    f"config key seeds.splits: a grid needs >= 2 splits dividing seeds.count ({count}) "
+                    f"into >= 2 initialisations each, got {self.splits}"
+                )
+            self.grid = {"split": self.splits, "init": count // self.splits}
+        if self.grid is not None:
+            size = math.prod(self.grid.values())
+            if self.count not in (1, size):  # 1 is the default: the grid sets the count
+                shape = " × ".join(f"{levels} {source}" for source, levels in self.grid.items())
+                raise ConfigError(
+                    f"config key seeds.count: {self.count} does not match seeds.grid ({shape} = {size})"
+                )
+            if self.vary != ["init"]:
+                raise ConfigError("config key seeds.vary: with seeds.grid the grid names the varied sources")
+            self.count = size
+        self.base = _int("seeds.base", self.base, 0, 2**32 - 1)
+
+    def varied(self) -> list[str]:
+        """The sources whose draw follows the seed: the grid's, or `vary`."""
+        return list(self.grid) if self.grid else list(self.vary)
 
 
 @dataclass
@@ -100,12 +163,15 @@ class TrainConfig:
     rule: Any = "autodiff"  # autodiff | article
     dtype: Any = "float32"  # float32 | float64
     chunk_size: Any = 500  # int >= 1: seeds trained together; bounds memory
+    batch_size: Any = None  # None: full batch (the article); int >= 1: mini-batches in a fresh order
 
     def __post_init__(self) -> None:
         self.epochs = _int("train.epochs", self.epochs, 1)
         self.rule = _choice("train.rule", self.rule, tuple(RULES))
         self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
         self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
+        if self.batch_size is not None:
+            self.batch_size = _int("train.batch_size", self.batch_size, 1)
 
 
 @dataclass
@@ -115,17 +181,15 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         self.name = _choice("optimizer.name", self.name, OPTIMIZERS)
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"config key optimizer.learning_rate: expected a number > 0, got {lr!r}")
-        self.learning_rate = float(lr)
+        self.learning_rate = _number("optimizer.learning_rate", self.learning_rate, 0)
 
 
 @dataclass
 class DataConfig:
-    # The article's pre-split files (the default):
-    train: Any = str(DATA_DIR / "train.csv")
-    test: Any = str(DATA_DIR / "test.csv")
+    # The article's pre-split files (the default), named by an interpolation so that saved
+    # configs do not hold this machine's paths:
+    train: Any = "${shipped_data:train.csv}"
+    test: Any = "${shipped_data:test.csv}"
     labels: Any = field(default_factory=lambda: list(ARTICLE_LABELS))
     padding_row: Any = False  # true: the reference loader's extra all-zero row
     # Or a raw table, split by the run (data=iris, data=wine, or data.path + data.label):
@@ -134,9 +198,15 @@ class DataConfig:
     test_fraction: Any = 0.2  # share of each class held out, in (0, 1)
     split_seed: Any = 0  # split s is fold_in(key(split_seed), s)
     noise: Any = 0.0  # Gaussian feature noise, in units of each column's range (>= 0)
-    noise_seed: Any = 0  # noise draw n is fold_in(key(noise_seed), n)
+    noise_seed: Any = 0  # noise draw n is source_keys("noise", noise_seed, [n])
+    # Any data:
+    val_fraction: Any = 0.0  # share of each class held out of the training rows for validation
+    order_seed: Any = 0  # with train.batch_size: order j is source_keys("order", order_seed, [j])
 
     def __post_init__(self) -> None:
+        self.val_fraction = _number("data.val_fraction", self.val_fraction, 0, 1, low_open=False)
+        self.split_seed = _int("data.split_seed", self.split_seed, 0, 2**32 - 1)
+        self.order_seed = _int("data.order_seed", self.order_seed, 0, 2**32 - 1)
         if self.path is not None:
             self._check_raw()
         for key in ("train", "test"):
@@ -159,21 +229,14 @@ class DataConfig:
                 f"config key data.label: name the class column (or one-hot columns), got {self.label!r}"
             )
         self.label = label
-        fraction = self.test_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ConfigError(f"config key data.test_fraction: expected a number in (0, 1), got {fraction!r}")
-        self.test_fraction = float(fraction)
-        self.split_seed = _int("data.split_seed", self.split_seed, 0, 2**32 - 1)
+        self.test_fraction = _number("data.test_fraction", self.test_fraction, 0, 1)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"config key data.val_fraction: with data.test_fraction {self.test_fraction:g} it leaves no "
+                f"training rows ({self.val_fraction:g} + {self.test_fraction:g} >= 1)"
+            )
         self.noise_seed = _int("data.noise_seed", self.noise_seed, 0, 2**32 - 1)
-        noise = self.noise
-        if (
-            isinstance(noise, bool)
-            or not isinstance(noise, (int, float))
-            or not math.isfinite(noise)
-            or noise < 0
-        ):
-            raise ConfigError(f"config key data.noise: expected a number >= 0, got {noise!r}")
-        self.noise = float(noise)
+        self.noise = _number("data.noise", self.noise, 0, low_open=False)
         if self.padding_row:
             raise ConfigError("config key data.padding_row: applies to the article's files, not to data.path")
 
@@ -182,11 +245,17 @@ class DataConfig:
 class ReportConfig:
     curve_every: Any = 50  # int >= 0: record loss and test accuracy every k epochs (0: never)
     baseline: Any = None  # the sweep's reference job: its folder name or "key=value[,key=value]"
+    ties: Any = "strict"  # strict | article: does a tie for the largest output count as correct?
+    objective: Any = "mean"  # the statistic a search optimises: mean, median, q05, q25, min, iqm
+    resolution: Any = 0.005  # the half-width a 95% interval should reach: sets "seeds needed"
 
     def __post_init__(self) -> None:
         self.curve_every = _int("report.curve_every", self.curve_every, 0)
         if self.baseline is not None and not isinstance(self.baseline, str):
             self.baseline = str(self.baseline)
+        self.ties = _choice("report.ties", self.ties, TIES)
+        self.objective = _choice("report.objective", self.objective, OBJECTIVES)
+        self.resolution = _number("report.resolution", self.resolution, 0, 1)
 
 
 @dataclass
@@ -218,11 +287,17 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
-        varies = self.seeds.splits or set(self.seeds.vary) - {"init"}
-        if varies and self.data.path is None:
+        key = "seeds.grid" if self.seeds.grid else "seeds.vary"
+        varied = set(self.seeds.varied())
+        if varied & {"split", "noise"} and self.data.path is None:
             raise ConfigError(
-                "config key seeds.vary: varying the split or noise needs a raw table "
+                f"config key {key}: varying the split or noise needs a raw table "
                 "(data=iris, data=wine, or data.path and data.label)"
+            )
+        if "order" in varied and self.train.batch_size is None:
+            raise ConfigError(
+                f"config key {key}: varying the data order needs train.batch_size (full-batch training "
+                "visits every row at once, in no order)"
             )
 
 

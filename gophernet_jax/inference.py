@@ -208,7 +208,9 @@ def _standing(count: int, seed_counts: np.ndarray) -> dict[str, float]:
     }
 
 
-def ensemble_report(params: Params, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def ensemble_report(
+    params: Params, x: np.ndarray, y: np.ndarray, ties="strict"
+) -> dict[str, Any]:  # TEMPORARY
     """How the ensemble of a population does on labelled rows (x, y), against its single seeds.
 
     Accuracies are exact fractions of rows (correct rows / rows, in float64); the single

@@ -176,10 +176,23 @@ def population_hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Arra
     return hidden, jax.nn.sigmoid(mixed + params.b_out)
 
 
-def population_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Every seed's `loss`, shape (seeds,); `y` is (samples, classes) or (samples, classes, seeds)."""
+def row_weights(weights: jax.Array) -> jax.Array:
+    """Row weights (samples,) or (samples, seeds), broadcast against (samples, classes, seeds)."""
+    return weights[:, None, None] if weights.ndim == 1 else weights[:, None, :]
+
+
+def population_loss(
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
+    """Every seed's `loss`, shape (seeds,); `y` is (samples, classes) or (samples, classes, seeds).
+
+    With `weights` (see `row_weights`), each row's squared error is weighted.
+    """
     outputs = population_hidden_and_output(params, x)[1]
-    return 0.5 * jnp.sum((per_seed(y) - outputs) ** 2, axis=(0, 1))
+    squared = (per_seed(y) - outputs) ** 2
+    if weights is not None:
+        squared = row_weights(weights) * squared
+    return 0.5 * jnp.sum(squared, axis=(0, 1))
 
 
 class Scores(NamedTuple):

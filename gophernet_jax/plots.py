@@ -92,3 +92,30 @@ def plot_variance(grid: np.ndarray, report: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_search(
+    summary: pd.DataFrame, best: Mapping[str, np.ndarray], path: Path, test_rows: int | None
+) -> None:
+    """`search.png`: each trial's objective against its number, with the best so far, and
+    the accuracy distributions of the best trials (share of seeds at each value)."""
+    fig, (ax_trials, ax_best) = plt.subplots(1, 2, figsize=(12, 4.2))
+    ok = summary[summary["status"] == "ok"]
+    failed = summary[summary["status"] != "ok"]
+    objective = ok["objective"].astype(float)
+    ax_trials.plot(ok["trial"], objective, "o", color="C0", label="trial")
+    ax_trials.step(ok["trial"], objective.cummax(), where="post", color="C1", label="best so far")
+    if len(failed):
+        ax_trials.plot(failed["trial"], np.zeros(len(failed)), "x", color="C3", label="failed")
+    on = ok["objective_on"].iloc[0] if len(ok) else "test"
+    ax_trials.set(xlabel="trial", ylabel=f"objective ({on} accuracy)", ylim=(-0.02, 1.02))
+    ax_trials.legend(fontsize=8, loc="lower right")
+    width = 0.8 / test_rows / max(len(best), 1) if test_rows else 0.01
+    for i, (label, values) in enumerate(best.items()):
+        v, counts = np.unique(np.round(np.asarray(values, dtype=float), 6), return_counts=True)
+        ax_best.bar(v + (i - (len(best) - 1) / 2) * width, counts / counts.sum(), width=width, label=label)
+    ax_best.set(xlabel="test accuracy", ylabel="share of seeds", title="the best trials", ylim=(0, 1))
+    ax_best.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

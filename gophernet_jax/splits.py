@@ -33,7 +33,10 @@ class Table(NamedTuple):
 
 
 class Split(NamedTuple):
-    """One split of a table: scaled features, one-hot labels and table rows of each part."""
+    """One split of a table: scaled features, one-hot labels and table rows of each part.
+
+    The validation part has 0 rows unless a `val_fraction` was asked for.
+    """
 
     x_train: jax.Array  # (n_train, features)
     y_train: jax.Array  # (n_train, classes)
@@ -41,6 +44,9 @@ class Split(NamedTuple):
     y_test: jax.Array  # (n_test, classes)
     train_idx: jax.Array  # (n_train,) the table's rows in the training part, ascending
     test_idx: jax.Array  # (n_test,) the table's rows in the test part, ascending
+    x_val: jax.Array  # (n_val, features)
+    y_val: jax.Array  # (n_val, classes)
+    val_idx: jax.Array  # (n_val,) the table's rows in the validation part, ascending
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -146,10 +152,17 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
 # --- splitting -------------------------------------------------------------------------------
 
 
-def _test_counts(labels: np.ndarray, test_fraction: float, class_names: Sequence[str] | None) -> np.ndarray:
-    """Test rows per class: round(test_fraction · n_c), half up, kept within [1, n_c − 1]."""
-    if not (isinstance(test_fraction, float | int) and 0 < test_fraction < 1):
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+def _fraction(name: str, value: float, low_open: bool = True) -> None:
+    ok = (
+        isinstance(value, float | int)
+        and not isinstance(value, bool)
+        and (0 < value < 1 or (value == 0 and not low_open))
+    )
+    if not ok:
+        raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1), got {value!r}")
+
+
+def _class_counts(labels: np.ndarray, class_names: Sequence[str] | None) -> np.ndarray:
     labels = np.asarray(labels)
     if (
         labels.ndim != 1
@@ -162,56 +175,128 @@ def _test_counts(labels: np.ndarray, test_fraction: float, class_names: Sequence
     for c in np.flatnonzero(counts == 1):
         name = class_names[c] if class_names is not None else int(c)
         raise DataError(f"class {name!r} has 1 row: too few to stratify")
-    wanted = np.floor(test_fraction * counts + 0.5).astype(np.int64)
-    return np.where(counts > 0, np.clip(wanted, 1, np.maximum(counts - 1, 1)), 0)
+    return counts
+
+
+def _share(fraction: float, counts: np.ndarray) -> np.ndarray:
+    """round(fraction · n_c) per class, half up."""
+    return np.floor(fraction * counts + 0.5).astype(np.int64)
+
+
+def part_counts(
+    labels: np.ndarray,
+    test_fraction: float,
+    val_fraction: float = 0.0,
+    *,
+    class_names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test and validation rows per class of a stratified split of these labels.
+
+    Test: round(test_fraction · n_c), half up, kept within [1, n_c − 1]. Validation (when
+    `val_fraction` > 0): round(val_fraction · n_c), at least 1; every class must keep a
+    training row, or a `DataError` names the class.
+    """
+    _fraction("test_fraction", test_fraction)
+    _fraction("val_fraction", val_fraction, low_open=False)
+    counts = _class_counts(labels, class_names)
+    test = np.where(counts > 0, np.clip(_share(test_fraction, counts), 1, np.maximum(counts - 1, 1)), 0)
+    if not val_fraction:
+        return test, np.zeros_like(test)
+    val = np.where(counts > 0, np.maximum(_share(val_fraction, counts), 1), 0)
+    for c in np.flatnonzero((counts > 0) & (counts - test - val < 1)):
+        name = class_names[c] if class_names is not None else int(c)
+        raise DataError(
+            f"class {name!r} has {_rows(int(counts[c]))}: too few for a training, validation and test row each"
+        )
+    return test, val
 
 
 def split_sizes(
-    labels: np.ndarray, test_fraction: float, *, class_names: Sequence[str] | None = None
-) -> tuple[int, int]:
-    """(n_train, n_test) of every stratified split of these labels (see `stratified_split`)."""
-    n_test = int(_test_counts(labels, test_fraction, class_names).sum())
-    return len(labels) - n_test, n_test
+    labels: np.ndarray,
+    test_fraction: float,
+    *,
+    val_fraction: float = 0.0,
+    class_names: Sequence[str] | None = None,
+) -> tuple[int, ...]:
+    """(n_train, n_test) of every stratified split of these labels, or (n_train, n_val, n_test)
+    with a `val_fraction` (see `stratified_split`)."""
+    test, val = part_counts(labels, test_fraction, val_fraction, class_names=class_names)
+    n_test, n_val = int(test.sum()), int(val.sum())
+    if not val_fraction:
+        return len(labels) - n_test, n_test
+    return len(labels) - n_test - n_val, n_val, n_test
+
+
+def stratified_parts(key: jax.Array, labels: np.ndarray, counts: Sequence[np.ndarray]) -> list[jax.Array]:
+    """Row indices of parts drawn class by class: the rest, then one array per entry of `counts`.
+
+    The rows of each class are put in a random order drawn by `key`; part p takes the next
+    `counts[p][c]` rows of class c, and what is left over is the rest (the training part).
+    The sizes depend only on the labels and `counts`, never on the key, so a vmap over
+    keys is one program. Every index array is in ascending row order.
+    """
+    labels = np.asarray(labels)
+    sizes = np.bincount(labels, minlength=len(counts[0]) if counts else 0)
+    starts = np.cumsum(sizes) - sizes
+    taken = np.zeros_like(sizes)
+    positions = []
+    for part in counts:
+        part = np.asarray(part)
+        positions.append(
+            np.concatenate([np.arange(s + t, s + t + k) for s, t, k in zip(starts, taken, part)])
+        )
+        taken = taken + part
+    rest = np.concatenate([np.arange(s + t, s + n) for s, t, n in zip(starts, taken, sizes)])
+    perm = jax.random.permutation(key, len(labels))
+    by_class = perm[jnp.argsort(jnp.asarray(labels)[perm], stable=True)]  # classes in order, shuffled within
+    return [jnp.sort(by_class[pos]) for pos in (rest, *positions)]
 
 
 def stratified_split(
-    key: jax.Array, labels: np.ndarray, test_fraction: float, *, class_names: Sequence[str] | None = None
-) -> tuple[jax.Array, jax.Array]:
-    """Row indices of a stratified train/test split, drawn by `key`.
+    key: jax.Array,
+    labels: np.ndarray,
+    test_fraction: float,
+    *,
+    val_fraction: float = 0.0,
+    class_names: Sequence[str] | None = None,
+) -> tuple[jax.Array, ...]:
+    """Row indices of a stratified train/test split (train/validation/test with a
+    `val_fraction`), drawn by `key`.
 
-    Class c with n_c rows gets k_c = round(test_fraction · n_c) test rows (half up, and
-    at least one row in each part), the rest for training: the sizes depend only on the
-    labels and `test_fraction`, never on the key, so a vmap over keys is one program.
-    Which rows go where is a uniform draw within each class. Both index arrays are in
-    ascending row order, so a split is fully described by its membership.
+    Class c with n_c rows gets k_c = round(test_fraction · n_c) test rows (half up, and at
+    least one row in each part) and, with a `val_fraction`, round(val_fraction · n_c)
+    validation rows (at least one), the rest for training (see `part_counts`). Which rows
+    go where is a uniform draw within each class: the test rows are the first k_c of the
+    class's random order, so the test part does not depend on `val_fraction`. Every index
+    array is in ascending row order, so a split is fully described by its membership.
 
     Args:
       key: a `jax.random` key; may be traced (vmapped).
       labels: (n,) host array of class indices: static, a constant of the program.
-      test_fraction: share of each class held out, in (0, 1): static.
+      test_fraction: share of each class held out for testing, in (0, 1): static.
+      val_fraction: share of each class held out for validation, in [0, 1): static.
       class_names: names for the error message.
 
     Returns:
-      `(train_idx, test_idx)`: int arrays of shapes (n_train,) and (n_test,) partitioning
-      range(n).
+      `(train_idx, test_idx)`, or `(train_idx, val_idx, test_idx)` with a `val_fraction`:
+      int arrays partitioning range(n).
 
     Raises:
-      DataError: on the host, before tracing, for a class with a single row.
-      ValueError: for a `test_fraction` outside (0, 1) or labels that are not class indices.
+      DataError: on the host, before tracing, for a class with a single row, or one too
+        small to give every part a row.
+      ValueError: for a fraction outside its range or labels that are not class indices.
 
     Example:
       >>> train_idx, test_idx = stratified_split(jax.random.key(0), np.repeat([0, 1, 2], 50), 0.2)
       >>> train_idx.shape, test_idx.shape
       ((120,), (30,))
     """
-    k = _test_counts(labels, test_fraction, class_names)
-    counts = np.bincount(np.asarray(labels))
-    starts = np.cumsum(counts) - counts
-    test_pos = np.concatenate([np.arange(s, s + kc) for s, kc in zip(starts, k)])
-    train_pos = np.concatenate([np.arange(s + kc, s + n) for s, kc, n in zip(starts, k, counts)])
-    perm = jax.random.permutation(key, len(labels))
-    by_class = perm[jnp.argsort(jnp.asarray(labels)[perm], stable=True)]  # classes in order, shuffled within
-    return jnp.sort(by_class[train_pos]), jnp.sort(by_class[test_pos])
+    test, val = part_counts(labels, test_fraction, val_fraction, class_names=class_names)
+    if not val_fraction:
+        train_idx, test_idx = stratified_parts(key, labels, [test])
+        return train_idx, test_idx
+    train_idx, test_idx, val_idx = stratified_parts(key, labels, [test, val])
+    return train_idx, val_idx, test_idx
 
 
 def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
@@ -220,22 +305,23 @@ def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
     return low, jnp.where(high > low, high - low, jnp.ones_like(high))
 
 
-def minmax_scale(train_x: jax.Array, test_x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def minmax_scale(train_x: jax.Array, *others: jax.Array) -> tuple[jax.Array, ...]:
     """Scales each column by the training part's min and max, so training columns span [0, 1].
 
-    The test part uses the training part's min and max and may fall outside [0, 1]. A
+    The other parts (test, validation) use the training part's min and max and may fall
+    outside [0, 1]. A
     column constant in the training part is shifted to 0 and divided by 1, not 0.
     XLA's CPU float32 division is not correctly rounded (x / x can be 1 − 2⁻²⁴), so the
     training part's maxima are set to 1 and its values clipped to [0, 1] explicitly.
 
     Returns:
-      `(train_scaled, test_scaled)`, shapes as given.
+      `(train_scaled, *others_scaled)`, shapes as given.
     """
     low, span = minmax_fit(train_x)
     high = train_x.max(axis=0)
     top = (high > low) & (train_x == high)
     train = jnp.clip(jnp.where(top, jnp.ones_like(train_x), (train_x - low) / span), 0, 1)
-    return train, (test_x - low) / span
+    return (train, *((x - low) / span for x in others))
 
 
 def add_noise(key: jax.Array, x: jax.Array, scale: jax.Array | float) -> jax.Array:
@@ -260,6 +346,7 @@ def make_split(
     noise_key: jax.Array | None = None,
     *,
     test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
     noise: jax.Array | float = 0.0,
     dtype: str = "float32",
 ) -> Split:
@@ -276,13 +363,15 @@ def make_split(
       table: the raw table; a constant of the program.
       split_key: key of the split; may be traced (vmapped).
       noise_key: key of the noise; may be traced; None for no noise.
-      test_fraction: share of each class held out (static).
+      test_fraction: share of each class held out for testing (static).
+      val_fraction: share of each class held out for validation (static; 0: none).
       noise: the noise's standard deviation in units of each column's range; may be traced.
       dtype: "float32" or "float64" (which needs jax_enable_x64).
 
     Returns:
-      `Split(x_train, y_train, x_test, y_test, train_idx, test_idx)`: labels one-hot in
-      class order, and the table rows of each part (ascending) to record which split it was.
+      `Split(x_train, y_train, x_test, y_test, train_idx, test_idx, x_val, y_val, val_idx)`:
+      labels one-hot in class order, and the table rows of each part (ascending) to record
+      which split it was. Scaling is fitted on the training part only.
 
     Example:
       >>> table = load_table(DATA_DIR / "iris.csv", "species")
@@ -298,12 +387,11 @@ def make_split(
     x = jnp.asarray(table.x, dtype)
     if noise_key is not None:
         x = add_noise(noise_key, x, jnp.asarray(noise, dtype) * jnp.asarray(np.ptp(table.x, axis=0), dtype))
-    train_idx, test_idx = stratified_split(
-        split_key, table.labels, test_fraction, class_names=table.class_names
-    )
+    test, val = part_counts(table.labels, test_fraction, val_fraction, class_names=table.class_names)
+    train_idx, test_idx, val_idx = stratified_parts(split_key, table.labels, [test, val])
     y = jax.nn.one_hot(table.labels, len(table.class_names), dtype=dtype)
-    x_train, x_test = minmax_scale(x[train_idx], x[test_idx])
-    return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx)
+    x_train, x_test, x_val = minmax_scale(x[train_idx], x[test_idx], x[val_idx])
+    return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx, x_val, y[val_idx], val_idx)
 
 
 def make_splits(
@@ -312,6 +400,7 @@ def make_splits(
     noise_keys: jax.Array | None = None,
     *,
     test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
     noise: jax.Array | float = 0.0,
     dtype: str = "float32",
 ) -> Split:
@@ -320,7 +409,9 @@ def make_splits(
     Returns:
       `Split` whose arrays carry a leading batch axis of len(split_keys).
     """
-    one = partial(make_split, table, test_fraction=test_fraction, noise=noise, dtype=dtype)
+    one = partial(
+        make_split, table, test_fraction=test_fraction, val_fraction=val_fraction, noise=noise, dtype=dtype
+    )
     if noise_keys is None:
         return jax.vmap(lambda k: one(k, None))(split_keys)
     return jax.vmap(one)(split_keys, noise_keys)

@@ -28,7 +28,9 @@ def histogram(values: np.ndarray, decimals: int = 4) -> dict[str, int]:
     return {f"{k:.{decimals}f}": int(c) for k, c in zip(keys, counts)}
 
 
-def summarize(values: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+def summarize(
+    values: np.ndarray, level: float = 0.95, design=None, resolution=0.005
+) -> dict[str, Any]:  # TEMPORARY
     """count, mean, std (ddof=1), min, q05, median, q95, max, histogram and the mean's interval."""
     values = np.asarray(values, dtype=float)
     low, high = mean_interval(values, level)
@@ -106,3 +108,18 @@ def compare(baseline: np.ndarray, other: np.ndarray, *, paired: bool, seed: int 
         "p_tie": None,
         "p_worse": None,
     }
+
+
+# TEMPORARY (replaced by the stats branch): the objective statistics of a search.
+OBJECTIVES = ("mean", "median", "q05", "q25", "min", "iqm")
+
+
+def objective(values: np.ndarray, name: str) -> float:
+    values = np.sort(np.asarray(values, dtype=float))
+    if name == "iqm":
+        return float(stats.trim_mean(values, 0.25))
+    return float(
+        {"mean": np.mean, "median": np.median, "min": np.min}.get(
+            name, lambda v: np.quantile(v, {"q05": 0.05, "q25": 0.25}[name])
+        )(values)
+    )

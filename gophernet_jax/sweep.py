@@ -3,24 +3,33 @@
 Hydra hands `on_multirun_end` no job results, so the report reads each job's folder
 under `hydra.sweep.dir`: `.hydra/overrides.yaml` for what the job changed, and the
 files the app wrote (`summary.json`, `results.csv`, `curves.csv`, or `error.json`).
+
+    python -m gophernet_jax.sweep SWEEP_DIR   # the same report again, e.g. after an interrupted search
+
+The report never depends on every job having finished: failed, interrupted and one-seed
+jobs get their row, with the statistics they cannot have left empty and a reason.
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from gophernet_jax.plots import plot_accuracy, plot_curves
 from gophernet_jax.reporting import write_csv, write_json
-from gophernet_jax.statistics import compare
 
-#: Keys whose equality makes seed i start from the same weights in two jobs.
-SHAPE_KEYS = ("seeds.base", "seeds.count", "model.hidden", "train.dtype", "data.train", "data.labels")
 STAT_COLUMNS = ("mean", "std", "min", "q05", "median", "q95", "max")
+BEST_OF = ("1", "3", "5", "10", "100")
+#: How many of a search's best trials the plots show.
+BEST_SHOWN = 5
+
+
+class ReportError(ValueError):
+    """A sweep report that cannot be made as asked; the message names the key."""
 
 
 def _overrides(job: Path) -> dict[str, str]:
@@ -29,8 +38,12 @@ def _overrides(job: Path) -> dict[str, str]:
 
 
 def _job_num(job: Path) -> int:
-    hydra_yaml = job / ".hydra" / "hydra.yaml"
-    return int(OmegaConf.load(hydra_yaml).hydra.job.num) if hydra_yaml.is_file() else 10**9
+    hydra_yaml, summary = job / ".hydra" / "hydra.yaml", job / "summary.json"
+    if hydra_yaml.is_file():
+        return int(OmegaConf.load(hydra_yaml).hydra.job.num)
+    if summary.is_file():  # a committed study keeps no hydra.yaml (it holds machine paths)
+        return int(json.loads(summary.read_text()).get("job_num", 10**9))
+    return 10**9
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -44,54 +57,70 @@ def _job_row(job: Path) -> dict[str, Any]:
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
         acc = summary["test_accuracy"]
-        low, high = acc["mean_ci95"]
+        low, high = acc["mean_ci95"] or (None, None)
+        objective = summary.get("objective") or {}
+        best = acc.get("best_of_n") or {}
         return {
             "status": "ok",
             "seeds": acc["count"],
+            "objective": objective.get("value"),
+            "objective_on": objective.get("on"),
             **{k: acc[k] for k in STAT_COLUMNS},
             "ci95_low": low,
             "ci95_high": high,
+            **{f"best_of_{n}": best.get(n) for n in BEST_OF},
+            "seeds_needed": acc.get("seeds_needed"),
             "diverged": summary["diverged"],
+            "collapsed": summary.get("collapsed"),
             "seconds": summary["seconds"],
             "compilations": summary.get("compilations"),
             "error": "",
             "_config": summary["config"],
             "_test_rows": summary["test_rows"],
+            "_pairing": summary.get("pairing"),
+            "_design": (summary.get("variance") or {}).get("levels"),
         }
     if error_file.is_file():
         return {"status": "failed", "error": json.loads(error_file.read_text())["error"]}
     return {"status": "incomplete", "error": "no summary.json: the job was interrupted or is running"}
 
 
-def _flat(config: dict[str, Any]) -> dict[str, Any]:
-    return {f"{group}.{k}": v for group, values in config.items() for k, v in values.items()}
+def collect(
+    sweep_dir: Path, baseline: str | None = None, *, search: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """summary (one row per job), results (every seed of every job) and plot data.
 
-
-def collect(sweep_dir: Path, baseline: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """summary (one row per job), results (every seed of every job) and plot data."""
+    In a search the baseline is the best trial (the lowest objective error), unless one is named.
+    """
     jobs = find_jobs(sweep_dir)
     overrides = {job.name: _overrides(job) for job in jobs}
     keys = sorted({k for o in overrides.values() for k in o})
     swept = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1] or keys
     rows, results, curves, accuracies, by_job = [], [], {}, {}, {}
-    for job in jobs:
+    for number, job in enumerate(jobs):
         values = {k: overrides[job.name].get(k, "") for k in swept}
-        row = {**values, "job": job.name, **_job_row(job)}
+        row = {**values, "trial": number, "job": job.name, **_job_row(job)}
         rows.append(row)
         if row["status"] == "ok":
             label = ",".join(f"{k}={v}" for k, v in values.items())
             seeds = pd.read_csv(job / "results.csv")
             results.append(seeds.assign(**values, job=job.name))
-            accuracies[label] = by_job[job.name] = seeds["test_accuracy"].to_numpy()
+            by_job[job.name] = seeds["test_accuracy"].to_numpy()
+            accuracies[job.name] = (label, by_job[job.name])
             if (job / "curves.csv").is_file():
-                curves[label] = pd.read_csv(job / "curves.csv")
+                curves[job.name] = (label, pd.read_csv(job / "curves.csv"))
     summary = pd.DataFrame(rows)
-    for column in ("seeds", "diverged", "compilations"):
+    for column in ("seeds", "diverged", "collapsed", "compilations", "seeds_needed"):
         if column in summary:
             summary[column] = summary[column].astype("Int64")  # integers, with gaps for failed jobs
-    _add_comparison(summary, by_job, baseline)
+    problem = _add_comparison(summary, by_job, baseline, search=search)
     hidden = [c for c in summary.columns if c.startswith("_")]
-    extras = {"curves": curves, "accuracies": accuracies, "test_rows": _common(summary, "_test_rows")}
+    extras = {
+        "curves": curves,
+        "accuracies": accuracies,
+        "test_rows": _common(summary, "_test_rows"),
+        "problem": problem,
+    }
     long = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     return summary.drop(columns=hidden), long, extras
 
@@ -102,101 +131,226 @@ def _common(summary: pd.DataFrame, column: str) -> int | None:
     return int(values.pop()) if len(values) == 1 else None
 
 
-COMPARISON_COLUMNS = ["baseline", "paired", "difference", "difference_ci95_low", "difference_ci95_high"]
-COMPARISON_COLUMNS += ["p_better", "p_tie", "p_worse"]
+COMPARISON_COLUMNS = ["baseline", "paired", "unpaired_because", "difference"]
+COMPARISON_COLUMNS += ["difference_ci95_low", "difference_ci95_high", "p_better", "p_tie", "p_worse"]
+COMPARISON_COLUMNS += [
+    "simultaneous_ci95_low",
+    "simultaneous_ci95_high",
+    "holds",
+    "seeds_needed_for_difference",
+]
+COMPARISON_COLUMNS += ["comparison_note"]
 
 
-def _add_comparison(summary: pd.DataFrame, accuracies: dict[str, Any], baseline: str | None) -> None:
-    """Differences against the baseline job, in place: paired seed by seed where the
-    jobs share their initial weights (`SHAPE_KEYS` equal), unpaired otherwise."""
-    ok = summary[summary["status"] == "ok"]
+def pairing_of(base: dict | None, other: dict | None) -> tuple[bool, str]:
+    """Are two jobs' seeds comparable seed by seed, and if not, why not?
+
+    Seed i pairs with seed i when both start from the same initial weights and are tested
+    on the same rows: the fingerprints each job stores in its summary (`pairing`).
+    """
+    if not base or not other:
+        return False, "a job has no pairing fingerprint (made by an older version)"
+    reasons = [
+        ("seeds", "different seed counts"),
+        ("init", "different initial weights"),
+        ("test_rows", "different test rows"),
+    ]
+    why = [text for key, text in reasons if base.get(key) != other.get(key)]
+    return (not why), "; ".join(why)
+
+
+def _add_comparison(
+    summary: pd.DataFrame, accuracies: dict[str, Any], baseline: str | None, *, search: bool
+) -> str | None:
+    """Differences against the baseline job, in place: paired seed by seed where the jobs'
+    seeds are comparable (`pairing_of`), unpaired otherwise, with Bonferroni-simultaneous
+    intervals over the m comparisons. Returns a problem to report, or None."""
     for c in COMPARISON_COLUMNS:
         summary[c] = None
+    ok = summary[summary["status"] == "ok"]
     if ok.empty:
-        return
-    base = _pick_baseline(ok, baseline)
-    base_config = _flat(base["_config"])
+        return "no job finished: nothing to compare"
+    try:
+        base = _pick_baseline(summary, ok, baseline, search=search)
+    except ReportError as e:
+        return str(e)
+    from gophernet_jax.statistics import compare
+
+    comparisons = max(1, len(ok) - 1)
     for i, row in ok.iterrows():
-        config = _flat(row["_config"])
-        paired = all(config.get(k) == base_config.get(k) for k in SHAPE_KEYS)
-        result = compare(accuracies[base["job"]], accuracies[row["job"]], paired=paired)
-        low, high = result["difference_ci95"]
-        shares = [result[k] for k in ("p_better", "p_tie", "p_worse")]
+        paired, why = pairing_of(base["_pairing"], row["_pairing"])
+        design = row["_design"] if paired and row["_design"] == base["_design"] else None
+        result = compare(
+            accuracies[base["job"]],
+            accuracies[row["job"]],
+            paired=paired,
+            design=design,
+            comparisons=comparisons,
+        )
+        low, high = result["difference_ci95"] or (None, None)
+        sim_low, sim_high = result.get("difference_ci95_simultaneous") or (None, None)
         summary.loc[i, COMPARISON_COLUMNS] = [
             base["job"],
             paired,
+            why or None,
             result["mean_difference"],
             low,
             high,
-            *shares,
+            result["p_better"],
+            result["p_tie"],
+            result["p_worse"],
+            sim_low,
+            sim_high,
+            result.get("holds"),
+            result.get("seeds_needed"),
+            result.get("reason"),
         ]
+    return None
 
 
-def _pick_baseline(ok: pd.DataFrame, baseline: str | None) -> pd.Series:
+def _pick_baseline(
+    summary: pd.DataFrame, ok: pd.DataFrame, baseline: str | None, *, search: bool
+) -> pd.Series:
     if baseline is None:
-        return ok.iloc[0]
+        if search:
+            return ok.loc[ok["objective"].astype(float).idxmax()]
+        first = summary.iloc[0]
+        if first["status"] != "ok":
+            raise ReportError(
+                f"the baseline (the first job, {first['job']}) {first['status']}: no differences to "
+                "report; name another with report.baseline"
+            )
+        return first
     wanted = dict(item.split("=", 1) for item in baseline.split(",")) if "=" in baseline else {}
-    for _, row in ok.iterrows():
+    for _, row in summary.iterrows():
         if row["job"] == baseline or (wanted and all(str(row.get(k)) == v for k, v in wanted.items())):
+            if row["status"] != "ok":
+                raise ReportError(f"config key report.baseline: job {row['job']} {row['status']}")
             return row
-    raise ValueError(f"config key report.baseline: no finished job matches {baseline!r}")
+    raise ReportError(f"config key report.baseline: no job matches {baseline!r}")
+
+
+def best_trial(summary: pd.DataFrame) -> dict[str, Any] | None:
+    """The finished job with the best objective: its job, parameters, objective and spread."""
+    ok = summary[summary["status"] == "ok"]
+    if ok.empty or ok["objective"].isna().all():
+        return None
+    row = ok.loc[ok["objective"].astype(float).idxmax()]
+    swept = [c for c in summary.columns[: list(summary.columns).index("trial")]]
+    return {
+        "job": row["job"],
+        "trial": int(row["trial"]),
+        "parameters": {k: row[k] for k in swept},
+        "objective": float(row["objective"]),
+        "objective_on": row["objective_on"],
+        **{k: _plain(row[k]) for k in (*STAT_COLUMNS, "collapsed", "diverged", "seeds")},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def format_comparison(summary: pd.DataFrame) -> str:
     """The table printed at the end of a sweep: swept values, spread, difference to the baseline."""
-    dropped = [
-        "job",
-        "baseline",
-        "error",
-        "std",
-        "min",
-        "max",
-        "q05",
-        "q95",
-        "seconds",
-        "compilations",
-        "p_tie",
-    ]
-    short = {"ci95_low": "mean_lo", "ci95_high": "mean_hi", "difference": "diff"}
-    short |= {"difference_ci95_low": "diff_lo", "difference_ci95_high": "diff_hi"}
+    dropped = ["job", "baseline", "error", "std", "min", "max", "q05", "q95", "seconds", "compilations"]
+    dropped += ["p_tie", "objective_on", "comparison_note", "seeds_needed", "seeds_needed_for_difference"]
+    dropped += [f"best_of_{n}" for n in BEST_OF if n not in ("5",)]
+    dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]
+    short = {"ci95_low": "mean_lo", "ci95_high": "mean_hi", "difference": "diff", "best_of_5": "best5"}
+    short |= {"simultaneous_ci95_low": "diff_lo", "simultaneous_ci95_high": "diff_hi", "objective": "obj"}
     shown = summary.drop(columns=dropped, errors="ignore").rename(columns=short)
-    options = ("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.4f}".format)
+    options = ("display.width", 220, "display.max_columns", 40, "display.float_format", "{:.4f}".format)
     with pd.option_context(*options):
         return shown.to_string(index=False, na_rep="-")
 
 
-def report_sweep(sweep_dir: Path, baseline: str | None = None) -> pd.DataFrame:
-    """Writes summary.csv, results.csv, summary.json and the plots into `sweep_dir`; prints the table."""
+def report_sweep(sweep_dir: Path, baseline: str | None = None, *, search: bool = False) -> pd.DataFrame:
+    """Writes summary.csv, results.csv, summary.json and the plots into `sweep_dir`; prints the table.
+
+    Raises:
+      ReportError: after writing every file, when the comparison asked for cannot be made
+        (a baseline that failed or matches no job).
+    """
+    from gophernet_jax.plots import plot_accuracy, plot_curves, plot_search
+
     sweep_dir = Path(sweep_dir)
-    summary, results, extras = collect(sweep_dir, baseline)
+    summary, results, extras = collect(sweep_dir, baseline, search=search)
     write_csv(summary, sweep_dir / "summary.csv")
     write_csv(results, sweep_dir / "results.csv")
-    write_json({"jobs": summary.astype(object).where(summary.notna(), None).to_dict(orient="records")},
-               sweep_dir / "summary.json")  # fmt: skip
-    if extras["accuracies"]:
-        plot_accuracy(extras["accuracies"], sweep_dir / "accuracy.png", extras["test_rows"])
-    if extras["curves"]:
-        plot_curves(extras["curves"], sweep_dir / "curves.png")
-    baseline_job = summary["baseline"].dropna()
+    jobs = summary.astype(object).where(summary.notna(), None).to_dict(orient="records")
+    best = best_trial(summary)
+    write_json({"jobs": jobs, "best": best, "search": search}, sweep_dir / "summary.json")
+    shown = _shown_jobs(summary, search)
+    accuracies = {
+        extras["accuracies"][j][0]: extras["accuracies"][j][1] for j in shown if j in extras["accuracies"]
+    }
+    curves = {extras["curves"][j][0]: extras["curves"][j][1] for j in shown if j in extras["curves"]}
+    if accuracies:
+        plot_accuracy(accuracies, sweep_dir / "accuracy.png", extras["test_rows"])
+    if curves:
+        plot_curves(curves, sweep_dir / "curves.png")
+    if search and best is not None:
+        plot_search(summary, accuracies, sweep_dir / "search.png", extras["test_rows"])
+    base = summary["baseline"].dropna()
     print(f"\nsweep of {len(summary)} jobs: test accuracy per job, and its difference to the baseline job")
-    if len(baseline_job):
-        print(f"{baseline_job.iloc[0]} (paired seed by seed where the initial weights match; 95% intervals)")
+    if len(base):
+        print(
+            f"{base.iloc[0]} (paired seed by seed where the initial weights and test rows match; "
+            "diff_lo/diff_hi: 95% intervals holding for all comparisons at once, Bonferroni)"
+        )
     print(format_comparison(summary))
+    if best is not None and search:
+        print(f"best trial: {best['job']} ({best['objective_on']} {best['objective']:.4f})")
     print(f"summary.csv, results.csv and plots in {sweep_dir}")
+    if extras["problem"]:
+        raise ReportError(extras["problem"])
     return summary
 
 
-class SweepReport(Callback):
-    """Hydra callback: at the end of a multirun, compare every job of the sweep folder."""
+def _shown_jobs(summary: pd.DataFrame, search: bool) -> list[str]:
+    """The jobs drawn in the plots: every finished job, or a search's best few."""
+    ok = summary[summary["status"] == "ok"]
+    if search:
+        ok = ok.sort_values("objective", ascending=False, kind="stable").head(BEST_SHOWN)
+    return list(ok["job"])
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            summary = report_sweep(Path(config.hydra.sweep.dir), OmegaConf.select(config, "report.baseline"))
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        failed = summary[summary["status"] != "ok"]
-        if len(failed):
-            for _, row in failed.iterrows():
-                print(f"error: job {row['job']} {row['status']}: {row['error']}", file=sys.stderr)
-            sys.exit(1)  # every other job's results are written above
+
+def report_or_status(sweep_dir: Path, baseline: str | None, search: bool) -> int:
+    """Writes the report; the exit status: 0, 1 when a job failed, 2 for a report that cannot
+    be made as asked, 3 when the report itself failed (a bug: said in one line)."""
+    try:
+        summary = report_sweep(sweep_dir, baseline, search=search)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - Hydra would turn it into a warning and exit 0
+        message = f"{type(e).__name__}: {e}".splitlines()[0]
+        print(f"error: the sweep report failed: {message}", file=sys.stderr)
+        return 3
+    failed = summary[summary["status"] != "ok"]
+    for _, row in failed.iterrows():
+        print(f"error: job {row['job']} {row['status']}: {row['error']}", file=sys.stderr)
+    return 1 if len(failed) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gophernet_jax.sweep", description="Report a sweep folder again."
+    )
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument(
+        "--baseline", help="the job to compare with: its folder name or key=value[,key=value]"
+    )
+    parser.add_argument("--search", action="store_true", help="compare with the best trial, plot the search")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir}: not a folder", file=sys.stderr)
+        return 2
+    return report_or_status(args.sweep_dir, args.baseline, args.search)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,11 +1,17 @@
-"""Full-batch training: one network (`train`) or a population of seeds in one program.
+"""Training: one network (`train`) or a population of seeds in one program.
 
 A *rule* turns (params, x, y) into an update direction shaped like a gradient; an optax
 optimizer turns the direction into the step. `article` + `sgd` is the reference program.
+Training is full-batch, as in the article, unless a batch size is given: then every epoch
+visits the training rows in a fresh random order, in mini-batches.
+
+Every source of randomness has its own stream of keys (`source_keys`): the initial
+weights, the data split, the feature noise and the data order.
 """
 
 import hashlib
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -17,6 +23,7 @@ import optax
 from gophernet_jax.model import (
     Params,
     Sizes,
+    forward,
     hidden_and_output,
     init_params,
     loss,
@@ -24,21 +31,33 @@ from gophernet_jax.model import (
     population_accuracy,
     population_hidden_and_output,
     population_loss,
+    population_scores,
+    row_weights,
     seeds_first,
     seeds_last,
 )
 from gophernet_jax.progress import report as progress_report
-from gophernet_jax.splits import Table, make_splits
+from gophernet_jax.splits import Table, make_splits, split_sizes
 
-Rule = Callable[[Params, jax.Array, jax.Array], Params]
+#: (params, x, y, weights) -> direction; weights is None (every row counts once) or one
+#: weight per row (per row and seed in a population), 0 for the padding of a last batch.
+Rule = Callable[..., Params]
 
 #: optax aliases usable as `optimizer.name`: each takes `learning_rate` first.
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "nadam")
 
 
-def autodiff_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
-    """Exact backpropagation: `jax.grad` of the summed squared error `loss`."""
-    return jax.grad(loss)(params, x, y)
+def _weighted_loss(params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None) -> jax.Array:
+    if weights is None:
+        return loss(params, x, y)
+    return 0.5 * jnp.sum(weights[:, None] * (y - forward(params, x)) ** 2)
+
+
+def autodiff_direction(
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+) -> Params:
+    """Exact backpropagation: `jax.grad` of the summed squared error `loss` (rows weighted)."""
+    return jax.grad(_weighted_loss)(params, x, y, weights)
 
 
 def _article_slope(a: jax.Array) -> jax.Array:
@@ -48,7 +67,7 @@ def _article_slope(a: jax.Array) -> jax.Array:
     return s * (1.0 - s)
 
 
-def article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
+def article_direction(params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> Params:
     """The article's hand-written update, slope quirk included, as a descent direction.
 
     The article adds `lr * adjustment`; a descent optimizer subtracts `lr * direction`,
@@ -56,6 +75,8 @@ def article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
     """
     hidden, out = hidden_and_output(params, x)
     d_out = (y - out) * _article_slope(out)
+    if weights is not None:
+        d_out = weights[:, None] * d_out
     d_hidden = (d_out @ params.w_out.T) * _article_slope(hidden)
     return Params(
         w_hidden=-(x.T @ d_hidden),
@@ -68,20 +89,26 @@ def article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
 RULES: dict[str, Rule] = {"autodiff": autodiff_direction, "article": article_direction}
 
 
-def population_autodiff_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
+def population_autodiff_direction(
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+) -> Params:
     """`autodiff_direction` of every seed of a seeds-last population at once.
 
     Seeds do not interact, so the gradient of the loss summed over seeds holds each
     seed's own gradient; `jax.grad` then contracts with the shared data in single products.
     """
-    return jax.grad(lambda p: jnp.sum(population_loss(p, x, y)))(params)
+    return jax.grad(lambda p: jnp.sum(population_loss(p, x, y, weights)))(params)
 
 
-def population_article_direction(params: Params, x: jax.Array, y: jax.Array) -> Params:
+def population_article_direction(
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+) -> Params:
     """`article_direction` of every seed of a seeds-last population at once."""
     hidden, out = population_hidden_and_output(params, x)
     samples, hidden_units, seeds = hidden.shape
     d_out = (per_seed(y) - out) * _article_slope(out)
+    if weights is not None:  # (samples,) or (samples, seeds)
+        d_out = row_weights(weights) * d_out
     # d_out @ w_out.T and hidden.T @ d_out, seed by seed, unrolled over the hidden units.
     back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(hidden_units)], axis=1)
     d_hidden = back * _article_slope(hidden)
@@ -127,31 +154,99 @@ def curve_epochs(epochs: int, every: int) -> np.ndarray:
     return np.arange(epochs // every + 1) * every
 
 
+#: One epoch: (params, optimizer state, epoch number) -> (params, optimizer state).
+Update = Callable[[Params, optax.OptState, jax.Array], tuple[Params, optax.OptState]]
+
+
+def _full_batch(opt: optax.GradientTransformation, direction: Rule, x: jax.Array, y: jax.Array) -> Update:
+    """An epoch of the article's training: one step on every training row at once."""
+
+    def update(params, state, epoch):
+        updates, state = opt.update(direction(params, x, y), state, params)
+        return optax.apply_updates(params, updates), state
+
+    return update
+
+
+def epoch_order(key: jax.Array, epoch: jax.Array, rows: int, batch_size: int) -> jax.Array:
+    """The training rows of one epoch in mini-batches: (steps, batch_size) row indices.
+
+    The order is a permutation drawn from `fold_in(key, epoch)`. When `batch_size` does not
+    divide `rows`, the last batch is the smaller remainder: it is padded with the index
+    `rows`, a row of weight 0, so every row is visited exactly once per epoch.
+    """
+    steps = -(-rows // batch_size)
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), rows)
+    padding = jnp.full(steps * batch_size - rows, rows, perm.dtype)
+    return jnp.concatenate([perm, padding]).reshape(steps, batch_size)
+
+
+def _take_rows(a: jax.Array, idx: jax.Array) -> jax.Array:
+    """Rows `idx` of `a`: idx (batch,) for every seed alike, or (batch, seeds), a batch per
+    seed of a seeds-last population, giving (batch, columns, seeds)."""
+    if idx.ndim == 1:
+        return a[idx]
+    if a.ndim == 2:  # shared data, an order per seed
+        return jnp.moveaxis(a[idx], -1, 1)
+    return jnp.take_along_axis(a, idx[:, None, :], axis=0)  # data and order per seed
+
+
+def _mini_batches(
+    opt: optax.GradientTransformation,
+    direction: Rule,
+    x: jax.Array,
+    y: jax.Array,
+    batch_size: int,
+    order: jax.Array,
+) -> Update:
+    """An epoch of mini-batch steps in a fresh order (`epoch_order`): from one key `order`
+    for every seed alike, or from a key per seed (`order` of shape (seeds,))."""
+    rows = x.shape[0]
+    x_padded, y_padded = (jnp.concatenate([a, jnp.zeros((1, *a.shape[1:]), a.dtype)]) for a in (x, y))
+
+    def update(params, state, epoch):
+        if order.ndim == 0:
+            idx = epoch_order(order, epoch, rows, batch_size)
+        else:  # (seeds, steps, batch) -> (steps, batch, seeds)
+            orders = jax.vmap(epoch_order, in_axes=(0, None, None, None))(order, epoch, rows, batch_size)
+            idx = jnp.moveaxis(orders, 0, -1)
+
+        def step(carry, batch):
+            params, state = carry
+            weights = (batch < rows).astype(x.dtype)
+            xb, yb = _take_rows(x_padded, batch), _take_rows(y_padded, batch)
+            updates, state = opt.update(direction(params, xb, yb, weights), state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, state), _ = jax.lax.scan(step, (params, state), idx)
+        return params, state
+
+    return update
+
+
 def _descend(
     params: Params,
-    direction: Callable[[Params], Params],
-    measure: Callable[[Params], tuple[jax.Array, jax.Array]],
-    learning_rate: jax.Array,
+    opt: optax.GradientTransformation,
+    update: Update,
+    measure: Callable[[Params], tuple[jax.Array, jax.Array]] | None,
     *,
     epochs: int,
-    optimizer: str,
     record_every: int = 0,
     on_block: Callable[..., None] | None = None,
 ) -> tuple[Params, Curves | None]:
-    """`epochs` optimizer steps along `direction`, in `lax.scan`; with `record_every` k > 0,
-    also `measure` (loss, test accuracy) at epochs 0, k, 2k, ..., and `on_block(k)` called
-    on the host after each block of k epochs. Works for one network or for a seeds-last
-    population alike: optax's elementwise optimizers keep seeds apart."""
-    opt = make_optimizer(optimizer, learning_rate)
+    """`epochs` epochs of `update`, in `lax.scan`; with `record_every` k > 0, also `measure`
+    (loss, test accuracy) at epochs 0, k, 2k, ..., and `on_block(k)` called on the host
+    after each block of k epochs. Works for one network or for a seeds-last population
+    alike: optax's elementwise optimizers keep seeds apart."""
 
     def epoch(carry, _):
-        params, state = carry
-        updates, state = opt.update(direction(params), state, params)
-        return (optax.apply_updates(params, updates), state), None
+        params, state, number = carry
+        params, state = update(params, state, number)
+        return (params, state, number + 1), None
 
-    carry = (params, opt.init(params))
+    carry = (params, opt.init(params), jnp.zeros((), jnp.uint32))
     if not record_every:
-        (params, _), _ = jax.lax.scan(epoch, carry, length=epochs)
+        (params, _, _), _ = jax.lax.scan(epoch, carry, length=epochs)
         return params, None
 
     def block(carry, _):
@@ -166,12 +261,12 @@ def _descend(
     start = measure(params)
     blocks, rest = divmod(epochs, record_every)
     carry, later = jax.lax.scan(block, carry, length=blocks)
-    (params, _), _ = jax.lax.scan(epoch, carry, length=rest)
+    (params, _, _), _ = jax.lax.scan(epoch, carry, length=rest)
     loss_curve, accuracy_curve = (jnp.concatenate([a[None], b]) for a, b in zip(start, later))
     return params, Curves(loss_curve, accuracy_curve)
 
 
-@partial(jax.jit, static_argnames=("epochs", "rule", "optimizer"))
+@partial(jax.jit, static_argnames=("epochs", "rule", "optimizer", "batch_size"))
 def train(
     params: Params,
     x: jax.Array,
@@ -181,8 +276,10 @@ def train(
     learning_rate: float | jax.Array,
     rule: str = "autodiff",
     optimizer: str = "sgd",
+    batch_size: int | None = None,
+    order_key: jax.Array | None = None,
 ) -> Params:
-    """Trains one network by full-batch gradient descent.
+    """Trains one network by gradient descent: full-batch (the article's), or in mini-batches.
 
     Computes in the dtype of `params` (float64 when `jax_enable_x64` is on and the
     params are float64); `x`, `y` and the learning rate are cast to it.
@@ -191,10 +288,13 @@ def train(
       params: initial `Params`.
       x: features, (samples, features).
       y: one-hot targets, (samples, classes).
-      epochs: number of full-batch steps.
+      epochs: number of passes over the training rows.
       learning_rate: step size on the summed loss (the article uses 0.3); traced.
       rule: "autodiff" (exact gradient of `loss`) or "article" (the reference's update).
       optimizer: an optax alias from `OPTIMIZERS`; "sgd" is the article's plain step.
+      batch_size: None (every row in one step per epoch) or the rows per step; each epoch
+        then visits the rows in the order `epoch_order(order_key, epoch, ...)`.
+      order_key: key of the data order; needed with a `batch_size`.
 
     Returns:
       The trained `Params`.
@@ -206,8 +306,39 @@ def train(
     dtype = params.w_hidden.dtype
     x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
     direction = _rule(rule, RULES)
-    lr = jnp.asarray(learning_rate, dtype)
-    return _descend(params, lambda p: direction(p, x, y), None, lr, epochs=epochs, optimizer=optimizer)[0]
+    opt = make_optimizer(optimizer, jnp.asarray(learning_rate, dtype))
+    if batch_size is None:
+        update = _full_batch(opt, direction, x, y)
+    elif order_key is None:
+        raise ValueError("train: a batch_size needs an order_key (the data order's key)")
+    else:
+        update = _mini_batches(opt, direction, x, y, batch_size, order_key)
+    return _descend(params, opt, update, None, epochs=epochs)[0]
+
+
+#: Every source of randomness but the initialisation has a stream of its own: a tag is
+#: folded into its base key before the draw's index. Initialisation keeps
+#: `fold_in(key(base), i)`, so populations trained before the streams keep their weights;
+#: the tags are >= 2**31, so another stream's base key could equal an initialisation key
+#: only for seed indices >= 2**31.
+SOURCES = ("init", "split", "noise", "order")
+STREAM_TAGS = {s: zlib.crc32(f"gophernet_jax/{s}".encode()) | 1 << 31 for s in SOURCES[1:]}
+
+
+def stream_key(source: str, seed: int | jax.Array) -> jax.Array:
+    """The base key of a source's stream: `key(seed)` for init, with its tag folded in for the others."""
+    key = jax.random.key(seed)
+    return key if source == "init" else jax.random.fold_in(key, np.uint32(STREAM_TAGS[source]))
+
+
+def draw_key(source: str, seed: int | jax.Array, index: int = 0) -> jax.Array:
+    """The key of draw `index` of one source: one element of `source_keys`."""
+    return jax.random.fold_in(stream_key(source, seed), np.uint32(index))
+
+
+def source_keys(source: str, seed: int | jax.Array, indices: jax.Array) -> jax.Array:
+    """Keys of draws `indices` of one source (`SOURCES`): `fold_in(stream_key(source, seed), i)`."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(stream_key(source, seed), indices)
 
 
 def seed_keys(base: int | jax.Array, count: int) -> jax.Array:
@@ -215,12 +346,7 @@ def seed_keys(base: int | jax.Array, count: int) -> jax.Array:
 
     Seed i's key does not depend on `count`, so a 10-seed run is a prefix of a 1000-seed run.
     """
-    return fold_in_each(base, jnp.arange(count))
-
-
-def fold_in_each(seed: int | jax.Array, indices: jax.Array) -> jax.Array:
-    """`fold_in(key(seed), i)` for every i in `indices`: the keys of one source's draws."""
-    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(seed), indices)
+    return source_keys("init", base, jnp.arange(count))
 
 
 class Population(NamedTuple):
@@ -232,6 +358,9 @@ class Population(NamedTuple):
     test_accuracy: jax.Array
     diverged: jax.Array  # loss or a parameter went non-finite
     curves: Curves | None = None  # recorded every `record_every` epochs, when asked
+    val_accuracy: jax.Array | None = None  # with a validation part
+    tied_rows: jax.Array | None = None  # test rows whose largest output is shared
+    collapsed: jax.Array | None = None  # ties on, or predicts one class for, every test row
 
 
 def chunking(count: int, chunk_size: int) -> tuple[int, int]:
@@ -241,14 +370,11 @@ def chunking(count: int, chunk_size: int) -> tuple[int, int]:
     return chunks, -(-count // chunks)
 
 
-SOURCES = ("init", "split", "noise")
-
-
 class RawSplits(NamedTuple):
     """Training on a raw table, split inside the program (see `splits.make_split`).
 
-    Split s of a population uses key `fold_in(key(split_seed), s)`, noise n uses
-    `fold_in(key(noise_seed), n)`; which s and n each seed gets is `seed_indices`'s.
+    Split s of a population uses key `source_keys("split", split_seed, [s])`, noise n
+    `source_keys("noise", noise_seed, [n])`; which s and n each seed gets is `seed_indices`'s.
     """
 
     table: Table
@@ -256,19 +382,24 @@ class RawSplits(NamedTuple):
     split_seed: int = 0
     noise_seed: int = 0
     noise: float = 0.0
+    val_fraction: float = 0.0
 
 
-def seed_indices(count: int, vary: Sequence[str] = ("init",), grid_splits: int = 0) -> dict[str, np.ndarray]:
-    """Per seed i, the index of its initialisation, split and noise draws.
+def seed_indices(
+    count: int, vary: Sequence[str] = ("init",), grid: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Per seed i, the index of its draw of each source (`SOURCES`).
 
     A source named in `vary` follows i; the others stay at 0 (one draw for all seeds).
-    With `grid_splits` S > 0 the population is a crossed grid of S splits by count/S
-    initialisations: seed i has split i // (count/S) and initialisation i % (count/S).
+    With a `grid` {source: levels}, the population is a full factorial design: seed i is
+    cell `np.unravel_index(i, levels)`, the first source varying slowest, and the sources
+    not in the grid stay at 0. `{"split": S, "init": I}` gives seed i split i // I and
+    initialisation i % I.
     """
     i = np.arange(count)
-    if grid_splits:
-        inits = count // grid_splits
-        return {"init": i % inits, "split": i // inits, "noise": np.zeros_like(i)}
+    if grid:
+        cells = dict(zip(grid, np.unravel_index(i, tuple(grid.values()))))
+        return {source: cells.get(source, np.zeros_like(i)) for source in SOURCES}
     return {source: i if source in vary else np.zeros_like(i) for source in SOURCES}
 
 
@@ -276,11 +407,11 @@ class _Constant:
     """Host data as a static argument of `jit`: hashed and compared by content, so the
     same table reuses the compiled program and becomes a constant inside it."""
 
-    def __init__(self, table: Table, test_fraction: float) -> None:
-        self.table, self.test_fraction = table, test_fraction
+    def __init__(self, table: Table, test_fraction: float, val_fraction: float) -> None:
+        self.table, self.test_fraction, self.val_fraction = table, test_fraction, val_fraction
         parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
         self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
-        self._digest.update(repr(test_fraction).encode())
+        self._digest.update(repr((test_fraction, val_fraction)).encode())
 
     def __hash__(self) -> int:
         return hash(self._digest.hexdigest())
@@ -290,19 +421,24 @@ class _Constant:
 
 
 def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
-    """The chunk's training and test data: shared by all seeds, or a split per seed."""
+    """The chunk's (x, y, x_val, y_val, x_test, y_test): shared by all seeds, or a split
+    per seed (seeds last); the validation pair is None without a validation part."""
     if raw is None:
         return data
-    fraction, scale = raw.test_fraction, sources["scale"]
     splits = make_splits(
         raw.table,
-        fold_in_each(sources["split"], indices[1]),
-        fold_in_each(sources["noise"], indices[2]),
-        test_fraction=fraction,
-        noise=scale,
+        source_keys("split", sources["split"], indices[1]),
+        source_keys("noise", sources["noise"], indices[2]),
+        test_fraction=raw.test_fraction,
+        val_fraction=raw.val_fraction,
+        noise=sources["scale"],
         dtype=dtype,
     )
-    return tuple(jnp.moveaxis(a, 0, -1) for a in splits[:4])  # seeds last
+    x, y, x_test, y_test = (jnp.moveaxis(a, 0, -1) for a in splits[:4])  # seeds last
+    if not raw.val_fraction:
+        return x, y, None, None, x_test, y_test
+    x_val, y_val = (jnp.moveaxis(a, 0, -1) for a in (splits.x_val, splits.y_val))
+    return x, y, x_val, y_val, x_test, y_test
 
 
 def _train_chunk(
@@ -320,37 +456,49 @@ def _train_chunk(
     optimizer,
     record_every,
     progress,
+    batch_size,
+    shared_order,
+    ties,
 ):
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
-    x, y, x_test, y_test = _chunk_data(indices, data, sources, raw, dtype)
-    keys = fold_in_each(base, indices[0])
+    x, y, x_val, y_val, x_test, y_test = _chunk_data(indices, data, sources, raw, dtype)
+    keys = source_keys("init", base, indices[0])
     params = seeds_last(jax.vmap(init_params, in_axes=(0, None, None))(keys, sizes, dtype))
     direction = _rule(rule, POPULATION_RULES)
+    opt = make_optimizer(optimizer, learning_rate)
+    if batch_size is None:
+        update = _full_batch(opt, direction, x, y)
+    else:  # one order for every seed (order not varied: all at draw 0), or one per seed
+        order = source_keys("order", sources["order"], indices[3][:1] if shared_order else indices[3])
+        update = _mini_batches(opt, direction, x, y, batch_size, order[0] if shared_order else order)
 
     def measure(p):
-        return population_loss(p, x, y), population_accuracy(p, x_test, y_test)
+        return population_loss(p, x, y), population_accuracy(p, x_test, y_test, ties)
 
     every = record_every or (max(1, epochs // 10) if progress else 0)
     params, curves = _descend(
         params,
-        lambda p: direction(p, x, y),
+        opt,
+        update,
         measure,
-        learning_rate,
         epochs=epochs,
-        optimizer=optimizer,
         record_every=every,
         on_block=partial(progress_report, keys.shape[0] * every) if progress else None,
     )
     curves = curves if record_every else None
     final_loss = population_loss(params, x, y)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a), axis=tuple(range(a.ndim - 1))) for a in params]), 0)
+    test = population_scores(params, x_test, y_test, ties)
     return Population(
         params=seeds_first(params),
         final_loss=final_loss,
-        train_accuracy=population_accuracy(params, x, y),
-        test_accuracy=population_accuracy(params, x_test, y_test),
+        train_accuracy=population_accuracy(params, x, y, ties),
+        test_accuracy=test.accuracy,
         diverged=~(jnp.isfinite(final_loss) & finite),
         curves=None if curves is None else Curves(*(c.T for c in curves)),
+        val_accuracy=None if x_val is None else population_accuracy(params, x_val, y_val, ties),
+        tied_rows=test.tied_rows,
+        collapsed=test.collapsed,
     )
 
 
@@ -374,14 +522,17 @@ def layout(count: int, chunk_size: int, devices: int) -> tuple[int, int]:
         "progress",
         "devices",
         "raw",
+        "batch_size",
+        "shared_order",
+        "ties",
     ),
 )
 def _train_population(
     base,
     learning_rate,
     data,
-    indices=None,
-    sources=None,
+    indices,
+    sources,
     *,
     count,
     sizes,
@@ -394,13 +545,13 @@ def _train_population(
     progress,
     devices,
     raw=None,
+    batch_size=None,
+    shared_order=True,
+    ties="strict",
 ) -> Population:
     chunks, per_chunk = layout(count, chunk_size, devices)
-    if indices is None:  # seed i is initialisation i; one split, one noise draw
-        seeds = jnp.arange(chunks * per_chunk)
-        indices = jnp.stack([seeds, jnp.zeros_like(seeds), jnp.zeros_like(seeds)])
-    indices = jnp.moveaxis(indices.reshape(3, chunks, per_chunk), 1, 0)  # (chunks, 3, per_chunk)
-    data = None if data is None else tuple(jnp.asarray(a, dtype) for a in data)
+    indices = jnp.moveaxis(indices.reshape(len(SOURCES), chunks, per_chunk), 1, 0)  # (chunks, sources, seeds)
+    data = None if data is None else tuple(None if a is None else jnp.asarray(a, dtype) for a in data)
     one = partial(
         _train_chunk,
         raw=raw,
@@ -411,6 +562,9 @@ def _train_population(
         optimizer=optimizer,
         record_every=record_every,
         progress=progress,
+        batch_size=batch_size,
+        shared_order=shared_order,
+        ties=ties,
     )
 
     def run(indices, base, learning_rate, data, sources):
@@ -424,6 +578,19 @@ def _train_population(
         indices = jax.lax.with_sharding_constraint(indices, jax.sharding.NamedSharding(mesh, split))
     population = run(indices, base, learning_rate, data, sources)
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
+
+
+def _check_sources(vary: Sequence[str], grid: Mapping[str, int] | None, raw, batch_size) -> tuple[str, ...]:
+    """The sources that vary across seeds, checked against what the run has."""
+    varied = tuple(s for s in (grid or {}) if grid[s] > 1) if grid else tuple(vary)
+    unknown = [s for s in (*varied, *(grid or {})) if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source {unknown[0]!r}; expected one of {', '.join(SOURCES)}")
+    if raw is None and set(varied) & {"split", "noise"}:
+        raise ValueError("varying the split or the noise needs a raw table (raw=RawSplits(...))")
+    if batch_size is None and "order" in varied:
+        raise ValueError("varying the data order needs a batch_size (full-batch training has no order)")
+    return varied
 
 
 def train_population(
@@ -443,7 +610,11 @@ def train_population(
     progress: bool = False,
     raw: RawSplits | None = None,
     vary: Sequence[str] = ("init",),
-    grid_splits: int = 0,
+    grid: Mapping[str, int] | None = None,
+    val_xy: tuple[np.ndarray, np.ndarray] | None = None,
+    batch_size: int | None = None,
+    order_seed: int = 0,
+    ties: str = "strict",
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
@@ -453,7 +624,7 @@ def train_population(
     of at most `chunk_size` seeds that `lax.map` runs one after another (memory is bounded
     by a chunk), shared out among the local devices (`jax.shard_map`). The base seed and
     the learning rate are traced: changing them reuses the compiled program. Only shapes
-    and names (count, sizes, epochs, rule, optimizer, dtype) are static.
+    and names (count, sizes, epochs, rule, optimizer, dtype, batch size, tie rule) are static.
 
     With `record_every` k > 0, `curves` holds each seed's training loss and test accuracy
     at epochs 0, k, 2k, ... (`curve_epochs(epochs, k)`).
@@ -461,39 +632,49 @@ def train_population(
     With `progress`, the program reports each block of epochs to the active
     `gophernet_jax.progress.Progress` (the CLI draws it on a terminal).
 
-    With `raw`, `train_xy` and `test_xy` are ignored: every seed is trained and tested on
-    a split of `raw.table` made inside the program, with the initialisation, split and
-    noise draws `seed_indices(count, vary, grid_splits)` gives it.
+    With `raw`, `train_xy`, `test_xy` and `val_xy` are ignored: every seed is trained,
+    validated and tested on a split of `raw.table` made inside the program, with the
+    draws of each source that `seed_indices(count, vary, grid)` gives it.
 
-    A seed whose loss or parameters go non-finite is flagged in `diverged`; it never
-    stops the others.
+    With `batch_size`, every epoch visits the training rows in mini-batches, in an order
+    drawn from `source_keys("order", order_seed, [j])` and the epoch (`epoch_order`):
+    one order j = 0 for every seed, unless `order` is in `vary` or `grid`.
+
+    Scores follow `ties` (`model.TIES`). A seed whose loss or parameters go non-finite is
+    flagged in `diverged`; it never stops the others.
 
     Returns:
-      `Population` with a leading seed axis of length `count`.
+      `Population` with a leading seed axis of length `count`; `val_accuracy` is None
+      without a validation part.
     """
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
     _rule(rule, RULES), make_optimizer(optimizer, 0.0)  # fail early, before tracing
+    varied = _check_sources(vary, grid, raw, batch_size)
+    rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
+    if batch_size is not None and not 1 <= batch_size <= rows:
+        raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
     devices = jax.local_device_count()
-    indices, sources, constant = None, None, None
-    data = None if raw is not None else (*train_xy, *test_xy)
+    chunks, per_chunk = layout(count, chunk_size, devices)
+    wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
+    # Padding seeds (dropped at the end) repeat the first seeds' draws.
+    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
+    seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
-        chunks, per_chunk = layout(count, chunk_size, devices)
-        wanted = seed_indices(count, vary, grid_splits)
-        # Padding seeds (dropped at the end) repeat the first seeds' draws.
-        padded = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
-        indices = jnp.asarray(padded, jnp.uint32)
-        seeds = {"split": raw.split_seed, "noise": raw.noise_seed}
-        sources = {k: jnp.asarray(v, jnp.uint32) for k, v in seeds.items()}
-        sources["scale"] = jnp.asarray(raw.noise, dtype)
-        constant, data = _Constant(raw.table, raw.test_fraction), None
-    elif tuple(vary) != ("init",) or grid_splits:
-        raise ValueError("varying the split or the noise needs a raw table (raw=RawSplits(...))")
+        seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
+    sources = {k: jnp.asarray(v, jnp.uint32) for k, v in seeds.items()}
+    sources["scale"] = jnp.asarray(0.0 if raw is None else raw.noise, dtype)
+    data, constant = None, None
+    if raw is None:
+        val = val_xy if val_xy is not None else (None, None)
+        data = (*train_xy, *val, *test_xy)
+    else:
+        constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction)
     return _train_population(
         jnp.asarray(base, jnp.uint32),
         jnp.asarray(learning_rate, dtype),
         data,
-        indices,
+        jnp.asarray(indices, jnp.uint32),
         sources,
         raw=constant,
         count=count,
@@ -506,4 +687,13 @@ def train_population(
         record_every=record_every,
         progress=progress,
         devices=devices,
+        batch_size=batch_size,
+        shared_order="order" not in varied,
+        ties=ties,
     )
+
+
+def raw_training_rows(raw: RawSplits) -> int:
+    """Training rows of every split of a raw table (see `splits.split_sizes`)."""
+    sizes = split_sizes(raw.table.labels, raw.test_fraction, val_fraction=raw.val_fraction)
+    return sizes[0]

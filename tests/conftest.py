@@ -1,5 +1,8 @@
 """Shared fixtures: the article's data, strict dtype promotion as in Equinox's tests."""
 
+import json
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -37,3 +40,13 @@ def strict_promotion():
 def rel_err(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def strict_json(path) -> dict:
+    """Reads a JSON file as a strict parser would: NaN and Infinity are not JSON (Python's
+    `json.loads` accepts them unless told otherwise)."""
+
+    def refuse(name: str):
+        raise ValueError(f"{path}: {name} is not JSON")
+
+    return json.loads(Path(path).read_text(), parse_constant=refuse)

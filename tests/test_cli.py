@@ -1,6 +1,5 @@
 """End-to-end tests of `python -m gophernet_jax`, run in a subprocess from a fresh folder."""
 
-import json
 import re
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
+
+from conftest import strict_json
 
 SUMMARY_KEYS = {"count", "mean", "std", "min", "q05", "median", "q95", "max", "histogram", "mean_ci95"}
 RESULT_COLUMNS = ["seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
@@ -31,7 +32,7 @@ class Run:
         return pd.read_csv(self.dir / "results.csv")
 
     def summary(self) -> dict:
-        return json.loads((self.dir / "summary.json").read_text())
+        return strict_json(self.dir / "summary.json")
 
 
 def cli(where: Path, *overrides: str) -> Run:

@@ -16,7 +16,7 @@ from gophernet_jax import Sizes, forward, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.splits import load_table, make_split
 from gophernet_jax.store import load_run
-from gophernet_jax.training import RawSplits, seed_indices
+from gophernet_jax.training import RawSplits, draw_key, seed_indices
 
 
 def cli(tmp_path, *args, folder="run"):
@@ -56,7 +56,7 @@ def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
 
 
 def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
-    done = cli(tmp_path, "+sweep=variance", "seeds.count=40", "seeds.splits=4", "train.epochs=300")
+    done = cli(tmp_path, "+sweep=variance", "seeds.grid={split: 4, init: 10}", "train.epochs=300")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     variance = summary["variance"]
@@ -108,15 +108,20 @@ def test_seed_indices_follow_the_named_sources():
     assert_array_equal(seed_indices(4)["split"], [0, 0, 0, 0])
     both = seed_indices(4, ("init", "split"))
     assert_array_equal(both["init"], both["split"])
-    grid = seed_indices(6, grid_splits=2)
+    grid = seed_indices(6, grid={"split": 2, "init": 3})
     assert_array_equal(grid["split"], [0, 0, 0, 1, 1, 1])
     assert_array_equal(grid["init"], [0, 1, 2, 0, 1, 2])
+    assert_array_equal(grid["noise"], [0] * 6)
+    three = seed_indices(8, grid={"split": 2, "init": 2, "order": 2})
+    cells = set(zip(three["split"], three["init"], three["order"]))
+    assert len(cells) == 8  # every combination once: a full factorial design
+    assert_array_equal(three["order"], [0, 1] * 4)
 
 
 def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     """Seed 3 of a split-varying population is seed 3 trained on split 3, to rounding."""
     table = load_table(DATA_DIR / "iris.csv", "species")
-    keys = jax.random.fold_in(jax.random.key(5), 3), jax.random.fold_in(jax.random.key(0), 0)
+    keys = draw_key("split", 5, 3), draw_key("noise", 0, 0)
     split = make_split(table, *keys, dtype="float64")
     raw = RawSplits(table, split_seed=5)
     kw = dict(epochs=5, learning_rate=0.3, dtype="float64")
@@ -138,7 +143,7 @@ def test_predict_scales_raw_rows_as_in_training(tmp_path):
     predicted = subprocess.run([*command, "--out", str(out)], cwd=tmp_path, capture_output=True, text=True)
     assert predicted.returncode == 0, predicted.stderr
     # The run's split 0, scaled by its training rows, independently of the run's files.
-    keys = jax.random.fold_in(jax.random.key(0), 0), jax.random.fold_in(jax.random.key(0), 0)
+    keys = draw_key("split", 0, 0), draw_key("noise", 0, 0)
     train_rows = table.x[np.asarray(make_split(table, *keys).train_idx)]
     low, high = train_rows.min(axis=0), train_rows.max(axis=0)
     run = load_run(tmp_path / "run")

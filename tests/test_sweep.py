@@ -1,6 +1,8 @@
 """Hydra multiruns end to end, in subprocesses, as a user runs them."""
 
-import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,10 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
+from conftest import strict_json
+
 SMALL = ["seeds.count=16", "train.epochs=60", "report.curve_every=20"]
+REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep(tmp: Path, *args: str, folder: str = "sweep") -> subprocess.CompletedProcess:
@@ -121,6 +126,96 @@ def test_different_shapes_are_compared_unpaired(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert list(summary["paired"]) == [True, False]
+    assert summary["unpaired_because"][1] == "different initial weights"
+
+
+def test_different_data_sets_are_never_paired(tmp_path):
+    """iris and wine: other shapes and other test rows, whatever the config keys say."""
+    done = sweep(tmp_path, "-m", "data=iris,wine")
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert list(summary["paired"]) == [True, False]
+    assert summary["unpaired_because"][1] == "different initial weights; different test rows"
+    assert "different test rows" in done.stdout or "paired" in done.stdout
+
+
+def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
+    args = ["data=iris", "seeds.vary=[init,split]"]
+    done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "data.split_seed=0,1", *args)
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv").set_index(
+        ["data.split_seed", "optimizer.learning_rate"]
+    )
+    assert summary.loc[(0, 0.3), "paired"] and not summary.loc[(1, 0.1), "paired"]
+    assert summary.loc[(1, 0.1), "unpaired_because"] == "different test rows"
+
+
+def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
+    command = [sys.executable, "-m", "gophernet_jax", "-m", "model.hidden=3,8", "train.epochs=30"]
+    done = subprocess.run([*command, f"hydra.sweep.dir={tmp_path / 'one'}"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(tmp_path / "one" / "summary.csv")
+    assert list(summary["seeds"]) == [1, 1] and (summary["status"] == "ok").all()
+    assert summary["difference_ci95_low"].isna().all()  # no interval from one seed...
+    assert summary["comparison_note"].notna().all()  # ...and the table says why
+
+
+def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
+    done = sweep(tmp_path, "-m", "optimizer.learning_rate=abc,0.3")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert list(summary["status"]) == ["failed", "ok"]
+    assert "baseline" in done.stderr
+
+
+def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
+    folder, _ = five_rates
+    broken = folder.parent / "broken"
+    shutil.copytree(folder, broken)
+    job = pd.read_csv(folder / "summary.csv")["job"][2]
+    (broken / job / "summary.json").write_text('{"test_accuracy": {}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "gophernet_jax.sweep", str(broken)], capture_output=True, text=True
+    )
+    assert done.returncode == 3
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: the sweep report failed"), done.stderr
+
+
+def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rates, tmp_path):
+    """Data are known by content, and runtime settings and the baseline do not count."""
+    folder, _ = five_rates
+    for name in ("gophernet_jax", "conf", "data"):
+        shutil.copytree(REPO / name, tmp_path / "moved" / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "moved")}
+    rerun = [sys.executable, "-m", "gophernet_jax", "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3", *SMALL,
+             "runtime.progress=false", "report.baseline='optimizer.learning_rate=0.3'", f"hydra.sweep.dir={folder}"]  # fmt: skip
+    done = subprocess.run(rerun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("skipped: this configuration already finished") == 5
+    assert str(tmp_path / "moved") in subprocess.run(
+        [sys.executable, "-c", "import gophernet_jax; print(gophernet_jax.__file__)"], env=env, capture_output=True,
+        text=True).stdout  # fmt: skip
+
+
+def test_job_files_hold_no_machine_paths(five_rates):
+    folder, _ = five_rates
+    job = folder / pd.read_csv(folder / "summary.csv")["job"][0]
+    for path in (job / "summary.json", job / ".hydra" / "config.yaml", job / "app.log"):
+        text = path.read_text()
+        assert str(REPO) not in text and str(folder) not in text, path
+    with np.load(job / "params.npz") as params:
+        assert str(REPO) not in str(params["meta"])
+    summary = strict_json(job / "summary.json")
+    assert summary["config"]["data"]["train"] == "shipped:train.csv"
+
+
+def test_committed_studies_hold_no_machine_paths():
+    pattern = re.compile(r"(?<![\w.:])/(?:[\w.+-]+/)+(?:data|conf|sweeps)/")
+    for path in (REPO / "sweeps").rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".yaml", ".csv", ".log"}:
+            assert not pattern.search(path.read_text()), path
 
 
 def test_preset_runs_a_multirun_without_dash_m(tmp_path):
@@ -146,6 +241,11 @@ def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     run = [sys.executable, "-m", "gophernet_jax", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"]
     done = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = strict_json(tmp_path / "run" / "summary.json")
     assert summary["compilations"] >= 1 and summary["compile_seconds"] > 0
     assert len(summary["config_hash"]) == 16
+    phases = summary["phases"]
+    assert set(phases) == {"load", "compile", "train", "score", "write"} and min(phases.values()) >= 0
+    assert sum(phases.values()) <= summary["seconds"] + 1e-6
+    log = (tmp_path / "run" / "app.log").read_text()  # the report is logged, not only printed
+    assert "test accuracy over 16 seeds" in log and "results in run" in log

@@ -1,0 +1,53 @@
+"""Hydra callbacks named in conf/config.yaml. Hydra instantiates them when the command
+starts, so this module stays light: the sweep report is imported when a sweep ends."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+class OutputFolderCheck(Callback):
+    """A run or sweep folder that cannot be created stops the command with one line, before
+    Hydra's own attempt would end in a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _make_folder(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _make_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _make_folder(folder: str, key: str) -> None:
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: config key {key}: cannot create {folder}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def is_search(config: DictConfig) -> bool:
+    """Is the sweeper a search (Optuna, Nevergrad, Ax), which reads each job's return value?"""
+    target = OmegaConf.select(config, "hydra.sweeper._target_")
+    return target is not None and target != BASIC_SWEEPER
+
+
+class SweepReport(Callback):
+    """At the end of a multirun, compare every job of the sweep folder (`sweep.report_sweep`).
+
+    Hydra turns an exception in a callback into a warning and exits 0, so a failure here
+    becomes an exit status instead: 1 when a job failed, 2 for a comparison that cannot be
+    made as asked, 3 when the report itself failed.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from gophernet_jax.sweep import report_or_status
+
+        baseline = OmegaConf.select(config, "report.baseline")
+        status = report_or_status(Path(config.hydra.sweep.dir), baseline, is_search(config))
+        if status:
+            sys.exit(status)  # the files are written; the command says what failed
