@@ -69,27 +69,54 @@ def curve_quantiles(epochs: np.ndarray, loss: np.ndarray, test_accuracy: np.ndar
     return pd.DataFrame(columns)
 
 
-def plot_variance(grid: np.ndarray, report: dict, path: Path) -> None:
-    """`variance.png`: the splits × initialisations accuracy grid, and each source's share
-    of its variance with the bootstrap 95% interval (see `variance.variance_components`)."""
-    fig, (ax_grid, ax_share) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
-    image = ax_grid.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax_grid.set(xlabel="initialisation (init_seed)", ylabel="split (split_seed)", title="test accuracy")
-    fig.colorbar(image, ax=ax_grid)
-    sources = [s for s in report["sources"] if report["sources"][s]["share"] is not None]
-    shares = np.array([report["sources"][s]["share"] for s in sources])
-    low, high = np.array([report["sources"][s]["share_ci95"] for s in sources]).T
-    ax_share.bar(
-        sources,
-        shares,
-        yerr=[shares - low, high - shares],
-        capsize=6,
-        color=["C1", "C0", "C2"][: len(sources)],
-    )
-    ax_share.set(
-        ylim=(0, 1), ylabel="share of the grid's accuracy variance", title="where the spread comes from"
-    )
-    fig.tight_layout()
+def plot_variance(acc: np.ndarray, report: dict, path: Path) -> None:
+    """`variance.png`: each effect's share of the grid's accuracy variance with its bootstrap
+    interval, and per pair of sources a heatmap of the mean accuracy over the other sources
+    (for two sources, the grid itself). `acc` has one axis per source of `report["sources"]`,
+    in that order (see `variance.variance_components`).
+    """
+    acc, sources, names = np.asarray(acc, dtype=float), report["sources"], list(report["effects"])
+    pairs = [(i, j) for i in range(len(sources)) for j in range(i + 1, len(sources))]
+    columns = min(3, len(pairs))
+    rows = -(-len(pairs) // columns)
+    if len(pairs) == 1:  # the grid beside the shares
+        fig = plt.figure(figsize=(11, 4), layout="constrained")
+        spec = fig.add_gridspec(1, 2, width_ratios=[3, 2])
+        ax_share, cells = fig.add_subplot(spec[0, 1]), [spec[0, 0]]
+    else:  # the shares across the top, one heatmap per pair below, three to a row
+        bars = 0.6 + 0.3 * len(names)
+        fig = plt.figure(figsize=(4.2 * columns, bars + 3.4 * rows), layout="constrained")
+        spec = fig.add_gridspec(1 + rows, columns, height_ratios=[bars] + [3.4] * rows)
+        ax_share = fig.add_subplot(spec[0, :])
+        cells = [spec[1 + i // columns, i % columns] for i in range(len(pairs))]
+
+    # Horizontal bars (room for names like split×init×order), coloured by interaction order;
+    # a percentile interval need not hold its estimate, so it is drawn as a line, not as ± errors.
+    y = np.arange(len(names))
+    shares = [report["effects"][name]["share"] or 0.0 for name in names]
+    ax_share.barh(y, shares, height=0.6, color=[f"C{name.count('×') % 10}" for name in names])
+    for i, name in enumerate(names):
+        if (interval := report["effects"][name]["share_ci95"]) is not None:
+            ax_share.plot(interval, [i, i], color="black", lw=1.2, marker="|", markersize=8)
+    ax_share.set_yticks(y, names)
+    ax_share.invert_yaxis()  # main effects on top
+    ax_share.set(xlim=(0, 1), xlabel="share of the grid's accuracy variance")
+    title = f"where the spread comes from ({report['level']:.0%} intervals)"
+    ax_share.set_title(title, fontsize=9, loc="left")
+
+    # One colour scale for every heatmap, so the pairs' spreads compare.
+    means = [acc.mean(axis=tuple(a for a in range(acc.ndim) if a not in pair)) for pair in pairs]
+    low, high = min(m.min() for m in means), max(m.max() for m in means)
+    heatmaps = []
+    for (first, second), grid, cell in zip(pairs, means, cells):
+        ax = fig.add_subplot(cell)
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest", vmin=low, vmax=high)
+        others = [source for k, source in enumerate(sources) if k not in (first, second)]
+        title = f"mean test accuracy over {' × '.join(others)}" if others else "test accuracy"
+        ax.set(xlabel=f"{sources[second]} level", ylabel=f"{sources[first]} level")
+        ax.set_title(title, fontsize=9)
+        heatmaps.append(ax)
+    fig.colorbar(image, ax=heatmaps, shrink=0.9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

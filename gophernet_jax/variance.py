@@ -1,52 +1,104 @@
-"""Where a grid's accuracy variance comes from: the split, the initialisation, or both.
+"""Where a grid's accuracy variance comes from: each random source and their interactions.
 
-The grid is a crossed two-way design without replication: accuracy `acc[s, j]` of the
-network trained from initial weights j on split s, every initialisation used on every
-split. Two views of it:
+The grid is a full factorial design without replication: `acc[i, j, ...]` is the accuracy
+of the network trained with level i of the first source (say the split), level j of the
+second (say the initialisation), and so on, every combination trained once. Two views of it:
 
-- the grid's own variance, split exactly: SS_total = SS_split + SS_init + SS_interaction,
-  each divided by N − 1 so the three parts add up to the sample variance (ddof=1) of the
-  N accuracies;
-- the two-way random-effects model (method of moments), which estimates the variance a
-  new split, a new initialisation and their interaction would each add. The residual
-  is the interaction: without replicates it also holds any run-to-run noise, which is
-  none when training is deterministic given its seeds.
+- the grid's own variance, split exactly (ANOVA): every main effect and every interaction
+  gets a sum of squares, from the usual inclusion–exclusion of marginal means; each divided
+  by N − 1, they add up to the sample variance (ddof=1) of the N accuracies;
+- the random-effects model (method of moments for a balanced crossed design), which
+  estimates the variance a new level of each source, and of each combination, would add.
+  The residual is the highest interaction: without replicates it also holds any run-to-run
+  noise, which is none when training is deterministic given its seeds.
 
-Intervals come from a two-way bootstrap that resamples split levels and initialisation
-levels independently.
+Intervals come from a bootstrap that resamples each source's levels independently.
 """
 
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-SOURCES = ("split", "init", "interaction")
 #: Shares closer than this are reported as sharing the lead rather than one dominating.
 TIE_MARGIN = 0.05
-_WORDS = {"split": "the split", "init": "initialisation", "interaction": "their interaction"}
+#: Bytes the bootstrap's temporaries may take at once: resamples go through in batches that fit.
+BATCH_BYTES = 64 * 2**20
+# Grid-sized arrays alive at once per resample: the resampled grid, the highest interaction's
+# contrast and its square, and the marginal means (at most half a grid each, since L >= 2).
+_GRID_COPIES = 5
+_WORDS = {"split": "the split", "init": "initialisation", "noise": "the noise", "order": "the data order"}
+_PLURALS = {"split": "splits", "init": "initialisations", "noise": "noise draws", "order": "orders"}
+
+Effect = tuple[int, ...]  # the axes (sources) an effect involves, in source order
 
 
-def _sums_of_squares(acc: np.ndarray) -> np.ndarray:
-    """SS of split, init and interaction, over the last two axes: shape (..., 3).
+def _effects(k: int) -> list[Effect]:
+    """Every non-empty subset of k sources: main effects first, then two-way, ..., the k-way."""
+    return [effect for size in range(1, k + 1) for effect in combinations(range(k), size)]
 
-    Exactly 0 for a constant grid, where the means' rounding would leave a trace.
+
+def _sums_of_squares(acc: np.ndarray, k: int) -> np.ndarray:
+    """SS of every effect of the last k axes (see `_effects`): shape (..., 2**k − 1).
+
+    An effect's contrast is the inclusion–exclusion of the marginal means of its subsets
+    (for two sources: rows − mean, and acc − rows − cols + mean). Exactly 0 for a constant
+    grid, where the means' rounding would leave a trace.
     """
-    mean = acc.mean(axis=(-2, -1), keepdims=True)
-    rows, cols = acc.mean(axis=-1, keepdims=True), acc.mean(axis=-2, keepdims=True)
-    splits, inits = acc.shape[-2:]
-    ss_split = inits * ((rows - mean) ** 2).sum(axis=(-2, -1))
-    ss_init = splits * ((cols - mean) ** 2).sum(axis=(-2, -1))
-    ss_inter = ((acc - rows - cols + mean) ** 2).sum(axis=(-2, -1))
-    constant = acc.max(axis=(-2, -1)) == acc.min(axis=(-2, -1))
-    return np.where(constant[..., None], 0.0, np.stack([ss_split, ss_init, ss_inter], axis=-1))
+    grid_axes = tuple(range(-k, 0))
+    marginals: dict[Effect, np.ndarray] = {tuple(range(k)): acc}
+
+    def marginal(kept: Effect) -> np.ndarray:
+        if kept not in marginals:
+            others = tuple(axis - k for axis in range(k) if axis not in kept)
+            marginals[kept] = acc.mean(axis=others, keepdims=True)
+        return marginals[kept]
+
+    count = math.prod(acc.shape[-k:])
+    ss = []
+    for effect in _effects(k):
+        contrast = marginal(effect)
+        for size in range(len(effect) - 1, -1, -1):
+            for subset in combinations(effect, size):
+                if (len(effect) - size) % 2:
+                    contrast = contrast - marginal(subset)
+                else:
+                    contrast = contrast + marginal(subset)
+        cells = math.prod(acc.shape[axis - k] for axis in effect)
+        ss.append(count // cells * (contrast**2).sum(axis=grid_axes))
+        del contrast
+    constant = acc.max(axis=grid_axes) == acc.min(axis=grid_axes)
+    return np.where(constant[..., None], 0.0, np.stack(ss, axis=-1))
 
 
-def _components(ss: np.ndarray, splits: int, inits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random-effects estimates σ² (split, init, interaction), clipped at 0, and the raw ones."""
-    ms = ss / np.array([splits - 1, inits - 1, (splits - 1) * (inits - 1)])
-    ms_resid = ms[..., 2]
-    raw = np.stack([(ms[..., 0] - ms_resid) / inits, (ms[..., 1] - ms_resid) / splits, ms_resid], axis=-1)
-    return np.maximum(raw, 0.0), raw
+def _degrees_of_freedom(levels: Sequence[int]) -> list[int]:
+    return [math.prod(levels[axis] - 1 for axis in effect) for effect in _effects(len(levels))]
+
+
+def _components(ss: np.ndarray, levels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Random-effects estimates σ² per effect, clipped at 0, and the raw ones.
+
+    E[MS_E] = Σ_{F ⊇ E} (Π_{s ∉ F} L_s) σ²_F: solved from the residual (the highest
+    interaction, σ² = MS) down, each effect with its supersets' raw estimates.
+    """
+    effects = _effects(len(levels))
+    ms = ss / np.array(_degrees_of_freedom(levels))
+
+    def weight(effect: Effect) -> int:
+        return math.prod(size for axis, size in enumerate(levels) if axis not in effect)
+
+    raw: list[Any] = [None] * len(effects)
+    for i in reversed(range(len(effects))):
+        above = 0.0
+        for j in range(i + 1, len(effects)):
+            if set(effects[i]) < set(effects[j]):
+                above = above + weight(effects[j]) * raw[j]
+        raw[i] = (ms[..., i] - above) / weight(effects[i])
+    raw_array = np.stack(raw, axis=-1)
+    return np.maximum(raw_array, 0.0), raw_array
 
 
 def _shares(parts: np.ndarray) -> np.ndarray:
@@ -56,16 +108,41 @@ def _shares(parts: np.ndarray) -> np.ndarray:
         return np.where(total > 0, parts / np.where(total > 0, total, 1.0), np.nan)
 
 
-def _bootstrap(acc: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """Per resample (split levels and init levels drawn with replacement, independently):
-    variance parts, their shares, components and component shares, each (resamples, 3)."""
+def _resampled_grids(acc: np.ndarray, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """The bootstrap's grids, a batch of resamples at a time, each source's levels drawn
+    with replacement, independently.
+
+    The draws are those of `rng.integers(0, L, (resamples, L))` per source, in source
+    order, from one Generator, whatever the batch size: each source gets a copy of the
+    Generator where the previous source's draws end, and draws its rows batch by batch.
+    """
     rng = np.random.default_rng(seed)
-    splits, inits = acc.shape
-    rows = rng.integers(0, splits, (resamples, splits))
-    cols = rng.integers(0, inits, (resamples, inits))
-    grids = acc[rows[:, :, None], cols[:, None, :]]
-    ss = _sums_of_squares(grids)
-    components, _ = _components(ss, splits, inits)
+    batch = max(1, BATCH_BYTES // (_GRID_COPIES * acc.itemsize * acc.size))
+    batches = [min(batch, resamples - start) for start in range(0, resamples, batch)]
+    streams = []
+    for axis, size in enumerate(acc.shape):
+        streams.append(copy.deepcopy(rng))
+        if axis < acc.ndim - 1:
+            for rows in batches:
+                rng.integers(0, size, (rows, size))
+    for rows in batches:
+        index = []
+        for axis, (stream, size) in enumerate(zip(streams, acc.shape)):
+            shape = [rows] + [1] * acc.ndim
+            shape[1 + axis] = size
+            index.append(stream.integers(0, size, (rows, size)).reshape(shape))
+        yield acc[tuple(index)]
+
+
+def _bootstrap(acc: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Per resample (see `_resampled_grids`): variance parts, their shares, components and
+    component shares, each (resamples, effects)."""
+    ss = np.empty((resamples, 2**acc.ndim - 1))
+    start = 0
+    for grids in _resampled_grids(acc, resamples, seed):
+        ss[start : start + len(grids)] = _sums_of_squares(grids, acc.ndim)
+        start += len(grids)
+    components, _ = _components(ss, acc.shape)
     return {
         "variance": ss / (acc.size - 1),
         "share": _shares(ss),
@@ -83,73 +160,110 @@ def _interval(samples: np.ndarray, level: float) -> list[float] | None:
     return [float(low), float(high)]
 
 
-def _verdict(shares: np.ndarray) -> str:
-    """Which source dominates, or the two that share the lead when within `TIE_MARGIN`."""
+def _name(effect: Effect, sources: Sequence[str]) -> str:
+    return "×".join(sources[axis] for axis in effect)
+
+
+def _word(name: str) -> str:
+    """How the sentence calls an effect: "the split", "the split×init interaction"."""
+    return f"the {name} interaction" if "×" in name else _WORDS.get(name, f"the {name}")
+
+
+def _verdict(names: Sequence[str], shares: np.ndarray) -> str:
+    """Which effect dominates, or the two that share the lead when within `TIE_MARGIN`."""
     first, second = np.argsort(-shares, kind="stable")[:2]
     if shares[first] - shares[second] < TIE_MARGIN:
-        return f"{_WORDS[SOURCES[first]]} and {_WORDS[SOURCES[second]]} share the lead"
-    return f"{_WORDS[SOURCES[first]]} dominates"
+        return f"{_word(names[first])} and {_word(names[second])} share the lead"
+    return f"{_word(names[first])} dominates"
 
 
-def _sentence(shares: np.ndarray, component_shares: np.ndarray, splits: int, inits: int) -> str:
-    parts = [f"{_WORDS[s]}{' explains' if i == 0 else ''} {shares[i]:.0%}" for i, s in enumerate(SOURCES)]
-    text = (
-        f"On this grid of {splits} splits × {inits} initialisations, {parts[0]} of the accuracy variance, "
-        f"{parts[1]}, and {parts[2]}: {_verdict(shares)}"
-    )
-    estimated = _verdict(component_shares) if np.isfinite(component_shares).all() else None
-    if estimated is not None and estimated != _verdict(shares):
+def _sentence(
+    names: Sequence[str], shares: np.ndarray, component_shares: np.ndarray, levels: dict[str, int]
+) -> str:
+    grid = " × ".join(f"{size} {_PLURALS.get(source, f'{source} levels')}" for source, size in levels.items())
+    parts = [f"{_word(name)}{' explains' if i == 0 else ''} {shares[i]:.0%}" for i, name in enumerate(names)]
+    listing = ", ".join([f"{parts[0]} of the accuracy variance", *parts[1:-1], f"and {parts[-1]}"])
+    text = f"On this grid of {grid}, {listing}: {_verdict(names, shares)}"
+    estimated = _verdict(names, component_shares) if np.isfinite(component_shares).all() else None
+    if estimated is not None and estimated != _verdict(names, shares):
         text += (
             f" (by the random-effects estimates, which discount what noise adds to the means, {estimated})"
         )
     return text + "."
 
 
+def _checked(acc: np.ndarray, sources: Sequence[str], level: float) -> tuple[np.ndarray, list[str]]:
+    names = [sources] if isinstance(sources, str) else list(sources)
+    if len(names) < 2 or len(set(names)) < len(names) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"need at least two distinct source names, got {sources!r}")
+    if any("×" in name for name in names):
+        raise ValueError(f"source names may not contain ×, which joins them into interactions: {names}")
+    acc, sources = np.asarray(acc, dtype=np.float64), names
+    if acc.ndim != len(sources) or min(acc.shape) < 2:
+        raise ValueError(
+            f"need a grid with one axis per source ({' × '.join(sources)}) and at least 2 levels of each, "
+            f"got shape {acc.shape}"
+        )
+    if not np.all(np.isfinite(acc)):
+        raise ValueError("accuracies must be finite")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    return acc, sources
+
+
 def variance_components(
-    acc: np.ndarray, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+    acc: np.ndarray,
+    sources: Sequence[str] = ("split", "init"),
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Splits a grid's accuracy variance between the split, the initialisation and both.
+    """Splits a grid's accuracy variance between its sources and their interactions.
 
     Args:
-      acc: (splits, inits) accuracies; `acc[s, j]` trained from initial weights j on
-        split s. At least 2 of each.
+      acc: the accuracies, one axis per source in the order of `sources`, each with at
+        least 2 levels; `acc[i, j, ...]` trained with level i of the first source, j of
+        the second, and so on (a full factorial design, one run per cell).
+      sources: the names of the axes, e.g. ("split", "init", "order"); at least two.
       level: confidence level of the bootstrap intervals.
-      resamples: bootstrap resamples.
+      resamples: bootstrap resamples (processed in batches of bounded memory).
       seed: seed of the bootstrap's numpy Generator.
 
     Returns:
-      A JSON-ready dict: `splits`, `inits`, `count`, `mean`, `total_variance` (ddof=1);
-      `sources`, per source (split, init, interaction): `df`, `ss`, `variance`
-      (SS / (N − 1); the three add up to `total_variance`), `share` of the total with
-      `share_ci95`, `variance_ci95`, the random-effects `component` (σ², clipped at 0)
-      with `component_ci95`, `component_share`, and `clipped` (the raw estimate was
-      negative); `dominant` (the source with the largest share), `sentence` (which says "share the
-      lead" when the top two shares are within `TIE_MARGIN`) and `note`.
+      A JSON-ready dict: `sources` (list), `levels` ({source: levels}), `count`, `mean`,
+      `total_variance` (ddof=1); `effects`, per effect (main effects, then two-way, ...,
+      named like "split" or "split×init"): `df`, `ss`, `variance` (SS / (N − 1); they add
+      up to `total_variance`) with `variance_ci95`, `share` of the total with `share_ci95`,
+      the random-effects `component` (σ², clipped at 0) with `component_ci95`,
+      `component_share` with `component_share_ci95`, and `clipped` (the raw estimate was
+      negative); `residual` (the highest interaction's name), `dominant` (the effect with
+      the largest share), `sentence` (which says "share the lead" when the top two shares
+      are within `TIE_MARGIN`), `note`, `level`, `resamples` and `seed`.
       With no variance at all, shares and `dominant` are None.
+
+    Raises:
+      ValueError: for fewer than two sources, a shape that does not match them, an axis
+        with fewer than 2 levels, non-finite accuracies or a level outside (0, 1).
 
     Example:
       >>> report = variance_components(np.array([[0.9, 0.93], [0.97, 1.0]]), resamples=200)
       >>> report["dominant"]
       'split'
     """
-    acc = np.asarray(acc, dtype=np.float64)
-    if acc.ndim != 2 or min(acc.shape) < 2:
-        raise ValueError(f"need a (splits, inits) grid with at least 2 of each, got shape {acc.shape}")
-    if not np.all(np.isfinite(acc)):
-        raise ValueError("accuracies must be finite")
-    splits, inits = acc.shape
-    ss = _sums_of_squares(acc)
-    components, raw = _components(ss, splits, inits)
+    acc, sources = _checked(acc, sources, level)
+    names = [_name(effect, sources) for effect in _effects(acc.ndim)]
+    ss = _sums_of_squares(acc, acc.ndim)
+    components, raw = _components(ss, acc.shape)
     shares, component_shares = _shares(ss), _shares(components)
     boot = _bootstrap(acc, resamples, seed)
     degenerate = bool(np.all(acc == acc.flat[0]))
-    total = 0.0 if degenerate else float(acc.var(ddof=1))
-    dfs = (splits - 1, inits - 1, (splits - 1) * (inits - 1))
+    dfs = _degrees_of_freedom(acc.shape)
 
     def maybe(value: float) -> float | None:
         return None if np.isnan(value) else float(value)
 
-    sources = {
+    effects = {
         name: {
             "df": dfs[i],
             "ss": float(ss[i]),
@@ -163,8 +277,9 @@ def variance_components(
             "component_share_ci95": None if degenerate else _interval(boot["component_share"][:, i], level),
             "clipped": bool(raw[i] < 0),
         }
-        for i, name in enumerate(SOURCES)
+        for i, name in enumerate(names)
     }
+    levels = dict(zip(sources, (int(size) for size in acc.shape)))
     if degenerate:
         dominant = None
         sentence = (
@@ -172,21 +287,23 @@ def variance_components(
             "there is no variance to attribute."
         )
     else:
-        dominant = SOURCES[int(np.argmax(shares))]
-        sentence = _sentence(shares, component_shares, splits, inits)
+        dominant = names[int(np.argmax(shares))]
+        sentence = _sentence(names, shares, component_shares, levels)
     return {
-        "splits": splits,
-        "inits": inits,
+        "sources": sources,
+        "levels": levels,
         "count": int(acc.size),
         "mean": float(acc.mean()),
-        "total_variance": total,
-        "sources": sources,
+        "total_variance": 0.0 if degenerate else float(acc.var(ddof=1)),
+        "effects": effects,
+        "residual": names[-1],
         "dominant": dominant,
         "sentence": sentence,
         "note": (
             "Shares split the grid's own variance exactly; the random-effects components estimate "
-            "what a new split or initialisation adds. Without replicates the interaction also holds "
-            "run-to-run noise (none when training is deterministic given its seeds)."
+            "what a new level of each source, or of each combination, adds. Without replicates the "
+            f"{names[-1]} interaction also holds run-to-run noise (none when training is deterministic "
+            "given its seeds)."
         ),
         "level": level,
         "resamples": resamples,
@@ -206,23 +323,23 @@ def _range(interval: list[float] | None, percent: bool) -> str:
 
 
 def format_variance(report: dict[str, Any]) -> str:
-    """A short table of `variance_components`' report: per source its variance, share,
-    the share's interval and the random-effects estimate with its interval, then the sentence."""
+    """A short table of `variance_components`' report: per effect its variance, share, the
+    share's interval and the random-effects estimate with its interval; a total; the sentence."""
+    width = max(12, 1 + max(len(name) for name in report["effects"]))
     level = f"{report['level']:.0%}"
     interval = f"{level} interval"
-    header = f"{'source':<12} {'variance':>10} {'share':>7} {interval:>17}   random-effects σ² [{level}]"
+    header = f"{'source':<{width}} {'variance':>10} {'share':>7} {interval:>17}   random-effects σ² [{level}]"
     lines = [header, "-" * len(header)]
-    for name in SOURCES:
-        s = report["sources"][name]
-        component = f"{s['component']:.3g} {_range(s['component_ci95'], False)}" + (
-            " (clipped at 0)" if s["clipped"] else ""
+    for name, effect in report["effects"].items():
+        component = f"{effect['component']:.3g} {_range(effect['component_ci95'], False)}" + (
+            " (clipped at 0)" if effect["clipped"] else ""
         )
         lines.append(
-            f"{name:<12} {s['variance']:>10.3g} {_percent(s['share']):>7} "
-            f"{_range(s['share_ci95'], True):>17}   {component}"
+            f"{name:<{width}} {effect['variance']:>10.3g} {_percent(effect['share']):>7} "
+            f"{_range(effect['share_ci95'], True):>17}   {component}"
         )
     lines.append(
-        f"{'total':<12} {report['total_variance']:>10.3g} {'100%' if report['dominant'] else '—':>7}"
+        f"{'total':<{width}} {report['total_variance']:>10.3g} {'100%' if report['dominant'] else '—':>7}"
     )
     lines += [report["sentence"], report["note"]]
     return "\n".join(lines)
