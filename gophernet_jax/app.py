@@ -24,8 +24,8 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gophernet_jax import config as config_module
 from gophernet_jax import callbacks, progress, runtime
+from gophernet_jax import config as config_module
 from gophernet_jax.config import CONF_DIR, DATA_DIR, Config, ConfigError, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.model import Sizes
@@ -35,7 +35,6 @@ from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, see
 
 config_module.register()
 log = logging.getLogger(__name__)
-
 
 
 class Data(NamedTuple):
@@ -203,7 +202,9 @@ def _train(settings: Config, data: Data, sizes: Sizes, show: bool) -> Population
         order_seed=settings.data.order_seed,
         ties=settings.report.ties,
     )
-    return jax.block_until_ready(population)
+    # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
+    # a small program per operation.
+    return jax.device_get(population)
 
 
 def _exact_fraction(accuracy: jax.Array, rows: int) -> np.ndarray:
@@ -475,7 +476,7 @@ def main(cfg: DictConfig) -> float | None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         settings = validate(cfg)
-        runtime.configure(settings.runtime.ynn_fusion, settings.runtime.compilation_cache)
+        runtime.configure(settings.runtime.ynn_fusion, settings.runtime.cache_folder())
         if multirun and (done := finished_earlier(output_dir, config_hash(settings))):
             print(f"skipped: this configuration already finished in {output_dir}")
             return _returned(done)

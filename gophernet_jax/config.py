@@ -8,6 +8,7 @@ one line that names its key (`ConfigError`), raised by `__post_init__` when
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,16 +265,31 @@ class RuntimeConfig:
 
     progress: Any = "auto"  # auto (on a terminal) | true | false
     ynn_fusion: Any = False  # XLA's experimental CPU library fusion; off measured faster here
-    compilation_cache: Any = None  # a folder: reuse compiled programs across processes
+    # JAX's persistent compilation cache: "auto" (the user's cache folder, see `cache_folder`),
+    # a folder, or false (off): a second run of the same shape compiles nothing.
+    compilation_cache: Any = "auto"
 
     def __post_init__(self) -> None:
         if self.progress != "auto":
             self.progress = _bool("runtime.progress", self.progress)
         self.ynn_fusion = _bool("runtime.ynn_fusion", self.ynn_fusion)
-        if self.compilation_cache is not None and not isinstance(self.compilation_cache, str):
+        cache = self.compilation_cache
+        if cache is None or cache is False:
+            self.compilation_cache = False
+        elif not isinstance(cache, str) or not cache:
             raise ConfigError(
-                f"config key runtime.compilation_cache: expected a folder, got {self.compilation_cache!r}"
+                f"config key runtime.compilation_cache: expected auto, a folder or false, got {cache!r}"
             )
+
+    def cache_folder(self) -> str | None:
+        """The compilation cache's folder: with "auto", `$XDG_CACHE_HOME/gophernet_jax/jax`
+        (`~/.cache/gophernet_jax/jax` when XDG_CACHE_HOME is unset); None when off."""
+        if self.compilation_cache is False:
+            return None
+        if self.compilation_cache != "auto":
+            return self.compilation_cache
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return str(Path(base) / "gophernet_jax" / "jax")
 
 
 @dataclass

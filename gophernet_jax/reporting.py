@@ -103,9 +103,8 @@ def format_spread(summary: dict[str, Any], rows: int, width: int = 40) -> str:
         best = "  ".join(f"n={n} {v:.4f}" for n, v in acc["best_of_n"].items())
         lines.append(f"  best of n seeds, expected: {best}")
     if acc.get("seeds_needed"):
-        lines.append(
-            f"  seeds for a 95% interval of ±{summary['config']['report']['resolution']:g}: {acc['seeds_needed']}"
-        )
+        resolution = summary["config"]["report"]["resolution"]
+        lines.append(f"  seeds for a 95% interval of ±{resolution:g}: {acc['seeds_needed']}")
     lines += ["", "  accuracy  seeds  share"]
     top = max(acc["histogram"].values())
     for value, n in sorted(acc["histogram"].items(), key=lambda kv: float(kv[0]), reverse=True):

@@ -205,9 +205,8 @@ def part_counts(
     val = np.where(counts > 0, np.maximum(_share(val_fraction, counts), 1), 0)
     for c in np.flatnonzero((counts > 0) & (counts - test - val < 1)):
         name = class_names[c] if class_names is not None else int(c)
-        raise DataError(
-            f"class {name!r} has {_rows(int(counts[c]))}: too few for a training, validation and test row each"
-        )
+        rows = _rows(int(counts[c]))
+        raise DataError(f"class {name!r} has {rows}: too few for a training, validation and test row each")
     return test, val
 
 

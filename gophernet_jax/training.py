@@ -662,19 +662,20 @@ def train_population(
     seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
         seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
-    sources = {k: jnp.asarray(v, jnp.uint32) for k, v in seeds.items()}
-    sources["scale"] = jnp.asarray(0.0 if raw is None else raw.noise, dtype)
+    sources = {k: np.uint32(v) for k, v in seeds.items()}
+    sources["scale"] = np.asarray(0.0 if raw is None else raw.noise, dtype)
     data, constant = None, None
     if raw is None:
         val = val_xy if val_xy is not None else (None, None)
         data = (*train_xy, *val, *test_xy)
     else:
         constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction)
+    # NumPy arguments: a jnp conversion here would compile a small program of its own.
     return _train_population(
-        jnp.asarray(base, jnp.uint32),
-        jnp.asarray(learning_rate, dtype),
+        np.uint32(base),
+        np.asarray(learning_rate, dtype),
         data,
-        jnp.asarray(indices, jnp.uint32),
+        indices.astype(np.uint32),
         sources,
         raw=constant,
         count=count,

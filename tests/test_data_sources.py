@@ -60,13 +60,15 @@ def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     variance = summary["variance"]
-    assert (variance["splits"], variance["inits"]) == (4, 10)
+    assert variance["levels"] == {"split": 4, "init": 10}
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert list(results["split_seed"][:12]) == [0] * 10 + [1] * 2
     grid = results["test_accuracy"].to_numpy().reshape(4, 10)
-    parts = [variance["sources"][s]["variance"] for s in ("split", "init", "interaction")]
+    effects = variance["effects"]
+    parts = [effects[s]["variance"] for s in ("split", "init", "split×init")]
     assert sum(parts) == pytest.approx(np.var(grid, ddof=1), rel=1e-9)
-    assert variance["sentence"] in done.stdout and variance["dominant"] in variance["sentence"]
+    assert variance["dominant"] == max(effects, key=lambda e: effects[e]["share"])
+    assert variance["sentence"] in done.stdout
     assert summary["ensemble"] is None  # seeds were tested on different rows
     image = matplotlib.image.imread(tmp_path / "run" / "variance.png")
     assert image.ndim == 3 and image.std() > 0.01

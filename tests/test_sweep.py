@@ -143,17 +143,16 @@ def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     args = ["data=iris", "seeds.vary=[init,split]"]
     done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "data.split_seed=0,1", *args)
     assert done.returncode == 0, done.stderr
-    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv").set_index(
-        ["data.split_seed", "optimizer.learning_rate"]
-    )
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    summary = summary.set_index(["data.split_seed", "optimizer.learning_rate"])
     assert summary.loc[(0, 0.3), "paired"] and not summary.loc[(1, 0.1), "paired"]
     assert summary.loc[(1, 0.1), "unpaired_because"] == "different test rows"
 
 
 def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     command = [sys.executable, "-m", "gophernet_jax", "-m", "model.hidden=3,8", "train.epochs=30"]
-    done = subprocess.run([*command, f"hydra.sweep.dir={tmp_path / 'one'}"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    command.append(f"hydra.sweep.dir={tmp_path / 'one'}")
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = pd.read_csv(tmp_path / "one" / "summary.csv")
     assert list(summary["seeds"]) == [1, 1] and (summary["status"] == "ok").all()
@@ -185,18 +184,22 @@ def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
 
 def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rates, tmp_path):
     """Data are known by content, and runtime settings and the baseline do not count."""
-    folder, _ = five_rates
+    folder = tmp_path / "sweep"
+    shutil.copytree(five_rates[0], folder)
     for name in ("gophernet_jax", "conf", "data"):
         shutil.copytree(REPO / name, tmp_path / "moved" / name, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "moved")}
-    rerun = [sys.executable, "-m", "gophernet_jax", "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3", *SMALL,
-             "runtime.progress=false", "report.baseline='optimizer.learning_rate=0.3'", f"hydra.sweep.dir={folder}"]  # fmt: skip
+    rerun = [sys.executable, "-m", "gophernet_jax", "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3", *SMALL]
+    rerun += [
+        "runtime.progress=false",
+        "report.baseline='optimizer.learning_rate=0.3'",
+        f"hydra.sweep.dir={folder}",
+    ]
     done = subprocess.run(rerun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("skipped: this configuration already finished") == 5
-    assert str(tmp_path / "moved") in subprocess.run(
-        [sys.executable, "-c", "import gophernet_jax; print(gophernet_jax.__file__)"], env=env, capture_output=True,
-        text=True).stdout  # fmt: skip
+    where = [sys.executable, "-c", "import gophernet_jax; print(gophernet_jax.__file__)"]
+    assert str(tmp_path / "moved") in subprocess.run(where, env=env, capture_output=True, text=True).stdout
 
 
 def test_job_files_hold_no_machine_paths(five_rates):
