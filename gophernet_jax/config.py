@@ -67,14 +67,8 @@ def _bool(key: str, value: Any) -> bool:
 
 def _number(key: str, value: Any, low: float, high: float | None = None, *, low_open: bool = True) -> float:
     """A finite number in (low, high) (or [low, high) when not `low_open`)."""
-    above = value > low if low_open else value >= low
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not above
-        or (high is not None and value >= high)
-    ):
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not number or not (value > low if low_open else value >= low) or (high is not None and value >= high):
         bounds = f"{'(' if low_open else '['}{low:g}, {high:g})" if high is not None else None
         wanted = f"a number in {bounds}" if bounds else f"a number {'>' if low_open else '>='} {low:g}"
         raise ConfigError(f"config key {key}: expected {wanted}, got {value!r}")

@@ -105,7 +105,9 @@ def correct(outputs: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array
     if ties == "article":
         return truth == jnp.max(outputs, axis=-1)
     is_true = jnp.arange(outputs.shape[-1]) == labels
-    others = jnp.max(jnp.where(is_true, -jnp.inf, outputs), axis=-1)
+    floating = jnp.issubdtype(outputs.dtype, jnp.floating)
+    lowest = jnp.asarray(-jnp.inf if floating else jnp.iinfo(outputs.dtype).min, outputs.dtype)
+    others = jnp.max(jnp.where(is_true, lowest, outputs), axis=-1)
     return truth > others
 
 

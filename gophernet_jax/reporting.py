@@ -88,13 +88,22 @@ def write_json(data: Any, path: Path) -> None:
 _TIES_WORDS = {"strict": "wrong", "article": "right, as in the article"}
 
 
+def _interval(acc: dict[str, Any]) -> str:
+    """The mean's interval, how it was made, and what it is conditional on."""
+    if acc["mean_ci95"] is None:
+        return f"n/a ({acc['reason']})"
+    low, high = acc["mean_ci95"]
+    fixed = acc.get("conditional_on") or []
+    given = f", given one draw of {' and '.join(fixed)}" if fixed else ""
+    return f"[{low:.4f}, {high:.4f}] ({acc['mean_ci95_method']}{given})"
+
+
 def format_spread(summary: dict[str, Any], rows: int, width: int = 40) -> str:
     """The test-accuracy spread of a population as a readable table, with a bar per value."""
     acc = summary["test_accuracy"]
-    low, high = acc["mean_ci95"]
     lines = [
         f"test accuracy over {acc['count']} seeds ({rows} test rows each)",
-        f"  mean {acc['mean']:.4f}  std {acc['std']:.4f}  95% CI of the mean [{low:.4f}, {high:.4f}]",
+        f"  mean {acc['mean']:.4f}  std {acc['std']:.4f}  95% CI of the mean {_interval(acc)}",
         "  min {min:.4f}  q05 {q05:.4f}  median {median:.4f}  q95 {q95:.4f}  max {max:.4f}".format(**acc),
         f"  diverged seeds: {summary['diverged']}  collapsed seeds: {summary['collapsed']}"
         f"  (tie or one class on every test row; ties count as {_TIES_WORDS[summary['ties']]})",

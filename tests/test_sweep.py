@@ -199,7 +199,8 @@ def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rate
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("skipped: this configuration already finished") == 5
     where = [sys.executable, "-c", "import gophernet_jax; print(gophernet_jax.__file__)"]
-    assert str(tmp_path / "moved") in subprocess.run(where, env=env, capture_output=True, text=True).stdout
+    found = subprocess.run(where, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert str(tmp_path / "moved") in found  # the moved copy ran, not this checkout
 
 
 def test_job_files_hold_no_machine_paths(five_rates):
