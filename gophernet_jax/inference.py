@@ -3,21 +3,28 @@ population's ensemble compares with its single seeds.
 
 The ensemble is every seed whose parameters are finite (a diverged seed has none to
 offer). It predicts two ways: the class of the outputs averaged over seeds, and the
-majority vote of the seeds' own classes. A class is the first column holding the row's
-largest value, and accuracy is counted as `model.correct` counts it: a tie for the
-largest value that includes the true class counts as correct.
+majority vote of the seeds' own classes. A seed's own class is `model.predicted_class`:
+a seed whose largest outputs tie on a row casts no vote there. A row whose largest mean
+output, or whose most votes, are shared by two or more classes is tied: its class is -1,
+never silently the first of the tied classes.
+
+Every function that scores rows takes `ties` (`model.TIES`), the rule of `model.correct`:
+"strict" (the default) counts a row as correct only when the true class strictly beats
+every other class, so a tied row is wrong; "article" counts a tie that includes the true
+class as correct. The vote is scored the same way on the seeds' vote counts.
 
 The ensemble functions walk the seed axis in blocks (`BLOCK_OUTPUTS`), so a report on a
 million seeds needs a few megabytes beyond the parameters themselves.
 """
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.model import Params, correct, forward
+from gophernet_jax.model import Params, correct, forward, predicted_class, tied
 from gophernet_jax.store import TrainedRun
 
 
@@ -28,15 +35,21 @@ class SeedError(ValueError):
 class Prediction(NamedTuple):
     """Per-row predictions; each field has a leading row axis, floats in the params' dtype.
 
-    For one seed, `predicted` and `vote` are its class, `agreement` is 1, `mean_output` its
-    outputs and `vote_share` its class one-hot.
+    A class is an index into the run's classes, or -1 on a tied row: `predicted` is -1
+    where the largest mean output is shared (`tied`), `vote` where the most votes are
+    (`vote_tied`; also where every seed ties, so none votes). For one seed, `predicted`
+    and `vote` are its own class (`model.predicted_class`), `agreement` is 1, `mean_output`
+    its outputs, `vote_share` its class one-hot (all zero where it ties), and `vote_tied`
+    is `tied`.
     """
 
-    predicted: jax.Array  # (rows,) class of the mean output
-    vote: jax.Array  # (rows,) class most seeds choose; ties to the lowest class index
-    agreement: jax.Array  # (rows,) share of seeds whose own class is `predicted`
+    predicted: jax.Array  # (rows,) int: class of the mean output, -1 where `tied`
+    vote: jax.Array  # (rows,) int: class most seeds choose, -1 where `vote_tied`
+    agreement: jax.Array  # (rows,) share of seeds whose own class is `predicted` (tied rows: that tie)
     mean_output: jax.Array  # (rows, classes) outputs averaged over seeds
     vote_share: jax.Array  # (rows, classes) share of seeds whose own class each class is
+    tied: jax.Array  # (rows,) bool: the largest mean output is shared by two or more classes
+    vote_tied: jax.Array  # (rows,) bool: the most votes are shared by two or more classes
 
 
 def _check_dtype(params: Params) -> None:
@@ -72,10 +85,12 @@ def _whole(a: jax.Array) -> jax.Array:
     return jax.sharding.reshard(a, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec()))
 
 
-def _seed_blocks(params: Params, x: jax.Array, y: jax.Array | None = None) -> dict[str, jax.Array]:
+def _seed_blocks(
+    params: Params, x: jax.Array, y: jax.Array | None = None, ties: str = "strict"
+) -> dict[str, jax.Array]:
     """One pass over the seeds in blocks: the outputs summed over finite seeds, the finite
-    seeds voting for each class, their number, and (with labels `y`) every seed's count of
-    rows classified correctly."""
+    seeds voting for each class (a seed that ties on a row does not vote there), their
+    number, and (with labels `y`) every seed's count of rows correct under `ties`."""
     params = Params(*map(_whole, params))
     seeds, rows = params.w_hidden.shape[0], x.shape[0]
     size = max(1, min(seeds, BLOCK_OUTPUTS // max(rows, 1)))
@@ -90,7 +105,7 @@ def _seed_blocks(params: Params, x: jax.Array, y: jax.Array | None = None) -> di
         block = Params(*(jax.lax.dynamic_slice_in_dim(p, start, size) for p in params))
         outputs = jax.vmap(forward, in_axes=(0, None))(block, x)
         member = finite_seeds(block) & (start + jnp.arange(size, dtype=jnp.int32) >= first)
-        own_class = jax.nn.one_hot(jnp.argmax(outputs, axis=-1), classes, dtype=jnp.int32)
+        own_class = jax.nn.one_hot(predicted_class(outputs), classes, dtype=jnp.int32)  # -1: all zero
         acc = dict(acc)
         acc["summed"] = acc["summed"] + jnp.sum(jnp.where(member[:, None, None], outputs, 0.0), axis=0)
         acc["votes"] = acc["votes"] + jnp.sum(
@@ -98,7 +113,7 @@ def _seed_blocks(params: Params, x: jax.Array, y: jax.Array | None = None) -> di
         )
         acc["members"] = acc["members"] + jnp.sum(member, dtype=jnp.int32)
         if y is not None:
-            counts = jnp.sum(correct(outputs, y), axis=-1, dtype=jnp.int32)
+            counts = jnp.sum(correct(outputs, y, ties), axis=-1, dtype=jnp.int32)
             acc["seeds"] = jax.lax.dynamic_update_slice_in_dim(acc["seeds"], counts, start, 0)
         return acc
 
@@ -112,23 +127,54 @@ def _seed_blocks(params: Params, x: jax.Array, y: jax.Array | None = None) -> di
     return jax.lax.fori_loop(0, -(-seeds // size), step, init)
 
 
-def _votes(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Per row, the mean output over finite seeds, the seeds voting for each class, their number."""
-    acc = _seed_blocks(params, x)
-    return acc["summed"] / acc["members"].astype(acc["summed"].dtype), acc["votes"], acc["members"]
+class _Classes(NamedTuple):
+    mean_output: jax.Array  # (rows, classes)
+    votes: jax.Array  # (rows, classes) int32: finite seeds whose own class each class is
+    members: jax.Array  # () int32: finite seeds
+    predicted: jax.Array  # (rows,) class of the mean output, -1 where tied
+    vote: jax.Array  # (rows,) class with the most votes, -1 where that count is shared
+    agreeing: jax.Array  # (rows,) int32: seeds whose own class is `predicted` (tied rows: that tie)
+
+
+def _classes(acc: dict[str, jax.Array]) -> _Classes:
+    """The ensemble's classes from `_seed_blocks`' sums."""
+    summed, votes, members = acc["summed"], acc["votes"], acc["members"]
+    mean_output = summed / members.astype(summed.dtype)
+    predicted = predicted_class(mean_output)
+    abstained = members - jnp.sum(votes, axis=-1, dtype=jnp.int32)  # seeds tied on the row
+    chosen = jnp.take_along_axis(votes, jnp.maximum(predicted, 0)[:, None], axis=-1)[:, 0]
+    agreeing = jnp.where(predicted < 0, abstained, chosen)
+    return _Classes(mean_output, votes, members, predicted, predicted_class(votes), agreeing)
+
+
+def vote_correct(votes: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+    """Per row: does the vote count as correct? Under "strict" the true class must have
+    strictly the most votes; under "article" a share of the most is enough.
+
+    `votes` (rows, classes) are vote counts or shares; counts are compared as floats of
+    `y`'s dtype, exact up to 2**24 seeds in float32.
+    """
+    return correct(votes.astype(y.dtype), y, ties)
 
 
 @jax.jit
 def _ensemble(params: Params, x: jax.Array) -> Prediction:
-    mean_output, votes, members = _votes(params, x)
-    predicted = jnp.argmax(mean_output, axis=-1)
-    share = votes.astype(mean_output.dtype) / members.astype(mean_output.dtype)
-    agreement = jnp.take_along_axis(share, predicted[:, None], axis=-1)[:, 0]
-    return Prediction(predicted, jnp.argmax(votes, axis=-1), agreement, mean_output, share)
+    c = _classes(_seed_blocks(params, jnp.asarray(x, params.w_hidden.dtype)))
+    members = c.members.astype(c.mean_output.dtype)
+    return Prediction(
+        predicted=c.predicted,
+        vote=c.vote,
+        agreement=c.agreeing.astype(members.dtype) / members,
+        mean_output=c.mean_output,
+        vote_share=c.votes.astype(members.dtype) / members,
+        tied=c.predicted < 0,
+        vote_tied=c.vote < 0,
+    )
 
 
 def predict_ensemble(run: TrainedRun, x: np.ndarray) -> Prediction:
-    """The population's predictions for the rows of `x` (rows, features).
+    """The population's predictions for the rows of `x` (rows, features), cast to the
+    params' dtype.
 
     Raises:
       SeedError: if no seed of the run has finite parameters.
@@ -151,49 +197,55 @@ def seed_position(run: TrainedRun, seed: int) -> int:
 @jax.jit
 def _one_seed(params: Params, x: jax.Array) -> Prediction:
     outputs = forward(params, jnp.asarray(x, params.w_hidden.dtype))
-    predicted = jnp.argmax(outputs, axis=-1)
-    one_hot = jax.nn.one_hot(predicted, outputs.shape[-1], dtype=outputs.dtype)
-    return Prediction(predicted, predicted, jnp.ones(outputs.shape[0], outputs.dtype), outputs, one_hot)
+    predicted = predicted_class(outputs)
+    one_hot = jax.nn.one_hot(predicted, outputs.shape[-1], dtype=outputs.dtype)  # -1: all zero
+    is_tied = tied(outputs)
+    ones = jnp.ones(outputs.shape[0], outputs.dtype)
+    return Prediction(predicted, predicted, ones, outputs, one_hot, is_tied, is_tied)
 
 
 def predict_seed(run: TrainedRun, x: np.ndarray, seed: int) -> Prediction:
-    """Seed `seed`'s predictions for the rows of `x`: its class is the argmax of `forward`."""
+    """Seed `seed`'s predictions for the rows of `x`: its class is the argmax of `forward`,
+    or -1 where its largest outputs tie."""
     _check_dtype(run.params)
     i = seed_position(run, seed)
     return _one_seed(Params(*(p[i] for p in run.params)), x)
 
 
-@jax.jit
-def seed_correct(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+@partial(jax.jit, static_argnames="ties")
+def seed_correct(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
     """Each seed's count of rows classified correctly on (x, y), as `model.correct` counts
-    them; over the row count, the accuracy that `results.csv` lists."""
+    them under `ties`; over the row count, the accuracy that `results.csv` lists for a run
+    scored with the same rule."""
     dtype = params.w_hidden.dtype
-    return _seed_blocks(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype))["seeds"]
+    return _seed_blocks(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype), ties)["seeds"]
 
 
-def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray) -> int:
-    """The seed with the highest accuracy on the labelled rows (x, y); ties to the lowest
-    seed index. A seed with non-finite parameters is chosen only if every seed has them."""
+def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict") -> int:
+    """The seed with the highest accuracy under `ties` on the labelled rows (x, y); ties
+    of accuracy go to the lowest seed index. A seed with non-finite parameters is chosen
+    only if every seed has them."""
     _check_dtype(run.params)
-    counts = np.where(np.asarray(finite_seeds(run.params)), np.asarray(seed_correct(run.params, x, y)), -1)
+    counts = seed_correct(run.params, x, y, ties)
+    counts = np.where(np.asarray(finite_seeds(run.params)), np.asarray(counts), -1)
     order = np.lexsort((np.asarray(run.seeds), -counts))  # most rows correct, then lowest seed
     return int(run.seeds[order[0]])
 
 
-@jax.jit
-def _report_counts(params: Params, x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+@partial(jax.jit, static_argnames="ties")
+def _report_counts(params: Params, x: jax.Array, y: jax.Array, ties: str) -> dict[str, jax.Array]:
     x = jnp.asarray(x, params.w_hidden.dtype)
     y = jnp.asarray(y, params.w_hidden.dtype)
-    acc = _seed_blocks(params, x, y)
-    votes, members = acc["votes"], acc["members"]
-    mean_output = acc["summed"] / members.astype(acc["summed"].dtype)
-    predicted = jnp.argmax(mean_output, axis=-1)
+    acc = _seed_blocks(params, x, y, ties)
+    c = _classes(acc)
     return {
-        "mean_output": jnp.sum(correct(mean_output, y), dtype=jnp.int32),
-        "vote": jnp.sum(correct(votes, y), dtype=jnp.int32),
+        "mean_output": jnp.sum(correct(c.mean_output, y, ties), dtype=jnp.int32),
+        "vote": jnp.sum(vote_correct(c.votes, y, ties), dtype=jnp.int32),
+        "tied_mean_output": jnp.sum(c.predicted < 0, dtype=jnp.int32),
+        "tied_vote": jnp.sum(c.vote < 0, dtype=jnp.int32),
         "seeds": acc["seeds"],
-        "members": members,
-        "agreeing": jnp.take_along_axis(votes, predicted[:, None], axis=-1)[:, 0],
+        "members": c.members,
+        "agreeing": c.agreeing,
     }
 
 
@@ -208,28 +260,31 @@ def _standing(count: int, seed_counts: np.ndarray) -> dict[str, float]:
     }
 
 
-def ensemble_report(
-    params: Params, x: np.ndarray, y: np.ndarray, ties="strict"
-) -> dict[str, Any]:  # TEMPORARY
+def ensemble_report(params: Params, x: np.ndarray, y: np.ndarray, ties: str = "strict") -> dict[str, Any]:
     """How the ensemble of a population does on labelled rows (x, y), against its single seeds.
 
-    Accuracies are exact fractions of rows (correct rows / rows, in float64); the single
-    seeds are all of the population's, diverged ones included, as `results.csv` lists them.
+    Every row is scored under `ties` (`model.TIES`): the ensemble's mean output and vote as
+    much as each single seed. Accuracies are exact fractions of rows (correct rows / rows,
+    in float64); the single seeds are all of the population's, diverged ones included, as
+    `results.csv` lists them.
 
     Returns:
-      A JSON-ready dict: `members` (finite seeds in the ensemble), `rows`, `accuracy`
-      (`mean_output`, `vote`), `single_seed` (`mean`, `min`, `median`, `max` accuracy),
-      `mean_output_vs_seeds` and `vote_vs_seeds` (shares of seeds the ensemble `beats`,
-      `ties`, `beats_or_ties`, and its `percentile` rank among them), and `agreement`: per
-      row the share of ensemble seeds whose own class is the mean output's (`per_row`),
-      with `unanimous_rows`, `mean` and `min`. With no finite seed, accuracies and
-      agreement are None.
+      A JSON-ready dict: `ties` (the rule), `members` (finite seeds in the ensemble),
+      `rows`, `accuracy` (`mean_output`, `vote`), `tied_rows` (`mean_output`: rows whose
+      largest mean output is shared; `vote`: rows whose most votes are), `single_seed`
+      (`mean`, `min`, `median`, `max` accuracy), `mean_output_vs_seeds` and
+      `vote_vs_seeds` (shares of seeds the ensemble `beats`, `ties`, `beats_or_ties`, and
+      its `percentile` rank among them), and `agreement`: per row the share of ensemble
+      seeds whose own class is the mean output's (on a tied row: the seeds that tie too;
+      `per_row`), with `unanimous_rows`, `mean` and `min`. With no finite seed,
+      accuracies, tied rows and agreement are None.
     """
     _check_dtype(params)
-    counts = jax.device_get(_report_counts(params, x, y))
+    counts = jax.device_get(_report_counts(params, x, y, ties))
     rows, members = int(np.shape(x)[0]), int(counts["members"])
     seed_acc = counts["seeds"] / rows
     report = {
+        "ties": ties,
         "members": members,
         "rows": rows,
         "single_seed": {
@@ -240,11 +295,13 @@ def ensemble_report(
         },
     }
     if members == 0:
-        return {**report, "accuracy": {"mean_output": None, "vote": None}, "agreement": None}
+        nothing = {"mean_output": None, "vote": None}
+        return {**report, "accuracy": nothing, "tied_rows": nothing, "agreement": None}
     agreement = counts["agreeing"] / members
     return {
         **report,
         "accuracy": {"mean_output": int(counts["mean_output"]) / rows, "vote": int(counts["vote"]) / rows},
+        "tied_rows": {"mean_output": int(counts["tied_mean_output"]), "vote": int(counts["tied_vote"])},
         "mean_output_vs_seeds": _standing(counts["mean_output"], counts["seeds"]),
         "vote_vs_seeds": _standing(counts["vote"], counts["seeds"]),
         "agreement": {
@@ -260,10 +317,14 @@ def format_ensemble(report: dict[str, Any]) -> str:
     """One line on the ensemble against its single seeds, as the training run prints it."""
     if report["agreement"] is None:
         return "ensemble: no seed has finite parameters"
-    acc, standing = report["accuracy"], report["mean_output_vs_seeds"]
+    acc, standing, tied_rows = report["accuracy"], report["mean_output_vs_seeds"], report["tied_rows"]
+    tied_note = ""
+    if tied_rows["mean_output"] or tied_rows["vote"]:
+        tied_note = f", {tied_rows['mean_output']} rows tied (mean output), {tied_rows['vote']} (vote)"
+    single = report["single_seed"]["mean"]
     return (
         f"ensemble of {report['members']} seeds: accuracy {acc['mean_output']:.4f} (mean output), "
-        f"{acc['vote']:.4f} (vote); single seeds: mean {report['single_seed']['mean']:.4f}, "
+        f"{acc['vote']:.4f} (vote), ties {report['ties']}{tied_note}; single seeds: mean {single:.4f}, "
         f"ensemble beats or ties {standing['beats_or_ties']:.0%} of them; "
         f"{report['agreement']['unanimous_rows']} of {report['rows']} rows unanimous"
     )

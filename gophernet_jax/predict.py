@@ -2,7 +2,8 @@
 
 By default the whole population predicts (the class of the mean output, with the
 majority vote beside it); `--seed N` uses one seed, `--best VALIDATION.csv` the seed most
-accurate on a labelled file. Writes `predictions.csv` and prints a short table.
+accurate on a labelled file. Labelled rows are scored with the run's tie rule
+(`report.ties`), or `--ties`. Writes `predictions.csv` and prints a short table.
 """
 
 import argparse
@@ -25,12 +26,20 @@ from gophernet_jax.inference import (
     predict_seed,
     seed_correct,
     seed_position,
+    vote_correct,
 )
-from gophernet_jax.model import correct
+from gophernet_jax.model import TIES, correct
 from gophernet_jax.reporting import write_csv
-from gophernet_jax.store import StoreError, TrainedRun, inputs_for, load_run
+from gophernet_jax.store import StoreError, TrainedRun, inputs_for, load_run, run_ties
 
 SHOWN_ROWS = 10
+#: How a tied row's class is written in predictions.csv.
+TIE = "tie"
+#: What each tie rule does to a tied row, for the printed lines.
+TIE_RULES = {
+    "strict": "a row whose largest value is shared counts as wrong",
+    "article": "a row whose largest value the true class shares counts as correct",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,23 +56,36 @@ def _parser() -> argparse.ArgumentParser:
     choice.add_argument(
         "--best", type=Path, metavar="VALIDATION.csv", help="predict with the most accurate seed on this file"
     )
+    parser.add_argument(
+        "--ties",
+        choices=TIES,
+        help="how a tied row is scored: strict (wrong) or article (correct if the true class is "
+        "among the tied); default: the run's report.ties",
+    )
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="default: predictions.csv")
     return parser
 
 
+def _class_names(classes: np.ndarray, names: np.ndarray) -> np.ndarray:
+    return np.where(classes < 0, TIE, names[np.maximum(classes, 0)])
+
+
 def predictions_frame(
-    prediction: Prediction, class_names: Sequence[str], y: np.ndarray | None
+    prediction: Prediction, class_names: Sequence[str], y: np.ndarray | None, ties: str = "strict"
 ) -> pd.DataFrame:
-    """One row per input row: predicted and voted class, agreement, mean output and share of
-    votes per class, and, with labels, the true class and whether `predicted` counts as correct
-    (`model.correct`: a tie for the largest mean output that includes the true class does)."""
+    """One row per input row: the class of the mean output and of the vote (`TIE` on a tied
+    row, with `tied` and `vote_tied` saying so), agreement, mean output and share of votes
+    per class, and, with labels, the true class and whether `predicted` counts as correct
+    under `ties` (`model.correct`: under "strict" a tied row never does)."""
     names = np.asarray(class_names, dtype=object)
     mean_output, vote_share = np.asarray(prediction.mean_output), np.asarray(prediction.vote_share)
     frame = pd.DataFrame(
         {
             "row": np.arange(mean_output.shape[0]),
-            "predicted": names[np.asarray(prediction.predicted)],
-            "vote": names[np.asarray(prediction.vote)],
+            "predicted": _class_names(np.asarray(prediction.predicted), names),
+            "tied": np.asarray(prediction.tied),
+            "vote": _class_names(np.asarray(prediction.vote), names),
+            "vote_tied": np.asarray(prediction.vote_tied),
             "agreement": np.asarray(prediction.agreement),
             **{f"mean_{name}": mean_output[:, c] for c, name in enumerate(class_names)},
             **{f"votes_{name}": vote_share[:, c] for c, name in enumerate(class_names)},
@@ -71,7 +93,7 @@ def predictions_frame(
     )
     if y is not None:
         frame["label"] = names[np.argmax(y, axis=1)]
-        frame["correct"] = np.asarray(correct(mean_output, y.astype(mean_output.dtype)))
+        frame["correct"] = np.asarray(correct(mean_output, y.astype(mean_output.dtype), ties))
     return frame
 
 
@@ -83,24 +105,32 @@ def _table(frame: pd.DataFrame, class_names: Sequence[str], ensemble: bool) -> s
     return shown + (f"\n... {more} more rows in the file" if more > 0 else "")
 
 
-def _figures(frame: pd.DataFrame, prediction: Prediction, y: np.ndarray | None, ensemble: bool) -> str:
-    """Accuracy on labelled rows; for the ensemble, the vote's accuracy and the unanimous rows."""
+def _figures(
+    frame: pd.DataFrame, prediction: Prediction, y: np.ndarray | None, *, ensemble: bool, ties: str
+) -> str:
+    """Tied rows; accuracy on labelled rows under `ties`; for the ensemble, the vote's
+    accuracy and the unanimous rows."""
     rows, lines = len(frame), []
+    tied, vote_tied = int(frame["tied"].sum()), int(frame["vote_tied"].sum())
+    if tied or vote_tied:
+        vote = f", {vote_tied} (vote)" if ensemble else ""
+        lines.append(f"tied rows: {tied} of {rows}{vote}, written as {TIE!r}")
     if y is not None:
         line = f"accuracy {frame['correct'].sum() / rows:.4f}"
         if ensemble:
             share = np.asarray(prediction.vote_share)
-            line += f" (mean output), {np.sum(correct(share, y.astype(share.dtype))) / rows:.4f} (vote)"
-        lines.append(line + f" on {rows} labelled rows")
+            voted = np.sum(vote_correct(share, y.astype(share.dtype), ties))
+            line += f" (mean output), {voted / rows:.4f} (vote)"
+        lines.append(line + f" on {rows} labelled rows; ties {ties}: {TIE_RULES[ties]}")
     if ensemble:
-        unanimous = int(np.sum(np.asarray(prediction.agreement) == 1))
+        unanimous = int(np.sum(frame["agreement"] == 1))
         lines.append(
             f"seeds unanimous on {unanimous} of {rows} rows; lowest agreement {frame['agreement'].min():.4f}"
         )
     return "\n".join(lines)
 
 
-def _choose(run: TrainedRun, args: argparse.Namespace) -> tuple[int | None, str]:
+def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int | None, str]:
     """The seed to predict with (None: the ensemble) and a heading that says which."""
     count = len(run.seeds)
     if args.seed is not None:
@@ -112,9 +142,9 @@ def _choose(run: TrainedRun, args: argparse.Namespace) -> tuple[int | None, str]
         if y is None:
             classes = ", ".join(run.class_names)
             raise DataError(f"{args.best}:1: no label columns ({classes}): --best needs them")
-        seed = best_seed(run, x, y)
-        acc = int(seed_correct(run.params, x, y)[seed_position(run, seed)]) / len(x)
-        return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f})"
+        seed = best_seed(run, x, y, ties)
+        acc = int(seed_correct(run.params, x, y, ties)[seed_position(run, seed)]) / len(x)
+        return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f}, ties {ties})"
     members = int(np.sum(np.asarray(finite_seeds(run.params))))
     dropped = f" ({count - members} diverged seeds left out)" if members < count else ""
     return None, f"ensemble of {members} seeds{dropped}: class of the mean output, share of seeds agreeing"
@@ -129,9 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             jax.config.update("jax_enable_x64", True)
         x, y = load_features(args.input, run.feature_names, run.class_names)
         x = inputs_for(run, x)
-        seed, heading = _choose(run, args)
+        ties = args.ties or run_ties(run)
+        seed, heading = _choose(run, args, ties)
         prediction = predict_ensemble(run, x) if seed is None else predict_seed(run, x, seed)
-        frame = predictions_frame(prediction, run.class_names, y)
+        frame = predictions_frame(prediction, run.class_names, y, ties)
     except (StoreError, DataError, SeedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -142,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{heading}; {len(frame)} rows of {args.input}")
     print(_table(frame, run.class_names, ensemble=seed is None))
-    if figures := _figures(frame, prediction, y, ensemble=seed is None):
+    if figures := _figures(frame, prediction, y, ensemble=seed is None, ties=ties):
         print(figures)
     print(f"predictions in {args.out}")
     return 0

@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.model import Params
+from gophernet_jax.model import TIES, Params
 from gophernet_jax.reporting import write_bytes
 
 PARAMS_FILE = "params.npz"
@@ -31,8 +33,9 @@ class TrainedRun(NamedTuple):
     class_names: tuple[str, ...]
     config: dict[str, Any]
     # For a raw table split once without noise: the training part's column minimum and
-    # span, {"min": [...], "span": [...]}, to scale new raw rows as the network saw them.
-    scaling: dict[str, list[float]] | None = None
+    # span in the run's dtype, {"min": [...], "span": [...], "dtype": "float32"}, to scale
+    # new raw rows as the network saw them (see `inputs_for`; older runs lack "dtype").
+    scaling: dict[str, Any] | None = None
 
 
 def save_run(run_dir: Path, run: TrainedRun) -> Path:
@@ -68,16 +71,43 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     return TrainedRun(params, seeds, *names, meta["config"], meta.get("scaling"))
 
 
+def run_ties(run: TrainedRun) -> str:
+    """The tie rule `run` was scored with: its config's `report.ties`, "strict" where the
+    config does not say (as the default is); a `StoreError` for an unknown rule."""
+    ties = run.config.get("report", {}).get("ties", "strict")
+    if ties not in TIES:
+        choices = ", ".join(TIES)
+        raise StoreError(f"the run's report.ties is {ties!r}, not one of {choices}: choose one with --ties")
+    return ties
+
+
+@jax.jit
+def _minmax_apply(x: jax.Array, low: jax.Array, span: jax.Array) -> jax.Array:
+    # The very XLA operations `splits.minmax_scale` applies to a split's test part: XLA's
+    # CPU float32 division is not always correctly rounded, so NumPy's can differ by an ulp.
+    return (x - low) / span
+
+
 def inputs_for(run: TrainedRun, x: np.ndarray) -> np.ndarray:
     """Rows of features as `run`'s networks saw them in training.
 
     The article's files are already scaled, so their rows pass as they are. A run on a raw
-    table (`data.path`) saw min-max scaled features: new raw rows are scaled with the
-    stored training minimum and span. Runs whose seeds had different splits or noise have
+    table (`data.path`) saw min-max scaled features: new raw rows are cast to the run's
+    dtype and scaled with the stored training minimum and span, bit for bit as training
+    scaled its test part. A run saved without the scaling's dtype (before it was stored)
+    is scaled in its params' dtype. Runs whose seeds had different splits or noise have
     no single scaling, and are refused with a `StoreError`.
+
+    Raises:
+      StoreError: for a run with no single scaling of raw rows.
+      ValueError: for a float64 run while jax_enable_x64 is off.
     """
     if run.scaling is not None:
-        return (np.asarray(x, dtype=float) - np.asarray(run.scaling["min"])) / np.asarray(run.scaling["span"])
+        dtype = jnp.dtype(run.scaling.get("dtype", run.params.w_hidden.dtype))
+        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            raise ValueError("a float64 run needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
+        low, span = (jnp.asarray(np.asarray(run.scaling[k], np.float64), dtype) for k in ("min", "span"))
+        return np.asarray(_minmax_apply(jnp.asarray(np.asarray(x, np.float64), dtype), low, span))
     if run.config.get("data", {}).get("path") is not None:
         raise StoreError(
             "this run's seeds were trained on different splits or noisy features of a raw table, "

@@ -1,5 +1,6 @@
 """Using what was trained: the save/load round trip, predictions of one seed or of the whole
-population (API and `python -m gophernet_jax.predict`), and the ensemble report."""
+population (API and `python -m gophernet_jax.predict`), the ensemble report, tied rows under
+both tie rules, and raw rows scaled as in training."""
 
 import json
 import re
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from omegaconf import OmegaConf
 
 from gophernet_jax import (
     Params,
@@ -21,15 +23,20 @@ from gophernet_jax import (
     best_seed,
     ensemble_report,
     forward,
+    init_params,
     load_features,
     load_run,
     predict_ensemble,
     predict_seed,
     train_population,
 )
-from gophernet_jax.config import DATA_DIR
+from gophernet_jax.app import load_data
+from gophernet_jax.config import DATA_DIR, Config
 from gophernet_jax.dataset import DataError
-from gophernet_jax.inference import SeedError, ensemble_outputs, seed_correct
+from gophernet_jax.inference import SeedError, ensemble_outputs, format_ensemble, seed_correct
+from gophernet_jax.predict import main as predict_main
+from gophernet_jax.splits import Table, load_table, make_split, minmax_fit
+from gophernet_jax.store import inputs_for, run_ties, save_run
 
 SEEDS, EPOCHS = 20, 200
 TRAINING = ["+sweep=seeds", f"seeds.count={SEEDS}", f"train.epochs={EPOCHS}"]
@@ -48,6 +55,11 @@ def predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return python("-m", "gophernet_jax.predict", *map(str, args), cwd=cwd)
 
 
+def cli_main(capsys, *args) -> str:
+    assert predict_main([*map(str, args)]) == 0
+    return capsys.readouterr().out
+
+
 def assert_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, proc
     assert "Traceback" not in proc.stdout + proc.stderr, proc
@@ -57,9 +69,12 @@ def seed_params(params: Params, i: int) -> Params:
     return Params(*(p[i] for p in params))
 
 
-def numpy_correct(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """`model.correct` again: the true class's output is the row maximum (ties count)."""
-    return outputs[np.arange(len(y)), np.argmax(y, axis=1)] == outputs.max(axis=1)
+def numpy_correct(outputs: np.ndarray, y: np.ndarray, ties: str = "strict") -> np.ndarray:
+    """`model.correct` again: the true class's output is the row maximum, and under "strict"
+    no other class's output equals it."""
+    truth = outputs[np.arange(len(y)), np.argmax(y, axis=1)]
+    top = outputs.max(axis=1)
+    return (truth == top) & ((outputs == top[:, None]).sum(axis=1) == 1 if ties == "strict" else True)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +160,7 @@ def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_da
 def test_predict_seed_is_the_argmax_of_forward(run, test_set, seed_outputs):
     prediction = predict_seed(run, test_set[0], 3)
     assert_array_equal(prediction.mean_output, seed_outputs[3])
+    assert not np.asarray(prediction.tied).any()  # so its class is the argmax on every row
     assert_array_equal(prediction.predicted, np.argmax(seed_outputs[3], axis=1))
     assert_array_equal(prediction.vote, prediction.predicted)
     assert_array_equal(prediction.agreement, np.ones(30, np.float32))
@@ -251,6 +267,223 @@ def test_load_features_matches_columns_by_name(tmp_path):
         load_features(partial, FEATURES, CLASSES)
 
 
+# --- ties: one rule everywhere a row is scored ------------------------------------------
+
+ROW_A, ROW_B = -1000.0, 1000.0  # the two kinds of row of a designed population
+
+
+def designed(logits_a, logits_b, dtype=np.float32) -> Params:
+    """Seeds (1 feature, 1 hidden unit) whose outputs are sigmoid(logits_a) on rows x = ROW_A
+    and sigmoid(logits_b) on rows x = ROW_B: the hidden unit is exactly 0 or 1 there, so
+    small integer logits give exactly tied outputs."""
+    a, b = np.asarray(logits_a, dtype), np.asarray(logits_b, dtype)  # (seeds, classes)
+    seeds = a.shape[0]
+    return Params(np.ones((seeds, 1, 1), dtype), np.zeros((seeds, 1), dtype), (b - a)[:, None, :], a)
+
+
+def designed_run(params: Params, config: dict | None = None) -> TrainedRun:
+    return TrainedRun(params, np.arange(params.b_out.shape[0]), ("f",), CLASSES, config or {})
+
+
+def labelled(kinds: str, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.array([[ROW_A if kind == "A" else ROW_B] for kind in kinds], np.float32)
+    return x, np.eye(3, dtype=np.float32)[labels]
+
+
+# Three seeds. Row A: seed 0 says class 0, seed 1 class 1, seed 2 ties 0 and 1 (no vote):
+# the mean output ties 0 and 1, and so does the vote (1 each). Row B: seeds 0 and 1 say 0,
+# seed 2 says 1 firmly enough that the mean output says 1, while the vote says 0.
+TRIO = designed([[1, 0, -5], [0, 1, -5], [0, 0, -5]], [[1, 0, -5], [1, 0, -5], [0, 4, -5]])
+TRIO_ROWS = labelled("AABB", [0, 2, 0, 1])
+
+
+def test_one_seed_that_ties_predicts_no_class_and_scores_by_the_rule():
+    run = designed_run(designed([[0, 0, -5]], [[2, 0, -5]]))  # ties 0 and 1 on A; says 0 on B
+    x, y = labelled("AAB", [0, 2, 0])
+    prediction = predict_seed(run, x, 0)
+    assert_array_equal(prediction.predicted, [-1, -1, 0])  # not silently class 0 on the tied rows
+    assert_array_equal(prediction.tied, [True, True, False])
+    assert_array_equal(prediction.vote, prediction.predicted)
+    assert_array_equal(prediction.vote_tied, prediction.tied)
+    assert_array_equal(prediction.vote_share, [[0, 0, 0], [0, 0, 0], [1, 0, 0]])
+    # Row 0's true class is among the tied; row 1's is not.
+    assert int(seed_correct(run.params, x, y)[0]) == 1
+    assert int(seed_correct(run.params, x, y, "article")[0]) == 2
+
+
+def test_ensemble_ties_are_no_class_and_score_by_the_rule():
+    x, y = TRIO_ROWS
+    prediction = predict_ensemble(designed_run(TRIO), x)
+    mean_output = np.asarray(prediction.mean_output)
+    assert mean_output[0, 0] == mean_output[0, 1] > mean_output[0, 2]  # the designed tie
+    assert_array_equal(prediction.predicted, [-1, -1, 1, 1])
+    assert_array_equal(prediction.tied, [True, True, False, False])
+    assert_array_equal(prediction.vote, [-1, -1, 0, 0])
+    assert_array_equal(prediction.vote_tied, [True, True, False, False])
+    third = np.float32(1) / np.float32(3)
+    assert_allclose(prediction.vote_share, [[third, third, 0]] * 2 + [[2 * third, third, 0]] * 2, rtol=1e-6)
+    # On a tied row, agreement is the share of seeds that tie too (seed 2); on row B, seed 2.
+    assert_allclose(prediction.agreement, [third] * 4, rtol=1e-6)
+
+    strict, article = ensemble_report(TRIO, x, y), ensemble_report(TRIO, x, y, ties="article")
+    assert strict["ties"] == "strict" and article["ties"] == "article"
+    assert strict["tied_rows"] == article["tied_rows"] == {"mean_output": 2, "vote": 2}
+    # Mean output correct on rows [-, -, -, B1] strictly; the article's rule adds A0's tie.
+    # Vote correct on [-, -, B0, -] strictly; likewise plus A0.
+    assert strict["accuracy"] == {"mean_output": 1 / 4, "vote": 1 / 4}
+    assert article["accuracy"] == {"mean_output": 2 / 4, "vote": 2 / 4}
+    # The single seeds under each rule: seed 2 ties on row A, which only the article counts.
+    assert_array_equal(seed_correct(TRIO, x, y), [2, 1, 1])
+    assert_array_equal(seed_correct(TRIO, x, y, "article"), [2, 1, 2])
+    assert strict["single_seed"]["mean"] == 4 / 12 and article["single_seed"]["mean"] == 5 / 12
+    assert strict["mean_output_vs_seeds"]["ties"] == 2 / 3  # 1 row, as seeds 1 and 2
+    assert strict["agreement"]["unanimous_rows"] == 0
+    assert "ties strict, 2 rows tied (mean output), 2 (vote)" in format_ensemble(strict)
+
+
+def test_best_seed_follows_the_tie_rule():
+    x, y = labelled("AAB", [0, 0, 1])  # seed 2 gets both A rows only by a tie, and B
+    run = designed_run(TRIO)
+    assert_array_equal(seed_correct(TRIO, x, y), [2, 0, 1])
+    assert_array_equal(seed_correct(TRIO, x, y, "article"), [2, 0, 3])
+    assert best_seed(run, x, y) == 0
+    assert best_seed(run, x, y, ties="article") == 2
+
+
+def test_dead_population_scores_zero_under_the_strict_rule(run, test_set):
+    # Output biases so negative that every output underflows to exactly 0: every row of
+    # every seed ties, and no seed has anything to say. The article's rule scores it 1.0.
+    dead = run.params._replace(b_out=np.full_like(run.params.b_out, -1e4))
+    assert (np.asarray(ensemble_outputs(dead, test_set[0])) == 0).all()
+    strict = ensemble_report(dead, *test_set)
+    assert strict["accuracy"] == {"mean_output": 0.0, "vote": 0.0}
+    assert strict["single_seed"]["max"] == 0.0
+    assert strict["tied_rows"] == {"mean_output": 30, "vote": 30}
+    article = ensemble_report(dead, *test_set, ties="article")
+    assert article["accuracy"] == {"mean_output": 1.0, "vote": 1.0}
+    assert article["single_seed"]["min"] == 1.0
+    prediction = predict_ensemble(run._replace(params=dead), test_set[0])
+    assert (np.asarray(prediction.predicted) == -1).all() and (np.asarray(prediction.vote) == -1).all()
+    assert (np.asarray(prediction.vote_share) == 0).all()
+    assert (np.asarray(prediction.agreement) == 1).all()  # every seed ties, as the mean does
+
+
+def test_unknown_tie_rule_is_refused(run, test_set):
+    with pytest.raises(ValueError, match="unknown tie rule 'loose'"):
+        ensemble_report(run.params, *test_set, ties="loose")
+
+
+def test_float32_run_predicts_with_x64_on(run, test_set, seed_outputs):
+    # x arrives as float64 under x64; every function casts it to the params' dtype.
+    x, y = np.asarray(test_set[0], np.float64), np.asarray(test_set[1], np.float64)
+    narrow = predict_ensemble(run, x.astype(np.float32))
+    with jax.enable_x64(True):
+        wide_x = predict_ensemble(run, x)
+        one = predict_seed(run, x, 3)
+        counts = seed_correct(run.params, x, y)
+        report = ensemble_report(run.params, x, y)
+        best = best_seed(run, x, y)
+    assert wide_x.mean_output.dtype == one.mean_output.dtype == jnp.float32
+    for got, want in zip(wide_x, narrow):
+        assert_array_equal(got, want)
+    assert_array_equal(one.mean_output, seed_outputs[3])
+    assert_array_equal(counts, seed_correct(run.params, test_set[0], test_set[1]))
+    assert report == ensemble_report(run.params, *test_set)
+    assert best == best_seed(run, *test_set)
+
+
+# --- raw rows, scaled as in training ---------------------------------------------------
+
+
+def stored_scaling(table: Table, split, dtype: str) -> dict:
+    """The scaling a raw-table run stores: the minimum and span that `splits.minmax_scale`
+    fitted on the training rows, in the run's dtype."""
+    low, span = minmax_fit(jnp.asarray(table.x, dtype)[np.asarray(split.train_idx)])
+    return {"min": np.asarray(low).tolist(), "span": np.asarray(span).tolist(), "dtype": dtype}
+
+
+def raw_run(table: Table, scaling: dict | None, dtype: str) -> TrainedRun:
+    sizes = Sizes(len(table.feature_names), 3, len(table.class_names))
+    params = Params(*(p[None] for p in init_params(jax.random.key(0), sizes, jnp.dtype(dtype))))
+    config = {"data": {"path": "raw.csv"}}
+    return TrainedRun(params, np.arange(1), table.feature_names, table.class_names, config, scaling)
+
+
+@pytest.mark.parametrize("name", ["iris", "wine"])
+def test_inputs_for_scales_raw_rows_bit_for_bit_as_training_did(name):
+    # NumPy's float32 division, or float64 arithmetic cast down, differs from XLA's in
+    # hundreds of entries of these splits; the test part of each must come back exactly.
+    table = load_table(DATA_DIR / f"{name}.csv", "species" if name == "iris" else "class")
+    split_of = jax.jit(lambda key: make_split(table, key, test_fraction=0.2))
+    for s in range(4):
+        split = split_of(jax.random.key(s))
+        run = raw_run(table, stored_scaling(table, split, "float32"), "float32")
+        scaled = inputs_for(run, table.x[np.asarray(split.test_idx)])
+        assert_array_equal(np.asarray(scaled, np.float32), split.x_test)  # as predict casts it
+        assert scaled.dtype == np.float32
+
+
+def test_inputs_for_scales_in_float64_for_a_float64_run(x64):
+    table = load_table(DATA_DIR / "wine.csv", "class")
+    split = jax.jit(lambda key: make_split(table, key, test_fraction=0.2, dtype="float64"))(jax.random.key(1))
+    run = raw_run(table, stored_scaling(table, split, "float64"), "float64")
+    scaled = inputs_for(run, table.x[np.asarray(split.test_idx)])
+    assert scaled.dtype == np.float64
+    assert_array_equal(scaled, split.x_test)
+
+
+def test_inputs_for_a_float64_run_needs_x64():
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    run = raw_run(table, {"min": [0.0] * 4, "span": [1.0] * 4, "dtype": "float64"}, "float32")
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        inputs_for(run, table.x)
+
+
+def test_inputs_for_a_run_saved_without_the_scaling_dtype():
+    # Older runs stored float64 minima and spans without a dtype: scaled in the params' dtype.
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    split = jax.jit(lambda key: make_split(table, key, test_fraction=0.2))(jax.random.key(0))
+    low, span = minmax_fit(table.x[np.asarray(split.train_idx)])
+    run = raw_run(table, {"min": np.asarray(low).tolist(), "span": np.asarray(span).tolist()}, "float32")
+    scaled = inputs_for(run, table.x[np.asarray(split.test_idx)])
+    assert scaled.dtype == np.float32
+    assert_allclose(scaled, split.x_test, rtol=0, atol=1e-6)
+
+
+def test_predicting_a_raw_runs_test_rows_reproduces_its_accuracies(tmp_path, capsys, monkeypatch):
+    proc = python(
+        "-m", "gophernet_jax", "data=iris", "seeds.count=20", "train.epochs=50",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_ok(proc)
+    run = load_run(tmp_path / "run")
+    assert run.scaling is not None
+    # The run's split 0 as the run made it, recovered through the app rather than by
+    # re-deriving its keys: its test part, scaled in training, and the raw rows behind it.
+    settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), run.config))
+    test_set = load_data(settings).test_set
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    near = (table.x - np.asarray(run.scaling["min"])) / np.asarray(run.scaling["span"])
+    distance = np.abs(near[None, :, :] - test_set.x[:, None, :]).max(axis=2)
+    rows = np.argmin(distance, axis=1)
+    assert distance[np.arange(len(rows)), rows].max() < 1e-5
+    assert_array_equal(table.labels[rows], np.argmax(test_set.y, axis=1))
+    raw_test = table.x[rows]
+    assert_array_equal(inputs_for(run, raw_test), test_set.x)  # bit for bit
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    counts = seed_correct(run.params, inputs_for(run, raw_test), test_set.y, run_ties(run))
+    assert_array_equal(counts, np.round(results["test_accuracy"] * len(rows)))
+    # predict on the raw rows, with labels: the ensemble's accuracy as the run reported it.
+    frame = pd.DataFrame(raw_test, columns=table.feature_names)
+    for c, name in enumerate(table.class_names):
+        frame[name] = (table.labels[rows] == c).astype(int)
+    frame.to_csv(tmp_path / "raw_test.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    out = cli_main(capsys, tmp_path / "run", "raw_test.csv")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert printed_accuracy(out) == round(summary["ensemble"]["accuracy"]["mean_output"], 4)
+
+
 # --- the CLI ----------------------------------------------------------------------------
 
 
@@ -266,7 +499,9 @@ def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path)
     frame = pd.read_csv(tmp_path / "predictions.csv")  # the current folder by default
     assert len(frame) == 30
     means = [f"mean_{c}" for c in CLASSES]
-    assert {"predicted", "vote", "agreement", *means, "label", "correct"} <= set(frame.columns)
+    columns = {"predicted", "tied", "vote", "vote_tied", "agreement", *means, "label", "correct"}
+    assert columns <= set(frame.columns)
+    assert not frame["tied"].any() and not frame["vote_tied"].any()
     assert f"ensemble of {SEEDS} seeds" in proc.stdout
     prediction = predict_ensemble(run, test_set[0])
     assert frame["predicted"].tolist() == [CLASSES[c] for c in np.asarray(prediction.predicted)]
@@ -275,6 +510,7 @@ def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path)
     y = test_set[1]
     accuracy = numpy_correct(seed_outputs.astype(np.float64).mean(axis=0), y).mean()
     assert printed_accuracy(proc.stdout) == round(accuracy, 4)
+    assert "labelled rows; ties strict: " in proc.stdout  # the run has no report.ties: strict
     assert frame["correct"].mean() == accuracy
     assert f"unanimous on {int(np.sum(frame['agreement'] == 1))} of 30 rows" in proc.stdout
 
@@ -298,6 +534,71 @@ def test_cli_best_seed(trained, seed_outputs, tmp_path):
     assert re.search(rf"^seed {best} of {SEEDS}, the most accurate on ", proc.stdout, re.M), proc.stdout
     frame = pd.read_csv(tmp_path / "best.csv")
     assert frame["predicted"].tolist() == [CLASSES[c] for c in np.argmax(seed_outputs[best], axis=1)]
+
+
+def tied_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The designed TRIO saved twice, without a tie rule (so strict) and with report.ties
+    article, and a labelled file of its rows A, A, B, B."""
+    plain, article = tmp_path / "plain", tmp_path / "article"
+    for folder, config in ((plain, {}), (article, {"report": {"ties": "article"}})):
+        folder.mkdir()
+        save_run(folder, designed_run(TRIO, config))
+    x, y = TRIO_ROWS
+    frame = pd.DataFrame({"f": x[:, 0], **{name: y[:, c].astype(int) for c, name in enumerate(CLASSES)}})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    return plain, article, tmp_path / "rows.csv"
+
+
+def test_cli_writes_tied_rows_and_scores_them_strictly_by_default(tmp_path):
+    plain, _, rows = tied_runs(tmp_path)
+    proc = predict(plain, rows, cwd=tmp_path)
+    assert_ok(proc)
+    frame = pd.read_csv(tmp_path / "predictions.csv")
+    assert frame["predicted"].tolist() == ["tie", "tie", "virginica", "virginica"]
+    assert frame["tied"].tolist() == [True, True, False, False]
+    assert frame["vote"].tolist() == ["tie", "tie", "setosa", "setosa"]
+    assert frame["vote_tied"].tolist() == [True, True, False, False]
+    assert frame["correct"].tolist() == [False, False, False, True]  # row 0's tie is wrong
+    assert "tied rows: 2 of 4, 2 (vote), written as 'tie'" in proc.stdout
+    assert re.search(r"^accuracy 0\.2500 \(mean output\), 0\.2500 \(vote\) on 4 labelled rows; ties strict",
+                     proc.stdout, re.M), proc.stdout  # fmt: skip
+
+
+def test_cli_follows_the_runs_tie_rule_unless_told(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain, article, rows = tied_runs(tmp_path)
+    out = cli_main(capsys, article, rows)  # report.ties=article: a tie with the true class counts
+    assert "accuracy 0.5000 (mean output), 0.5000 (vote) on 4 labelled rows; ties article" in out
+    assert pd.read_csv("predictions.csv")["correct"].tolist() == [True, False, False, True]
+    out = cli_main(capsys, article, rows, "--ties", "strict")
+    assert "accuracy 0.2500 (mean output), 0.2500 (vote) on 4 labelled rows; ties strict" in out
+    assert pd.read_csv("predictions.csv")["correct"].tolist() == [False, False, False, True]
+    out = cli_main(capsys, plain, rows, "--seed", "2", "--ties", "article")  # seed 2 ties on rows A
+    frame = pd.read_csv("predictions.csv")
+    assert frame["predicted"].tolist() == ["tie", "tie", "virginica", "virginica"]
+    assert frame["correct"].tolist() == [True, False, False, True]
+    assert "tied rows: 2 of 4, written as 'tie'" in out and "accuracy 0.5000 on 4" in out
+
+
+def test_cli_best_seed_follows_the_tie_rule(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain, article, rows = tied_runs(tmp_path)
+    x, y = labelled("AAB", [0, 0, 1])  # seed 0 is best strictly; seed 2 by the article's rule
+    labels = {name: y[:, c].astype(int) for c, name in enumerate(CLASSES)}
+    pd.DataFrame({"f": x[:, 0], **labels}).to_csv("validation.csv", index=False)
+    out = cli_main(capsys, plain, rows, "--best", "validation.csv")
+    assert "seed 0 of 3, the most accurate on validation.csv (0.6667, ties strict)" in out
+    out = cli_main(capsys, article, rows, "--best", "validation.csv")
+    assert "seed 2 of 3, the most accurate on validation.csv (1.0000, ties article)" in out
+
+
+def test_cli_refuses_an_unknown_tie_rule(tmp_path, capsys):
+    plain, _, rows = tied_runs(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        predict_main([str(plain), str(rows), "--ties", "loose"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "invalid choice: 'loose'" in err
 
 
 # --- bad input --------------------------------------------------------------------------
