@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from gophernet_jax import callbacks, progress, runtime
 from gophernet_jax import config as config_module
-from gophernet_jax.config import CONF_DIR, DATA_DIR, Config, ConfigError, validate
+from gophernet_jax.config import CONF_DIR, Config, ConfigError, portable_file, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.model import Sizes
 from gophernet_jax.reporting import write_json
@@ -305,9 +305,8 @@ def portable_config(settings: Config) -> dict[str, Any]:
     `shipped:NAME`, not by this machine's path, so a moved checkout reads the same."""
     config = dataclasses.asdict(settings)
     for key in ("train", "test", "path"):
-        value = config["data"][key]
-        if value is not None and Path(value).parent == DATA_DIR:
-            config["data"][key] = f"shipped:{Path(value).name}"
+        if config["data"][key] is not None:
+            config["data"][key] = portable_file(config["data"][key])
     return config
 
 

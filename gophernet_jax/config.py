@@ -35,6 +35,19 @@ def shipped(name: str) -> Path:
 
 CONF_DIR = shipped("conf")
 DATA_DIR = shipped("data")
+#: A data file shipped with the package, by name: `shipped:iris.csv`. Configs and results
+#: say this rather than the path of this machine's copy.
+SHIPPED = "shipped:"
+
+
+def data_file(value: str) -> str:
+    """A data setting as a path: `shipped:NAME` is the shipped file NAME, any other value a path."""
+    return str(DATA_DIR / value[len(SHIPPED) :]) if value.startswith(SHIPPED) else value
+
+
+def portable_file(path: str) -> str:
+    """A data path as configs and results record it: `shipped:NAME` for a shipped file."""
+    return f"{SHIPPED}{Path(path).name}" if Path(path).resolve().parent == DATA_DIR else path
 
 
 class ConfigError(ValueError):
@@ -181,10 +194,9 @@ class OptimizerConfig:
 
 @dataclass
 class DataConfig:
-    # The article's pre-split files (the default), named by an interpolation so that saved
-    # configs do not hold this machine's paths:
-    train: Any = "${shipped_data:train.csv}"
-    test: Any = "${shipped_data:test.csv}"
+    # The article's pre-split files (the default), shipped with the package:
+    train: Any = "shipped:train.csv"
+    test: Any = "shipped:test.csv"
     labels: Any = field(default_factory=lambda: list(ARTICLE_LABELS))
     padding_row: Any = False  # true: the reference loader's extra all-zero row
     # Or a raw table, split by the run (data=iris, data=wine, or data.path + data.label):
@@ -199,6 +211,9 @@ class DataConfig:
     order_seed: Any = 0  # with train.batch_size: order j is source_keys("order", order_seed, [j])
 
     def __post_init__(self) -> None:
+        for key in ("train", "test", "path"):
+            if isinstance(getattr(self, key), str):
+                setattr(self, key, data_file(getattr(self, key)))
         self.val_fraction = _number("data.val_fraction", self.val_fraction, 0, 1, low_open=False)
         self.split_seed = _int("data.split_seed", self.split_seed, 0, 2**32 - 1)
         self.order_seed = _int("data.order_seed", self.order_seed, 0, 2**32 - 1)
