@@ -24,15 +24,31 @@ then computes the same numbers as the CLI (see `gophernet_jax.runtime`).
 
 from gophernet_jax.dataset import ARTICLE_LABELS, DataError, Dataset, load_dataset, load_features, load_split
 from gophernet_jax.inference import Prediction, best_seed, ensemble_report, predict_ensemble, predict_seed
-from gophernet_jax.model import Params, Sizes, accuracy, forward, init_params, loss
+from gophernet_jax.model import TIES, Params, Sizes, accuracy, forward, init_params, loss
 from gophernet_jax.runtime import configure_on_import
 from gophernet_jax.store import StoreError, TrainedRun, load_run
-from gophernet_jax.training import Population, seed_keys, train, train_population
+from gophernet_jax.training import (
+    SOURCES,
+    Population,
+    RawSplits,
+    draw_key,
+    epoch_order,
+    seed_keys,
+    source_keys,
+    train,
+    train_population,
+)
 
 configure_on_import()
 
 __all__ = [
     "ARTICLE_LABELS",
+    "SOURCES",
+    "TIES",
+    "RawSplits",
+    "draw_key",
+    "epoch_order",
+    "source_keys",
     "DataError",
     "Dataset",
     "Params",

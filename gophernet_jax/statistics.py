@@ -217,7 +217,8 @@ def summarize(
     Returns:
       count (finite values), non_finite, mean, std (ddof=1), min, q05, median, q95, max,
       histogram, mean_ci95 ([low, high] or None), mean_ci95_method, best_of_n
-      (`best_of_n`), seeds_needed (for a ±resolution t interval over independent seeds),
+      (`best_of_n`), seeds_needed (for a ±resolution t interval over independent seeds;
+      None over a design, where more seeds of one source cannot shrink the others' share),
       resolution, and reason (None, or why a statistic is None).
     """
     raw = np.asarray(values, dtype=float).ravel()
@@ -239,7 +240,9 @@ def summarize(
         "mean_ci95": interval,
         "mean_ci95_method": None if reason else _method(design, "t over seeds"),
         "best_of_n": best_of_n(values),
-        "seeds_needed": seeds_needed(std, resolution),
+        # Over a crossed design more seeds of one source cannot shrink what the others
+        # contribute: the variance report says which source to add levels of instead.
+        "seeds_needed": seeds_needed(std, resolution) if design is None else None,
         "resolution": resolution,
         "reason": reason,
     }
