@@ -16,6 +16,16 @@ End to end, `python -m gophernet_jax` (1 seed) and `python -m gophernet_jax +swe
 (1000 seeds), 5000 epochs each, are timed from process start to exit, alternately with
 `gophernet_jax/handwritten.py` training as many seeds; both get the XLA flags the package
 sets for itself.
+
+Two tables, printed and written as CSV:
+- `--out` (bench.csv), a row per rule and S: `jax_seed_epochs_per_s` on `devices` host
+  devices (every usable core), `jax_1_device_seed_epochs_per_s` and their ratio
+  `devices_speedup`; `compile_s`, `run_s`, `program_mb` (XLA's estimate) and `peak_rss_mb`
+  of the process that trained on every core; `numpy_seed_epochs_per_s` and `speedup`
+  (JAX ÷ NumPy); `import_s`.
+- `--end-to-end-out` (bench_end_to_end.csv), a row per command: `project_median_s`,
+  `handwritten_median_s`, their `ratio`, and every run's seconds (`project_s`,
+  `handwritten_s`).
 """
 
 import argparse
@@ -165,8 +175,8 @@ def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
     cores = runtime.usable_cores()
     train_set, _ = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
     rows = []
-    for rule in args.rules:
-        for seeds in args.seeds:
+    for seeds in args.seeds:  # the rules one after the other at each S: they meet the same load
+        for rule in args.rules:
             runs = {d: measure_in_subprocess(rule, seeds, d, args) for d in dict.fromkeys([cores, 1])}
             row = {"rule": rule, "seeds": seeds, "epochs": args.epochs, "devices": cores}
             row["chunks"] = chunking(seeds, args.chunk_size, cores)[0]
@@ -190,6 +200,7 @@ def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
                 flush=True,
             )
     print(f"jax {jax.__version__} on {runs[1]['device_kind']}; {cores} usable core(s)")
+    rows.sort(key=lambda row: (args.rules.index(row["rule"]), args.seeds.index(row["seeds"])))
     return pd.DataFrame(rows)
 
 

@@ -10,7 +10,7 @@ import jaxlib
 #: Turns off every XLA CPU library fusion of YNNPACK, which this jaxlib applies by default.
 #: With them off the seeds-last trainer ran 1.5-2.5x faster here (see README). The empty
 #: list also turns off YNNPACK's single dots, which `-dot,-eltwise,-reduce` left on: with
-#: those, a seed's numbers depended on the width of its chunk (docs/scale.md).
+#: those, a seed's numbers depended on the width of its chunk, and so on the device count.
 YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 

@@ -402,7 +402,8 @@ def layout(count: int, chunk_size: int, devices: int) -> tuple[int, int]:
     """(chunks, seeds per chunk) of a population: whole chunks per device, one chunk shape.
 
     The chunks' width does not change a seed's numbers (with XLA's YNN fusions off, as
-    `gophernet_jax.runtime` sets them): any number of devices trains the same population.
+    `gophernet_jax.runtime` sets them; tests/test_scale.py checks it), so any number of
+    devices trains the same population.
     """
     return chunking(count, chunk_size, devices)
 
