@@ -174,6 +174,7 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
         "compile": compiles.seconds,
         "train": trained - loaded - compiles.seconds,
         "compilations": compiles.count + load_compiles.count,
+        "cache_hits": compiles.cache_hits + load_compiles.cache_hits,  # loaded, not compiled
     }
     return population, data, phases
 
@@ -403,6 +404,7 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> dict[
     summary["pairing"] = pairing(settings, data, sizes)
     phases["score"] = time.perf_counter() - scored
     phases["compilations"] += compiles.count
+    phases["cache_hits"] += compiles.cache_hits
     summary["config"] = portable_config(settings)
     summary["config_hash"] = config_hash(settings)
     if job_num is not None:  # the job's place in its sweep, for a report of a copied sweep folder
@@ -423,6 +425,7 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
     return {
         "phases": {k: phases[k] for k in ("load", "compile", "train", "score")},
         "compilations": phases["compilations"],
+        "cache_hits": phases["cache_hits"],
         "compile_seconds": phases["compile"],
         "training_seconds": training,
         "seed_epochs_per_second": seed_epochs / phases["train"] if phases["train"] > 0 else None,
@@ -475,7 +478,9 @@ def main(cfg: DictConfig) -> float | None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         settings = validate(cfg)
-        runtime.configure(settings.runtime.ynn_fusion, settings.runtime.cache_folder())
+        runtime.configure(
+            settings.runtime.ynn_fusion, settings.runtime.cache_folder(), settings.runtime.host_devices
+        )
         if multirun and (done := finished_earlier(output_dir, config_hash(settings))):
             print(f"skipped: this configuration already finished in {output_dir}")
             return _returned(done)

@@ -1,18 +1,42 @@
 """Benchmark: seed-epochs per second, compile time and memory of the population trainer,
-beside a NumPy baseline (all seeds batched in one array) run in the same process.
+on one host device and on every usable core, beside a NumPy baseline (all seeds batched
+in one array); then the user's two commands end to end, beside a hand-written JAX script.
 
     python -m gophernet_jax.bench                       # S = 1, 100, 1000, 10000 at 5000 epochs
     python -m gophernet_jax.bench --seeds 1000 --epochs 500 --out bench.csv
+    python -m gophernet_jax.bench --only end-to-end --repeats 5
 
 One seed-epoch is one full-batch step of one network on the 120 training rows. It first
-times `import gophernet_jax.app` (what the CLI imports) in a fresh process.
+times `import gophernet_jax.app` (what the CLI imports) in a fresh process. XLA fixes the
+number of host devices when it starts, so each measurement of the trainer runs in a
+process of its own, started with that many (`--xla_force_host_platform_device_count`),
+one device count after the other.
+
+End to end, `python -m gophernet_jax` (1 seed) and `python -m gophernet_jax +sweep=seeds`
+(1000 seeds), 5000 epochs each, are timed from process start to exit, alternately with
+`gophernet_jax/handwritten.py` training as many seeds; both get the XLA flags the package
+sets for itself.
+
+Two tables, printed and written as CSV:
+- `--out` (bench.csv), a row per rule and S: `jax_seed_epochs_per_s` on `devices` host
+  devices (every usable core), `jax_1_device_seed_epochs_per_s` and their ratio
+  `devices_speedup`; `compile_s`, `run_s`, `program_mb` (XLA's estimate) and `peak_rss_mb`
+  of the process that trained on every core; `numpy_seed_epochs_per_s` and `speedup`
+  (JAX ÷ NumPy); `import_s`.
+- `--end-to-end-out` (bench_end_to_end.csv), a row per command: `project_median_s`,
+  `handwritten_median_s`, their `ratio`, and every run's seconds (`project_s`,
+  `handwritten_s`).
 """
 
 import argparse
+import json
+import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +49,9 @@ from gophernet_jax import runtime
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
 from gophernet_jax.model import Sizes
-from gophernet_jax.training import _train_population, chunking
+from gophernet_jax.training import SOURCES, _train_population, chunking, layout, seed_indices
+
+HANDWRITTEN = Path(__file__).resolve().parent / "handwritten.py"
 
 
 def numpy_train(w_hidden, b_hidden, w_out, b_out, x, y, epochs, lr, rule):
@@ -59,8 +85,14 @@ def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     """Compile time, run time and XLA's memory figures of one population program."""
     static = dict(count=seeds, sizes=Sizes(4, 3, 3), dtype="float32", epochs=epochs, rule=rule)
     static |= dict(optimizer="sgd", chunk_size=chunk_size, record_every=0, progress=False)
-    static["devices"] = jax.local_device_count()
-    args = (jnp.asarray(0, jnp.uint32), jnp.asarray(0.3, jnp.float32), data)
+    static["devices"] = devices = min(jax.local_device_count(), seeds)
+    chunks, per_chunk = layout(seeds, chunk_size, devices)
+    wanted = seed_indices(seeds, ("init",))
+    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES]).astype(np.uint32)
+    sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
+    train_x, train_y, test_x, test_y = data
+    data = (train_x, train_y, None, None, test_x, test_y)  # no validation part
+    args = (np.uint32(0), np.float32(0.3), data, indices, sources)
     start = time.perf_counter()
     compiled = _train_population.lower(*args, **static).compile()
     compile_seconds = time.perf_counter() - start
@@ -103,6 +135,131 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def env_with_devices(devices: int) -> dict[str, str]:
+    """This process's environment (the package's XLA flags included) with `devices` host devices."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(runtime.DEVICE_FLAG)]
+    return os.environ | {"XLA_FLAGS": " ".join([*flags, f"{runtime.DEVICE_FLAG}={devices}"])}
+
+
+def measure_in_subprocess(rule: str, seeds: int, devices: int, args: argparse.Namespace) -> dict:
+    """`time_jax` and the peak memory of one population program, in a fresh process with
+    `devices` host devices (`worker`)."""
+    command = [
+        sys.executable,
+        "-m",
+        "gophernet_jax.bench",
+        "--worker",
+        "--rules",
+        rule,
+        "--seeds",
+        str(seeds),
+    ]
+    command += ["--epochs", str(args.epochs), "--chunk-size", str(args.chunk_size)]
+    command += ["--ynn-fusion"] if args.ynn_fusion else []
+    done = subprocess.run(command, env=env_with_devices(devices), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Measures one rule at one seed count in this process; prints a JSON line."""
+    runtime.configure(args.ynn_fusion, None)
+    train_set, test_set = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    data = tuple(jnp.asarray(a, jnp.float32) for a in (train_set.x, train_set.y, test_set.x, test_set.y))
+    reset_peak_rss()
+    row = time_jax(args.seeds[0], args.epochs, jax.block_until_ready(data), args.rules[0], args.chunk_size)
+    row |= {"peak_rss_mb": peak_rss_mb(), "devices": jax.local_device_count()}
+    row["device_kind"] = f"{jax.devices()[0].device_kind}, {platform.machine()}"
+    print(json.dumps(row))
+    return 0
+
+
+def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
+    """Seed-epochs per second per rule and seed count: all usable cores as host devices (the
+    package's default) and one, alternately, each in its own process; NumPy in this one."""
+    cores = runtime.usable_cores()
+    train_set, _ = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    rows = []
+    for seeds in args.seeds:  # the rules one after the other at each S: they meet the same load
+        for rule in args.rules:
+            runs = {d: measure_in_subprocess(rule, seeds, d, args) for d in dict.fromkeys([cores, 1])}
+            row = {"rule": rule, "seeds": seeds, "epochs": args.epochs, "devices": cores}
+            row["chunks"] = chunking(seeds, args.chunk_size, cores)[0]
+            row |= {k: runs[cores][k] for k in ("compile_s", "run_s", "program_mb", "peak_rss_mb")}
+            row["jax_seed_epochs_per_s"] = seeds * args.epochs / runs[cores]["run_s"]
+            row["jax_1_device_seed_epochs_per_s"] = seeds * args.epochs / runs[1]["run_s"]
+            row["devices_speedup"] = row["jax_seed_epochs_per_s"] / row["jax_1_device_seed_epochs_per_s"]
+            numpy_seeds = min(seeds, args.numpy_max_seeds)
+            row["numpy_seed_epochs_per_s"] = time_numpy(
+                numpy_seeds, args.numpy_epochs, train_set.x, train_set.y, rule
+            )
+            row["speedup"] = row["jax_seed_epochs_per_s"] / row["numpy_seed_epochs_per_s"]
+            row["import_s"] = imported
+            rows.append(row)
+            print(
+                f"{rule:>8} S={seeds:>6}: {row['jax_seed_epochs_per_s']:.3g} seed-epochs/s on {cores} "
+                f"device(s), {row['jax_1_device_seed_epochs_per_s']:.3g} on 1 "
+                f"(x{row['devices_speedup']:.2f}; compile {row['compile_s']:.2f} s, "
+                f"run {row['run_s']:.2f} s, program {row['program_mb']:.1f} MB)  "
+                f"numpy {row['numpy_seed_epochs_per_s']:.3g}/s  x{row['speedup']:.1f}",
+                flush=True,
+            )
+    print(f"jax {jax.__version__} on {runs[1]['device_kind']}; {cores} usable core(s)")
+    rows.sort(key=lambda row: (args.rules.index(row["rule"]), args.seeds.index(row["seeds"])))
+    return pd.DataFrame(rows)
+
+
+def end_to_end(args: argparse.Namespace) -> pd.DataFrame:
+    """The user's two commands from process start to exit, alternately with the hand-written
+    script training as many seeds, `args.repeats` times each; medians and their ratio."""
+    epochs = [] if args.end_to_end_epochs == 5000 else [f"train.epochs={args.end_to_end_epochs}"]
+    sweep = [] if args.end_to_end_seeds == 1000 else [f"seeds.count={args.end_to_end_seeds}"]
+    cases = [
+        ("python -m gophernet_jax", 1, epochs),
+        ("python -m gophernet_jax +sweep=seeds", args.end_to_end_seeds, ["+sweep=seeds", *epochs, *sweep]),
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gophernet_bench_") as tmp:
+        for name, seeds, overrides in cases:
+            # -P: the script's folder is not put on sys.path (its statistics.py is not the stdlib's)
+            handwritten = [sys.executable, "-P", str(HANDWRITTEN), "--seeds", str(seeds)]
+            handwritten += ["--epochs", str(args.end_to_end_epochs)]
+            times: dict[str, list[float]] = {"project": [], "handwritten": []}
+            for repeat in range(args.repeats):
+                run_dir = f"hydra.run.dir={Path(tmp) / f'{len(rows)}-{repeat}'}"
+                for kind, command in (
+                    ("project", [sys.executable, "-m", "gophernet_jax", *overrides, run_dir]),
+                    ("handwritten", handwritten),
+                ):
+                    start = time.perf_counter()
+                    done = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+                    times[kind].append(time.perf_counter() - start)
+                    if done.returncode:
+                        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+            project, hand = statistics.median(times["project"]), statistics.median(times["handwritten"])
+            rows.append({
+                "command": name, "seeds": seeds, "epochs": args.end_to_end_epochs, "repeats": args.repeats,
+                "project_median_s": project, "handwritten_median_s": hand, "ratio": project / hand,
+                "project_s": " ".join(f"{t:.2f}" for t in times["project"]),
+                "handwritten_s": " ".join(f"{t:.2f}" for t in times["handwritten"]),
+            })  # fmt: skip
+            print(
+                f"{name} ({seeds} x {args.end_to_end_epochs}): median {project:.2f} s "
+                f"({rows[-1]['project_s']}) against {hand:.2f} s hand-written ({rows[-1]['handwritten_s']}): "
+                f"x{project / hand:.2f}",
+                flush=True,
+            )
+    return pd.DataFrame(rows)
+
+
+def show(table: pd.DataFrame, out: Path) -> None:
+    table.to_csv(out, index=False)
+    with pd.option_context("display.width", 250, "display.float_format", "{:.3g}".format):
+        print(table.to_string(index=False))
+    print(f"written to {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gophernet_jax.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 100, 1000, 10000])
@@ -117,54 +274,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ynn-fusion", action="store_true", help="leave XLA's YNN fusion on")
     parser.add_argument("--out", type=Path, default=Path("bench.csv"))
-    args = parser.parse_args(argv)
-    if min(args.seeds) < 1 or args.epochs < 1:
-        parser.error("--seeds and --epochs must be >= 1")
-    args.out.parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
-
-    imported, process = import_seconds()
-    print(
-        f"import gophernet_jax.app: {imported:.2f} s (fresh interpreter, {process:.2f} s in all)", flush=True
+    parser.add_argument(
+        "--end-to-end", action=argparse.BooleanOptionalAction, default=True,
+        help="time the user's two commands beside the hand-written script (default: on)",
+    )  # fmt: skip
+    parser.add_argument("--only", choices=["rates", "end-to-end"], help="run one part of the benchmark")
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
+    parser.add_argument(
+        "--end-to-end-epochs", type=int, default=5000, help="epochs of both commands (default: theirs)"
     )
-    start = time.perf_counter()
-    runtime.configure(args.ynn_fusion, None)
-    train_set, test_set = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
-    data = tuple(jnp.asarray(a, jnp.float32) for a in (train_set.x, train_set.y, test_set.x, test_set.y))
-    jax.block_until_ready(data)
-    ready = time.perf_counter() - start
-    device = f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {platform.machine()}"
-    print(f"jax {jax.__version__} on {device}; data on the device in {ready:.2f} s")
-    rows = []
-    for rule in args.rules:
-        for seeds in args.seeds:
-            row = {
-                "rule": rule,
-                "seeds": seeds,
-                "epochs": args.epochs,
-                "chunks": chunking(seeds, args.chunk_size)[0],
-            }
-            reset_peak_rss()
-            row |= time_jax(seeds, args.epochs, data, rule, args.chunk_size)
-            row["jax_seed_epochs_per_s"] = seeds * args.epochs / row["run_s"]
-            numpy_seeds = min(seeds, args.numpy_max_seeds)
-            row["numpy_seed_epochs_per_s"] = time_numpy(
-                numpy_seeds, args.numpy_epochs, train_set.x, train_set.y, rule
-            )
-            row["speedup"] = row["jax_seed_epochs_per_s"] / row["numpy_seed_epochs_per_s"]
-            row["peak_rss_mb"] = peak_rss_mb()  # of this row: JAX and NumPy runs together
-            row["import_s"] = imported
-            rows.append(row)
-            print(
-                f"{rule:>8} S={seeds:>6}: {row['jax_seed_epochs_per_s']:.3g} seed-epochs/s (compile "
-                f"{row['compile_s']:.2f} s, run {row['run_s']:.2f} s, program {row['program_mb']:.1f} MB)  "
-                f"numpy {row['numpy_seed_epochs_per_s']:.3g}/s  x{row['speedup']:.1f}",
-                flush=True,
-            )
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out, index=False)
-    with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
-        print(table.to_string(index=False))
-    print(f"written to {args.out}")
+    parser.add_argument(
+        "--end-to-end-seeds", type=int, default=1000, help="seeds of the sweep command (default: its 1000)"
+    )
+    parser.add_argument(
+        "--end-to-end-out", type=Path, help="its CSV (default: beside --out, named *_end_to_end.csv)"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if min(args.seeds) < 1 or args.epochs < 1 or args.repeats < 1:
+        parser.error("--seeds, --epochs and --repeats must be >= 1")
+    if args.worker:
+        return worker(args)
+    e2e_out = args.end_to_end_out or args.out.with_name(f"{args.out.stem}_end_to_end.csv")
+    do_rates, do_e2e = (
+        args.only in (None, "rates"),
+        args.only == "end-to-end" or (args.only is None and args.end_to_end),
+    )
+    for path in [args.out] * do_rates + [e2e_out] * do_e2e:
+        path.parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
+
+    if do_rates:
+        imported, process = import_seconds()
+        print(
+            f"import gophernet_jax.app: {imported:.2f} s (fresh interpreter, {process:.2f} s in all)",
+            flush=True,
+        )
+        show(rates(args, imported), args.out)
+    if do_e2e:
+        show(end_to_end(args), e2e_out)
     return 0
 
 

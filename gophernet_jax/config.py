@@ -277,11 +277,16 @@ class RuntimeConfig:
     # JAX's persistent compilation cache: "auto" (the user's cache folder, see `cache_folder`),
     # a folder, or false (off): a second run of the same shape compiles nothing.
     compilation_cache: Any = "auto"
+    # How many host devices XLA splits the CPU into, each training its share of the chunks:
+    # "auto" (one per usable core) or an integer >= 1. A seed's numbers do not depend on it.
+    host_devices: Any = "auto"
 
     def __post_init__(self) -> None:
         if self.progress != "auto":
             self.progress = _bool("runtime.progress", self.progress)
         self.ynn_fusion = _bool("runtime.ynn_fusion", self.ynn_fusion)
+        if self.host_devices != "auto":
+            self.host_devices = _int("runtime.host_devices", self.host_devices, 1)
         cache = self.compilation_cache
         if cache is None or cache is False:
             self.compilation_cache = False

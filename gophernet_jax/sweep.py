@@ -74,6 +74,7 @@ def _job_row(job: Path) -> dict[str, Any]:
             "collapsed": summary.get("collapsed"),
             "seconds": summary["seconds"],
             "compilations": summary.get("compilations"),
+            "cache_hits": summary.get("cache_hits"),
             "error": "",
             "_config": summary["config"],
             "_test_rows": summary["test_rows"],
@@ -110,7 +111,7 @@ def collect(
             if (job / "curves.csv").is_file():
                 curves[job.name] = (label, pd.read_csv(job / "curves.csv"))
     summary = pd.DataFrame(rows)
-    for column in ("seeds", "diverged", "collapsed", "compilations", "seeds_needed"):
+    for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:
             summary[column] = summary[column].astype("Int64")  # integers, with gaps for failed jobs
     problem = _add_comparison(summary, by_job, baseline, search=search)
@@ -255,7 +256,7 @@ def _plain(value: Any) -> Any:
 
 def format_comparison(summary: pd.DataFrame) -> str:
     """The table printed at the end of a sweep: swept values, spread, difference to the baseline."""
-    dropped = ["job", "baseline", "error", "std", "min", "max", "q05", "q95", "seconds", "compilations"]
+    dropped = ["job", "baseline", "error", "std", "min", "max", "q05", "q95", "seconds", "compilations", "cache_hits"]
     dropped += ["p_tie", "objective_on", "comparison_note", "seeds_needed", "seeds_needed_for_difference"]
     dropped += [f"best_of_{n}" for n in BEST_OF if n not in ("5",)]
     dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]

@@ -12,7 +12,7 @@ weights, the data split, the feature noise and the data order.
 import hashlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import NamedTuple
 
 import jax
@@ -100,24 +100,62 @@ def population_autodiff_direction(
     return jax.grad(lambda p: jnp.sum(population_loss(p, x, y, weights)))(params)
 
 
+@cache
+def _unit_slope_coefficients(degree: int = 5) -> tuple[float, ...]:
+    # σ(a)(1 − σ(a)) = 1 / (2 + 2 cosh a) is even and analytic, its nearest pole at a² = −π²:
+    # Chebyshev interpolation in u = a² on [0, 1], as power-series coefficients (float64).
+    def slope(u):
+        return 1.0 / (2.0 + 2.0 * np.cosh(np.sqrt(u)))
+
+    fit = np.polynomial.Chebyshev.interpolate(slope, degree, domain=[0.0, 1.0])
+    return tuple(fit.convert(kind=np.polynomial.Polynomial).coef)
+
+
+def _unit_article_slope(a: jax.Array) -> jax.Array:
+    """`_article_slope` of values in [0, 1] (sigmoid outputs), without its two exponentials.
+
+    In float32 (and narrower), a degree-5 polynomial in a²: it is within 0.07 float32 ulp
+    of the exact value on [0, 1], and evaluated in float32 within 1 ulp (`_article_slope`
+    itself: 2.7 ulp). It makes the article's rule about as fast as `autodiff`: the slope
+    of a sigmoid output costs two sigmoids more than autodiff's a(1 − a). float64 keeps
+    `_article_slope`, whose accuracy a fit made in float64 could not match.
+    """
+    if jnp.finfo(a.dtype).bits > 32:
+        return _article_slope(a)
+    u = a * a
+    coefficients = _unit_slope_coefficients()
+    slope = jnp.asarray(coefficients[-1], a.dtype)
+    for c in coefficients[-2::-1]:  # Horner
+        slope = slope * u + jnp.asarray(c, a.dtype)
+    return slope
+
+
 def population_article_direction(
     params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
 ) -> Params:
-    """`article_direction` of every seed of a seeds-last population at once."""
+    """`article_direction` of every seed of a seeds-last population at once.
+
+    The same arithmetic as `article_direction` up to float rounding: the slope comes from
+    `_unit_article_slope`, and with shared data the hidden layer's weights and biases come
+    from one product, [x 1]ᵀ @ d_hidden.
+    """
     hidden, out = population_hidden_and_output(params, x)
     samples, hidden_units, seeds = hidden.shape
-    d_out = (per_seed(y) - out) * _article_slope(out)
+    d_out = (per_seed(y) - out) * _unit_article_slope(out)
     if weights is not None:  # (samples,) or (samples, seeds)
         d_out = row_weights(weights) * d_out
     # d_out @ w_out.T and hidden.T @ d_out, seed by seed, unrolled over the hidden units.
     back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(hidden_units)], axis=1)
-    d_hidden = back * _article_slope(hidden)
+    d_hidden = back * _unit_article_slope(hidden)
     w_out = jnp.stack([jnp.sum(hidden[:, j, None, :] * d_out, axis=0) for j in range(hidden_units)])
-    if x.ndim == 2:  # x.T @ d_hidden for all seeds in one product
-        w_hidden = (x.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+    if x.ndim == 2:  # [x 1].T @ d_hidden for all seeds in one product: weights and biases
+        x1 = jnp.concatenate([x, jnp.ones((samples, 1), x.dtype)], axis=1)
+        both = (x1.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+        w_hidden, b_hidden = both[:-1], both[-1]
     else:
         w_hidden = jnp.sum(x[:, :, None, :] * d_hidden[:, None, :, :], axis=0)
-    return Params(-w_hidden, -jnp.sum(d_hidden, axis=0), -w_out, -jnp.sum(d_out, axis=0))
+        b_hidden = jnp.sum(d_hidden, axis=0)
+    return Params(-w_hidden, -b_hidden, -w_out, -jnp.sum(d_out, axis=0))
 
 
 POPULATION_RULES: dict[str, Rule] = {
@@ -363,10 +401,16 @@ class Population(NamedTuple):
     collapsed: jax.Array | None = None  # ties on, or predicts one class for, every test row
 
 
-def chunking(count: int, chunk_size: int) -> tuple[int, int]:
-    """(chunks, seeds per chunk): the fewest chunks of at most `chunk_size` seeds, made
-    as even as possible, so padding adds fewer seeds than there are chunks."""
+def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
+    """(chunks, seeds per chunk): the fewest chunks of at most `chunk_size` seeds that
+    `devices` can share equally, made as even as possible.
+
+    Padding (chunks × seeds per chunk − count) is then fewer seeds than there are chunks,
+    and under one chunk whenever (chunks − 1)² < count: on one device always, on two for
+    every count from 2 up to about `chunk_size`² (249 000 at chunks of 500).
+    """
     chunks = -(-count // chunk_size)
+    chunks = -(-chunks // devices) * devices  # the chunks' number first, then their width
     return chunks, -(-count // chunks)
 
 
@@ -503,9 +547,13 @@ def _train_chunk(
 
 
 def layout(count: int, chunk_size: int, devices: int) -> tuple[int, int]:
-    """(chunks, seeds per chunk) of a population: whole chunks per device, one chunk shape."""
-    chunks, per_chunk = chunking(count, chunk_size)
-    return -(-chunks // devices) * devices, per_chunk
+    """(chunks, seeds per chunk) of a population: whole chunks per device, one chunk shape.
+
+    The chunks' width does not change a seed's numbers (with XLA's YNN fusions off, as
+    `gophernet_jax.runtime` sets them; tests/test_scale.py checks it), so any number of
+    devices trains the same population.
+    """
+    return chunking(count, chunk_size, devices)
 
 
 @partial(
@@ -572,7 +620,9 @@ def _train_population(
         return jax.lax.map(lambda i: one(i, base, learning_rate, data, sources), indices)
 
     if devices > 1:  # each local device trains its share of the chunks
-        mesh = jax.make_mesh((devices,), ("seeds",), axis_types=(jax.sharding.AxisType.Auto,))
+        mesh = jax.make_mesh(
+            (devices,), ("seeds",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.local_devices()[:devices]
+        )
         split, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
         run = jax.shard_map(run, mesh=mesh, in_specs=(split,) + (shared,) * 4, out_specs=split)
         indices = jax.lax.with_sharding_constraint(indices, jax.sharding.NamedSharding(mesh, split))
@@ -654,7 +704,8 @@ def train_population(
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
-    devices = jax.local_device_count()
+    # More devices than seeds would only train padding: a single seed runs on one device.
+    devices = min(jax.local_device_count(), count)
     chunks, per_chunk = layout(count, chunk_size, devices)
     wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
     # Padding seeds (dropped at the end) repeat the first seeds' draws.

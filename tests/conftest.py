@@ -1,6 +1,10 @@
 """Shared fixtures: the article's data, strict dtype promotion as in Equinox's tests."""
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -9,6 +13,13 @@ import pytest
 
 from gophernet_jax import load_split
 from gophernet_jax.config import DATA_DIR
+
+
+# Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
+# cache made for this session: the suite neither reads nor fills the user's own cache
+# (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs.
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

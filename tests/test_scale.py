@@ -1,5 +1,6 @@
 """Speed and scale, end to end in subprocesses: the benchmark command, several devices, the
-progress line, the persistent compilation cache, and the submitit launcher.
+progress line, the persistent compilation cache, and the submitit launcher; and in this
+process, the chunk layout and the article rule's float32 slope.
 
 Processes that do not depend on each other are started together (`start`, then `finish`).
 """
@@ -11,8 +12,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pytest
+
+from gophernet_jax import Params, Sizes, init_params, train_population
+from gophernet_jax.model import seeds_last
+from gophernet_jax.training import (
+    _article_slope,
+    _unit_article_slope,
+    chunking,
+    layout,
+    population_article_direction,
+)
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 DEVICES_RUN = ["seeds.count=40", "train.epochs=50", "train.chunk_size=10"]
@@ -29,11 +43,12 @@ STATISTICS = [
 PROGRESS_LINE = re.compile(r"seed-epochs\s+\S+/s")
 
 
-def env_with_devices(devices: int) -> dict[str, str]:
-    """This environment with XLA forced to `devices` host devices (other XLA flags kept)."""
+def env_with_devices(devices: int | None) -> dict[str, str]:
+    """This environment with XLA forced to `devices` host devices (other XLA flags kept);
+    None leaves the count to the package (its default: one per usable core)."""
     env = os.environ.copy()
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
-    if devices > 1:
+    if devices is not None:
         flags.append(f"{DEVICE_FLAG}={devices}")
     env["XLA_FLAGS"] = " ".join(flags)
     return env
@@ -83,16 +98,20 @@ def summary(run_dir: Path) -> dict:
 # --- the benchmark ----------------------------------------------------------------------
 
 
-def test_benchmark_runs_on_tiny_sizes_and_writes_its_table(tmp_path):
+def test_benchmark_runs_on_tiny_sizes_and_writes_its_tables(tmp_path):
     args = ["--seeds", "1", "8", "--epochs", "20", "--numpy-epochs", "5", "--out", "tmp/b.csv"]
+    args += ["--end-to-end-epochs", "20", "--end-to-end-seeds", "8", "--repeats", "1"]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args))
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
     assert sorted(zip(table["rule"], table["seeds"])) == [
         ("article", 1), ("article", 8), ("autodiff", 1), ("autodiff", 8)]  # fmt: skip
     assert (table["epochs"] == 20).all()
+    assert (table["devices"] == len(os.sched_getaffinity(0))).all()
     for column in (
         "jax_seed_epochs_per_s",
+        "jax_1_device_seed_epochs_per_s",
+        "devices_speedup",
         "numpy_seed_epochs_per_s",
         "compile_s",
         "peak_rss_mb",
@@ -104,16 +123,92 @@ def test_benchmark_runs_on_tiny_sizes_and_writes_its_table(tmp_path):
     assert {"rule", "seeds", "compile_s", "numpy_seed_epochs_per_s", "peak_rss_mb"} <= set(header.split())
     assert "written to tmp/b.csv" in done.stdout
 
+    # End to end: the user's two commands (made tiny) beside the hand-written script.
+    ends = pd.read_csv(tmp_path / "tmp" / "b_end_to_end.csv")
+    assert list(ends["command"]) == ["python -m gophernet_jax", "python -m gophernet_jax +sweep=seeds"]
+    assert list(ends["seeds"]) == [1, 8] and (ends["epochs"] == 20).all()
+    for column in ("project_median_s", "handwritten_median_s", "ratio"):
+        assert (ends[column] > 0).all(), column
+    assert "written to tmp/b_end_to_end.csv" in done.stdout
+
+
+def test_benchmark_end_to_end_alone_leaves_the_rates_table_unwritten(tmp_path):
+    args = ["--only", "end-to-end", "--end-to-end-epochs", "5", "--end-to-end-seeds", "3", "--repeats", "2"]
+    finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--out", "b.csv"))
+    assert not (tmp_path / "b.csv").exists()
+    ends = pd.read_csv(tmp_path / "b_end_to_end.csv")
+    assert (ends["repeats"] == 2).all()
+    assert all(len(runs.split()) == 2 for runs in ends["project_s"])
+
+
+def test_handwritten_script_trains_without_the_package(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "gophernet_jax" / "handwritten.py"
+    # The modules the script imported: jax, numpy, the standard library; not the package.
+    code = (
+        f"import runpy, sys; sys.argv = ['x', '--seeds', '3', '--epochs', '5']; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__'); "
+        f"print(sorted(m for m in sys.modules if m.startswith('gophernet_jax')))"
+    )
+    done = finish(start(tmp_path, "-P", "-c", code))
+    assert re.search(r"^3 seeds x 5 epochs on \d+ device\(s\): mean test accuracy [01]\.\d{4}", done.stdout)
+    assert done.stdout.splitlines()[-1] == "[]"
+
 
 # --- every local device -----------------------------------------------------------------
 
+COUNT = "import gophernet_jax, jax; print(jax.local_device_count())"
+
+
+def test_the_package_makes_a_host_device_per_usable_core_unless_told_otherwise(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    configure = "from gophernet_jax import runtime; runtime.configure(False, None, host_devices={}); "
+    procs = {
+        "default": start(tmp_path, "-c", COUNT, env=env_with_devices(None)),
+        "one core": start(
+            tmp_path,
+            "-c",
+            f"import os; os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}}); {COUNT}",
+            env=env_with_devices(None),
+        ),
+        "XLA_FLAGS": start(tmp_path, "-c", COUNT, env=env_with_devices(3)),
+        "off": start(tmp_path, "-c", configure.format(1) + COUNT, env=env_with_devices(None)),
+        "config over XLA_FLAGS": start(tmp_path, "-c", configure.format(2) + COUNT, env=env_with_devices(3)),
+        "auto keeps XLA_FLAGS": start(
+            tmp_path, "-c", configure.format("'auto'") + COUNT, env=env_with_devices(3)
+        ),
+        "too late": start(
+            tmp_path, "-c", COUNT + "; " + configure.format(cores + 1), env=env_with_devices(None)
+        ),
+    }
+    counts = {name: finish(proc) for name, proc in procs.items()}
+    assert {name: done.stdout.split() for name, done in counts.items()} == {
+        "default": [str(cores)],
+        "one core": ["1"],
+        "XLA_FLAGS": ["3"],
+        "off": ["1"],
+        "config over XLA_FLAGS": ["2"],
+        "auto keeps XLA_FLAGS": ["3"],
+        "too late": [str(cores)],
+    }
+    assert (
+        f"JAX started with {cores} CPU devices; runtime.host_devices={cores + 1}" in counts["too late"].stderr
+    )
+    assert counts["default"].stderr == ""
+
+
+@pytest.mark.parametrize("value", [0, -1, "two", 1.5, True])
+def test_host_devices_setting_is_checked(value):
+    from gophernet_jax import runtime
+
+    with pytest.raises(ValueError, match="runtime.host_devices"):
+        runtime.configure(False, None, host_devices=value)
+
 
 def test_two_host_devices_give_the_results_of_one(tmp_path):
-    count = "import jax; print(jax.local_device_count())"
     procs = {
         devices: (
             cli(tmp_path, tmp_path / f"devices{devices}", *DEVICES_RUN, env=env_with_devices(devices)),
-            start(tmp_path, "-c", count, env=env_with_devices(devices)),
+            start(tmp_path, "-c", COUNT, env=env_with_devices(devices)),
         )
         for devices in (1, 2)
     }
@@ -125,13 +220,86 @@ def test_two_host_devices_give_the_results_of_one(tmp_path):
 
 
 def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
-    # 41 seeds in chunks of at most 10: 6 chunks of 7 seeds, 3 per device, 1 padding seed.
+    # 41 seeds in chunks of at most 10: one device trains 5 chunks of 9 seeds; two devices
+    # train 6 chunks of 7 (3 each, 1 padding seed). Chunks of another width, same numbers.
     run = ["seeds.count=41", "train.epochs=20", "train.chunk_size=10"]
+    assert layout(41, 10, 1) == (5, 9) and layout(41, 10, 2) == (6, 7)
     procs = [cli(tmp_path, tmp_path / f"devices{n}", *run, env=env_with_devices(n)) for n in (1, 2)]
     for proc in procs:
         finish(proc)
     assert_same_results(tmp_path / "devices1", tmp_path / "devices2")
     assert len(pd.read_csv(tmp_path / "devices2" / "results.csv")) == 41
+
+
+# --- the chunk layout -------------------------------------------------------------------
+
+
+def test_padding_stays_under_one_seed_per_chunk_and_under_one_chunk():
+    assert layout(1001, 500, 2) == (4, 251)  # 1004 seeds trained, not 1336
+    for devices in (1, 2, 3, 4, 8):
+        for chunk_size in (1, 2, 3, 7, 10, 500):
+            for count in range(1, 400):
+                chunks, width = layout(count, chunk_size, devices)
+                padding = chunks * width - count
+                assert chunks % devices == 0 and width <= chunk_size
+                # the fewest chunks the devices can share: one chunk less each would not hold the seeds
+                assert (chunks - devices) * chunk_size < count
+                assert 0 <= padding < chunks
+                if (chunks - 1) ** 2 < count:
+                    assert padding < width, (count, chunk_size, devices)
+    # At chunks of 500: under one chunk for every count on one device, and from 2 seeds to
+    # 249 000 on two.
+    for devices, counts in [(1, range(1, 300_000)), (2, range(2, 249_001))]:
+        for count in counts:
+            chunks, width = layout(count, 500, devices)
+            assert chunks * width - count < width, (count, devices)
+
+
+def test_chunking_on_one_device_is_the_layout_of_one_device():
+    assert all(chunking(n, c) == layout(n, c, 1) for n in range(1, 200) for c in (1, 3, 500))
+
+
+@pytest.mark.parametrize("rule", ["autodiff", "article"])
+def test_chunk_width_does_not_change_a_seeds_numbers(article_data, rule):
+    # Seeds 0..29 trained in chunks of 30, of 7 (5 chunks, 5 padding seeds), and inside
+    # chunks of 251: bit for bit the same, so any device count trains the same numbers.
+    (train_set, test_set), kw = article_data, {"epochs": 300, "learning_rate": 0.3, "rule": rule}
+    data = (train_set.x, train_set.y), (test_set.x, test_set.y)
+    runs = [
+        train_population(0, count, Sizes(4, 3, 3), *data, chunk_size=chunk, **kw)
+        for count, chunk in [(30, 30), (30, 7), (251, 251)]
+    ]
+    for other in runs[1:]:
+        for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(other)):
+            np.testing.assert_array_equal(a, b[:30])
+
+
+# --- the article rule's float32 slope ---------------------------------------------------
+
+
+def test_article_slope_in_float32_is_within_one_ulp_on_the_unit_interval():
+    a = np.concatenate([np.linspace(0, 1, 1_000_001, dtype=np.float32), np.float32([1e-38, 1e-20, 1])])
+    exact = 1.0 / (2.0 + 2.0 * np.cosh(a.astype(np.float64)))  # σ(a)(1 − σ(a)), in float64
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    fast = np.asarray(jax.jit(_unit_article_slope)(a), np.float64)
+    assert fast.dtype == np.float64 and np.max(np.abs(fast - exact) / ulp) < 1.0
+    reference = np.asarray(jax.jit(_article_slope)(a), np.float64)  # the exponentials' own error
+    assert np.max(np.abs(fast - exact) / ulp) < np.max(np.abs(reference - exact) / ulp)
+    assert np.isnan(_unit_article_slope(jnp.float32(np.nan)))
+
+
+def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
+    train_set, _ = article_data
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(64))
+    single = seeds_last(jax.vmap(init_params, in_axes=(0, None))(keys, Sizes(4, 3, 3)))
+    double = Params(*(a.astype(jnp.float64) for a in single))
+    got, want = (
+        population_article_direction(p, jnp.asarray(train_set.x, t), jnp.asarray(train_set.y, t))
+        for p, t in ((single, jnp.float32), (double, jnp.float64))
+    )
+    for a, b in zip(got, want):
+        assert a.dtype == jnp.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(b))))
 
 
 # --- the progress line ------------------------------------------------------------------
@@ -162,10 +330,11 @@ def test_compilation_cache_is_filled_then_used(tmp_path):
     finish(cli(tmp_path, tmp_path / "second", *PROGRESS_RUN, key))
     # Every program of the second run was found in the cache: none was written anew...
     assert sorted(p.name for p in cache.iterdir()) == filled
-    # ...and loading them is much faster than compiling them (about 1 s against 0.05 s here).
+    # ...so the second run compiled nothing: every program the first compiled it loaded.
     first, second = summary(tmp_path / "first"), summary(tmp_path / "second")
-    assert second["compilations"] == first["compilations"]
-    assert second["compile_seconds"] < first["compile_seconds"] / 2, (first, second)
+    assert first["compilations"] >= 1 and first["cache_hits"] == 0, first
+    assert second["compilations"] == 0 and second["cache_hits"] == first["compilations"], second
+    assert second["compile_seconds"] == 0, second
     assert_same_results(tmp_path / "first", tmp_path / "second")
 
 

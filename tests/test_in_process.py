@@ -1,0 +1,77 @@
+"""The CLI's job and the sweep report, run in this process from Hydra's composed config.
+
+The end-to-end tests (marked slow) run the same paths as `python -m gophernet_jax` in a
+subprocess; these keep the fast tier (`pytest -m "not slow"`) touching app, callbacks,
+sweep, reporting and plots in a few seconds.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import strict_json
+from gophernet_jax import app, callbacks, sweep
+from gophernet_jax.config import CONF_DIR, ConfigError, register, validate
+
+SMALL = ["seeds.count=12", "train.epochs=40", "report.curve_every=20"]
+
+
+def settings_of(*overrides: str):
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return validate(compose(config_name="config", overrides=[*SMALL, *overrides]))
+
+
+def fake_job(folder: Path, num: int, *overrides: str) -> dict:
+    """A job folder as Hydra's multirun leaves it: overrides.yaml, then the job's files."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    return app.job(settings_of(*overrides), folder, job_num=num)
+
+
+@pytest.fixture(scope="module")
+def two_jobs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    first = fake_job(folder / "lr=0.3", 0, "optimizer.learning_rate=0.3")
+    second = fake_job(folder / "lr=1", 1, "optimizer.learning_rate=1")
+    return folder, first, second
+
+
+def test_a_job_writes_its_files_and_a_strict_summary(two_jobs):
+    folder, first, _ = two_jobs
+    job = folder / "lr=0.3"
+    assert {"results.csv", "summary.json", "curves.csv", "params.npz"} <= {p.name for p in job.iterdir()}
+    summary = strict_json(job / "summary.json")
+    assert summary == json.loads(json.dumps(first))  # what the job returned is what it wrote
+    assert set(summary["phases"]) == {"load", "compile", "train", "score", "write"}
+    results = pd.read_csv(job / "results.csv")
+    assert len(results) == 12 and results["test_accuracy"].between(0, 1).all()
+    assert summary["test_accuracy"]["mean"] == pytest.approx(results["test_accuracy"].mean())
+    # The error returned to a search sweeper is 1 − the objective (the mean by default).
+    assert app._returned(summary) == pytest.approx(1 - results["test_accuracy"].mean())
+
+
+def test_the_report_compares_the_two_jobs_seed_by_seed(two_jobs):
+    folder, *_ = two_jobs
+    table = sweep.report_sweep(folder)
+    assert list(table["job"]) == ["lr=0.3", "lr=1"] and table["paired"].all()
+    a, b = (pd.read_csv(folder / job / "results.csv")["test_accuracy"].to_numpy() for job in table["job"])
+    assert table["difference"][1] == pytest.approx(np.mean(b - a))
+    assert (folder / "summary.csv").is_file() and (folder / "accuracy.png").stat().st_size > 0
+
+
+def test_a_bad_key_is_one_config_error():
+    with pytest.raises(ConfigError, match="report.objective"):
+        settings_of("report.objective=best")
+
+
+def test_output_folder_check_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        callbacks._make_folder("/proc/nope/run", "hydra.run.dir")
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: config key hydra.run.dir:"), lines
