@@ -8,10 +8,12 @@ starts quickly.
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import logging
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +28,7 @@ from omegaconf import DictConfig
 
 from gophernet_jax import callbacks, progress, runtime
 from gophernet_jax import config as config_module
-from gophernet_jax.config import CONF_DIR, Config, ConfigError, portable_file, validate
+from gophernet_jax.config import CONF_DIR, Config, ConfigError, data_file, portable_file, validate
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.model import Sizes
 from gophernet_jax.reporting import write_json
@@ -106,10 +108,11 @@ def load_data(settings: Config) -> Data:
     """Reads the article's files, or a raw table and its first split (see `Data`)."""
     data = settings.data
     if data.path is None:
-        train_set, test_set = load_split(data.train, data.test, data.labels, padding_row=data.padding_row)
+        train, test = data_file(data.train), data_file(data.test)
+        train_set, test_set = load_split(train, test, data.labels, padding_row=data.padding_row)
         train_set, val_set = _hold_out(settings, train_set, test_set)
         return Data(train_set, test_set, val_set, test_rows=_array_digest(test_set.x, test_set.y))
-    table = load_table(data.path, data.label)
+    table = load_table(data_file(data.path), data.label)
     raw = RawSplits(
         table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
     )
@@ -298,7 +301,12 @@ def format_report(population: Population, summary: dict[str, Any], base: int) ->
 
 
 def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    """A file's content digest; a file that cannot be read keeps its name (loading it
+    then fails with the one-line `DataError`)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return path
 
 
 def portable_config(settings: Config) -> dict[str, Any]:
@@ -320,11 +328,11 @@ def config_hash(settings: Config) -> str:
     config = dataclasses.asdict(settings)
     config.pop("runtime")
     config["report"].pop("baseline")
-    for key in ("train", "test", "path"):
-        if config["data"][key] is not None:
-            config["data"][key] = _file_digest(config["data"][key])
     if config["data"]["path"] is not None:  # the article's files are not read then
         config["data"]["train"] = config["data"]["test"] = None
+    for key in ("train", "test", "path"):
+        if config["data"][key] is not None:
+            config["data"][key] = _file_digest(data_file(config["data"][key]))
     return _digest(config)
 
 
@@ -343,8 +351,7 @@ def write_outputs(
 ) -> None:
     """Every file of a finished job but summary.json, which `job` writes last, as the mark
     of a complete job."""
-    from gophernet_jax.plots import curve_quantiles, plot_accuracy, plot_curves, plot_variance
-    from gophernet_jax.reporting import results_frame, write_csv
+    from gophernet_jax.reporting import curve_quantiles, results_frame, write_csv
     from gophernet_jax.store import TrainedRun, save_run
     from gophernet_jax.training import curve_epochs
 
@@ -360,12 +367,18 @@ def write_outputs(
     run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
-    test_rows = len(data.test_set.x)
-    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
+    curves = None
     if population.curves is not None:
         epochs = curve_epochs(settings.train.epochs, settings.report.curve_every)
         curves = curve_quantiles(epochs, population.curves.loss, population.curves.test_accuracy)
         write_csv(curves, output_dir / "curves.csv")
+    if not plotted(settings):
+        return
+    from gophernet_jax.plots import plot_accuracy, plot_curves, plot_variance
+
+    test_rows = len(data.test_set.x)
+    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
+    if curves is not None:
         plot_curves({label: curves}, output_dir / "curves.png")
     if "variance" in summary:
         grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
@@ -393,9 +406,30 @@ def score(population: Population, data: Data, settings: Config) -> dict[str, Any
     return summary
 
 
+def _import_in_background(*modules: str) -> None:
+    """Starts importing `modules` in a thread: JAX trains with the interpreter lock released,
+    so the imports that scoring and writing need later (about 0.5 s) overlap the training.
+    A failed import is left for the main thread to raise where the module is used."""
+
+    def load() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    threading.Thread(target=load, name="imports", daemon=True).start()
+
+
+def plotted(settings: Config) -> bool:
+    """Does the job draw its plots? Not for one seed: a distribution of one value says
+    nothing, and drawing costs a single run more than its training (curves.csv is written)."""
+    return settings.seeds.count > 1
+
+
 def job(settings: Config, output_dir: Path, job_num: int | None = None) -> dict[str, Any]:
     """One run: train, score, write every file, report. Returns the summary."""
     started = time.perf_counter()
+    later = ["scipy.special", "gophernet_jax.statistics", "gophernet_jax.reporting", "gophernet_jax.store"]
+    _import_in_background(*later, *(["gophernet_jax.plots"] if plotted(settings) else []))
     population, data, phases = run(settings)
     scored = time.perf_counter()
     with runtime.CompileCounter() as compiles:

@@ -88,7 +88,9 @@ def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     static["devices"] = devices = min(jax.local_device_count(), seeds)
     chunks, per_chunk = layout(seeds, chunk_size, devices)
     wanted = seed_indices(seeds, ("init",))
-    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES]).astype(np.uint32)
+    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES]).astype(
+        np.uint32
+    )
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     train_x, train_y, test_x, test_y = data
     data = (train_x, train_y, None, None, test_x, test_y)  # no validation part

@@ -211,9 +211,8 @@ class DataConfig:
     order_seed: Any = 0  # with train.batch_size: order j is source_keys("order", order_seed, [j])
 
     def __post_init__(self) -> None:
-        for key in ("train", "test", "path"):
-            if isinstance(getattr(self, key), str):
-                setattr(self, key, data_file(getattr(self, key)))
+        # Files stay as given (`shipped:NAME` included, so that a composed config holds no
+        # machine path): `data_file` makes each a path where it is read.
         self.val_fraction = _number("data.val_fraction", self.val_fraction, 0, 1, low_open=False)
         self.split_seed = _int("data.split_seed", self.split_seed, 0, 2**32 - 1)
         self.order_seed = _int("data.order_seed", self.order_seed, 0, 2**32 - 1)

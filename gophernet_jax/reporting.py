@@ -44,6 +44,17 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
+def curve_quantiles(epochs: np.ndarray, loss: np.ndarray, test_accuracy: np.ndarray) -> "pd.DataFrame":  # noqa: F821
+    """Per recorded epoch, the 5%, 50% and 95% quantiles across seeds (axis 0) of each curve."""
+    import pandas as pd
+
+    columns = {"epoch": epochs}
+    for name, values in (("loss", loss), ("test_accuracy", test_accuracy)):
+        q05, median, q95 = np.nanquantile(np.asarray(values, dtype=float), [0.05, 0.5, 0.95], axis=0)
+        columns |= {f"{name}_q05": q05, f"{name}_median": median, f"{name}_q95": q95}
+    return pd.DataFrame(columns)
+
+
 def _write_atomic(path: Path, write, mode: str = "w") -> None:
     # Write beside the target, then rename: a reader never sees half a file.
     path.parent.mkdir(parents=True, exist_ok=True)

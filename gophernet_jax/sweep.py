@@ -202,7 +202,7 @@ def _add_comparison(
             result["p_worse"],
             sim_low,
             sim_high,
-            result.get("holds"),
+            None if row["job"] == base["job"] else result.get("holds"),  # not a comparison
             result.get("seeds_needed"),
             result.get("reason"),
         ]
@@ -256,7 +256,19 @@ def _plain(value: Any) -> Any:
 
 def format_comparison(summary: pd.DataFrame) -> str:
     """The table printed at the end of a sweep: swept values, spread, difference to the baseline."""
-    dropped = ["job", "baseline", "error", "std", "min", "max", "q05", "q95", "seconds", "compilations", "cache_hits"]
+    dropped = [
+        "job",
+        "baseline",
+        "error",
+        "std",
+        "min",
+        "max",
+        "q05",
+        "q95",
+        "seconds",
+        "compilations",
+        "cache_hits",
+    ]
     dropped += ["p_tie", "objective_on", "comparison_note", "seeds_needed", "seeds_needed_for_difference"]
     dropped += [f"best_of_{n}" for n in BEST_OF if n not in ("5",)]
     dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]

@@ -621,7 +621,10 @@ def _train_population(
 
     if devices > 1:  # each local device trains its share of the chunks
         mesh = jax.make_mesh(
-            (devices,), ("seeds",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.local_devices()[:devices]
+            (devices,),
+            ("seeds",),
+            axis_types=(jax.sharding.AxisType.Auto,),
+            devices=jax.local_devices()[:devices],
         )
         split, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
         run = jax.shard_map(run, mesh=mesh, in_specs=(split,) + (shared,) * 4, out_specs=split)

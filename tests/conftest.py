@@ -14,7 +14,6 @@ import pytest
 from gophernet_jax import load_split
 from gophernet_jax.config import DATA_DIR
 
-
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
 # cache made for this session: the suite neither reads nor fills the user's own cache
 # (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs.

@@ -74,6 +74,7 @@ def sweep_run(tmp_path_factory) -> Run:
 # --- successful runs --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_single_seed_run(tmp_path):
     run = cli(tmp_path, "train.epochs=50")
     assert_ok(run)
@@ -105,6 +106,7 @@ def test_single_seed_run(tmp_path):
     assert summary["config"]["train"]["epochs"] == 50
 
 
+@pytest.mark.slow
 def test_seed_sweep(sweep_run):
     run = sweep_run
     assert_ok(run)
@@ -143,6 +145,7 @@ def test_seed_sweep(sweep_run):
         assert re.search(rf"^\s+{re.escape(value)}\s+{count}\s", run.stdout, re.M), (value, run.stdout)
 
 
+@pytest.mark.slow
 def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert_ok(sweep_run)
     again = cli(tmp_path, *SWEEP)
@@ -152,6 +155,7 @@ def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert sweep_run.summary()["test_accuracy"] == again.summary()["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_padding_row(tmp_path):
     run = cli(tmp_path, "data.padding_row=true", "seeds.count=5", "train.epochs=20")
     assert_ok(run)
@@ -164,6 +168,7 @@ def test_padding_row(tmp_path):
     assert_allclose(acc * 31, np.round(acc * 31), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_divergence_is_flagged_not_fatal(tmp_path):
     # 1e30 only saturates the sigmoids (finite loss); 1e38 overflows float32 to inf/nan.
     run = cli(
@@ -182,6 +187,7 @@ def test_divergence_is_flagged_not_fatal(tmp_path):
     assert f"diverged seeds: {int(diverged.sum())}" in run.stdout
 
 
+@pytest.mark.slow
 def test_article_rule_in_float64(tmp_path):
     run = cli(tmp_path, "train.rule=article", "train.dtype=float64", "seeds.count=3", "train.epochs=10")
     assert_ok(run)
@@ -212,6 +218,7 @@ def test_article_rule_in_float64(tmp_path):
         "train.dtype=float16",
     ],
 )
+@pytest.mark.slow
 def test_bad_config_value(tmp_path, override):
     key, value = override.split("=")
     line = assert_one_line_error(cli(tmp_path, override), key)

@@ -24,6 +24,7 @@ def cli(tmp_path, *args, folder="run"):
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     done = cli(tmp_path, "data=wine", "seeds.count=12", "train.epochs=200")
     assert done.returncode == 0, done.stderr
@@ -38,6 +39,7 @@ def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     assert (results["split_seed"] == 0).all() and list(results["init_seed"]) == list(range(12))
 
 
+@pytest.mark.slow
 def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -55,6 +57,7 @@ def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     assert not pd.read_csv(tmp_path / "other" / "results.csv")["final_loss"].equals(results["final_loss"])
 
 
+@pytest.mark.slow
 def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     done = cli(tmp_path, "+sweep=variance", "seeds.grid={split: 4, init: 10}", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -93,6 +96,7 @@ def test_bad_raw_data_settings_fail_in_one_line(tmp_path, args, key):
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_any_csv_with_one_hot_labels(tmp_path):
     table = load_table(DATA_DIR / "iris.csv", "species")
     frame = pd.DataFrame(table.x, columns=table.feature_names)
@@ -120,6 +124,7 @@ def test_seed_indices_follow_the_named_sources():
     assert_array_equal(three["order"], [0, 1] * 4)
 
 
+@pytest.mark.slow
 def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     """Seed 3 of a split-varying population is seed 3 trained on split 3, to rounding."""
     table = load_table(DATA_DIR / "iris.csv", "species")
@@ -135,6 +140,7 @@ def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
 
 
+@pytest.mark.slow
 def test_predict_scales_raw_rows_as_in_training(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -155,6 +161,7 @@ def test_predict_scales_raw_rows_as_in_training(tmp_path):
     assert list(pd.read_csv(out)["predicted"]) == want
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "seeds.vary=[split]", "train.epochs=20")
     assert done.returncode == 0, done.stderr

@@ -2,20 +2,23 @@
 
 The end-to-end tests (marked slow) run the same paths as `python -m gophernet_jax` in a
 subprocess; these keep the fast tier (`pytest -m "not slow"`) touching app, callbacks,
-sweep, reporting and plots in a few seconds.
+sweep, reporting, plots, progress, the benchmark and its hand-written baseline in seconds.
 """
 
+import io
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import strict_json
-from gophernet_jax import app, callbacks, sweep
+from gophernet_jax import Sizes, app, bench, callbacks, forward, handwritten, init_params, progress, sweep
 from gophernet_jax.config import CONF_DIR, ConfigError, register, validate
+from gophernet_jax.training import train_population
 
 SMALL = ["seeds.count=12", "train.epochs=40", "report.curve_every=20"]
 
@@ -75,3 +78,33 @@ def test_output_folder_check_is_one_line(capsys):
     assert stop.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: config key hydra.run.dir:"), lines
+
+
+def test_the_progress_line_reaches_its_end(article_data):
+    stream = io.StringIO()
+    (train_set, test_set), sizes = article_data, Sizes(4, 3, 3)
+    with progress.Progress(4 * 30, stream=stream):
+        population = train_population(
+            0, 4, sizes, (train_set.x, train_set.y), (test_set.x, test_set.y), epochs=30,
+            learning_rate=0.3, progress=True,
+        )  # fmt: skip
+        jax.block_until_ready(population)
+        jax.effects_barrier()  # every report of the program has reached the line
+    assert "100%" in stream.getvalue() and "of 1.2e+02 seed-epochs" in stream.getvalue()
+    assert not progress.wanted("auto", io.StringIO())  # not a terminal: no line
+
+
+def test_the_benchmarks_numpy_and_jax_timings_run_on_tiny_sizes(article_data):
+    train_set, test_set = article_data
+    assert bench.time_numpy(3, 2, train_set.x, train_set.y, "article") > 0
+    data = tuple(np.asarray(a, np.float32) for a in (train_set.x, train_set.y, test_set.x, test_set.y))
+    timing = bench.time_jax(3, 2, data, "autodiff", 500)
+    assert timing["run_s"] > 0 and timing["compile_s"] > 0 and timing["program_mb"] > 0
+
+
+def test_the_handwritten_forward_pass_is_the_packages(article_data):
+    """The benchmark's baseline computes what the package computes (its flat layout)."""
+    params = init_params(jax.random.key(3), Sizes(4, 3, 3))
+    flat = np.concatenate([np.ravel(p) for p in params])[:, None]  # (27, 1 seed)
+    x = article_data[0].x
+    np.testing.assert_allclose(handwritten.forward(flat, x)[..., 0], forward(params, x), rtol=1e-6)

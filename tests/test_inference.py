@@ -127,6 +127,7 @@ def test_loaded_accuracies_equal_results_csv(trained, run, test_set):
     assert_allclose(results["test_accuracy"], np.asarray(seed_correct(run.params, x, y)) / 30, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_data, test_set):
     # Retrain in this process from the saved config alone: same seeds, same numbers.
     cfg = run.config
@@ -450,6 +451,7 @@ def test_inputs_for_a_run_saved_without_the_scaling_dtype():
     assert_allclose(scaled, split.x_test, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_predicting_a_raw_runs_test_rows_reproduces_its_accuracies(tmp_path, capsys, monkeypatch):
     proc = python(
         "-m", "gophernet_jax", "data=iris", "seeds.count=20", "train.epochs=50",
@@ -493,6 +495,7 @@ def printed_accuracy(stdout: str) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.slow
 def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, cwd=tmp_path)
     assert_ok(proc)
@@ -527,6 +530,7 @@ def test_cli_one_seed(trained, seed_outputs, test_set, tmp_path):
     assert printed_accuracy(proc.stdout) == round(numpy_correct(seed_outputs[3], test_set[1]).mean(), 4)
 
 
+@pytest.mark.slow
 def test_cli_best_seed(trained, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, "--best", TRAIN_CSV, "--out", "best.csv", cwd=tmp_path)
     assert_ok(proc)
@@ -549,6 +553,7 @@ def tied_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return plain, article, tmp_path / "rows.csv"
 
 
+@pytest.mark.slow
 def test_cli_writes_tied_rows_and_scores_them_strictly_by_default(tmp_path):
     plain, _, rows = tied_runs(tmp_path)
     proc = predict(plain, rows, cwd=tmp_path)

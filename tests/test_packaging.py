@@ -30,6 +30,7 @@ def test_wheel_carries_configs_and_data(wheel):
         assert f"gophernet_jax/{shipped}" in names
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run(

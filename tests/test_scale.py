@@ -98,10 +98,10 @@ def summary(run_dir: Path) -> dict:
 # --- the benchmark ----------------------------------------------------------------------
 
 
-def test_benchmark_runs_on_tiny_sizes_and_writes_its_tables(tmp_path):
+@pytest.mark.slow
+def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
     args = ["--seeds", "1", "8", "--epochs", "20", "--numpy-epochs", "5", "--out", "tmp/b.csv"]
-    args += ["--end-to-end-epochs", "20", "--end-to-end-seeds", "8", "--repeats", "1"]
-    done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args))
+    done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--no-end-to-end"))
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
     assert sorted(zip(table["rule"], table["seeds"])) == [
@@ -122,25 +122,26 @@ def test_benchmark_runs_on_tiny_sizes_and_writes_its_tables(tmp_path):
     header = next(line for line in done.stdout.splitlines() if "jax_seed_epochs_per_s" in line)
     assert {"rule", "seeds", "compile_s", "numpy_seed_epochs_per_s", "peak_rss_mb"} <= set(header.split())
     assert "written to tmp/b.csv" in done.stdout
-
-    # End to end: the user's two commands (made tiny) beside the hand-written script.
-    ends = pd.read_csv(tmp_path / "tmp" / "b_end_to_end.csv")
-    assert list(ends["command"]) == ["python -m gophernet_jax", "python -m gophernet_jax +sweep=seeds"]
-    assert list(ends["seeds"]) == [1, 8] and (ends["epochs"] == 20).all()
-    for column in ("project_median_s", "handwritten_median_s", "ratio"):
-        assert (ends[column] > 0).all(), column
-    assert "written to tmp/b_end_to_end.csv" in done.stdout
+    assert not (tmp_path / "tmp" / "b_end_to_end.csv").exists()  # --no-end-to-end
 
 
+@pytest.mark.slow
 def test_benchmark_end_to_end_alone_leaves_the_rates_table_unwritten(tmp_path):
+    # The user's two commands (made tiny) beside the hand-written script.
     args = ["--only", "end-to-end", "--end-to-end-epochs", "5", "--end-to-end-seeds", "3", "--repeats", "2"]
-    finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--out", "b.csv"))
+    done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--out", "b.csv"))
     assert not (tmp_path / "b.csv").exists()
     ends = pd.read_csv(tmp_path / "b_end_to_end.csv")
+    assert list(ends["command"]) == ["python -m gophernet_jax", "python -m gophernet_jax +sweep=seeds"]
+    assert list(ends["seeds"]) == [1, 3] and (ends["epochs"] == 5).all()
+    for column in ("project_median_s", "handwritten_median_s", "ratio"):
+        assert (ends[column] > 0).all(), column
     assert (ends["repeats"] == 2).all()
     assert all(len(runs.split()) == 2 for runs in ends["project_s"])
+    assert "written to b_end_to_end.csv" in done.stdout
 
 
+@pytest.mark.slow
 def test_handwritten_script_trains_without_the_package(tmp_path):
     script = Path(__file__).resolve().parents[1] / "gophernet_jax" / "handwritten.py"
     # The modules the script imported: jax, numpy, the standard library; not the package.
@@ -159,6 +160,7 @@ def test_handwritten_script_trains_without_the_package(tmp_path):
 COUNT = "import gophernet_jax, jax; print(jax.local_device_count())"
 
 
+@pytest.mark.slow
 def test_the_package_makes_a_host_device_per_usable_core_unless_told_otherwise(tmp_path):
     cores = len(os.sched_getaffinity(0))
     configure = "from gophernet_jax import runtime; runtime.configure(False, None, host_devices={}); "
@@ -204,6 +206,7 @@ def test_host_devices_setting_is_checked(value):
         runtime.configure(False, None, host_devices=value)
 
 
+@pytest.mark.slow
 def test_two_host_devices_give_the_results_of_one(tmp_path):
     procs = {
         devices: (
@@ -219,6 +222,7 @@ def test_two_host_devices_give_the_results_of_one(tmp_path):
     assert summary(tmp_path / "devices1")["test_accuracy"] == summary(tmp_path / "devices2")["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
     # 41 seeds in chunks of at most 10: one device trains 5 chunks of 9 seeds; two devices
     # train 6 chunks of 7 (3 each, 1 padding seed). Chunks of another width, same numbers.
@@ -259,6 +263,7 @@ def test_chunking_on_one_device_is_the_layout_of_one_device():
     assert all(chunking(n, c) == layout(n, c, 1) for n in range(1, 200) for c in (1, 3, 500))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["autodiff", "article"])
 def test_chunk_width_does_not_change_a_seeds_numbers(article_data, rule):
     # Seeds 0..29 trained in chunks of 30, of 7 (5 chunks, 5 padding seeds), and inside
@@ -288,6 +293,7 @@ def test_article_slope_in_float32_is_within_one_ulp_on_the_unit_interval():
     assert np.isnan(_unit_article_slope(jnp.float32(np.nan)))
 
 
+@pytest.mark.slow
 def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
     train_set, _ = article_data
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(64))
@@ -305,6 +311,7 @@ def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
 # --- the progress line ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_progress_line_on_request_quiet_when_not_a_terminal_and_free_of_effects(tmp_path):
     shown = cli(tmp_path, tmp_path / "shown", *PROGRESS_RUN, "runtime.progress=true")
     auto = cli(tmp_path, tmp_path / "auto", *PROGRESS_RUN)  # runtime.progress=auto, stderr a pipe
@@ -320,6 +327,7 @@ def test_progress_line_on_request_quiet_when_not_a_terminal_and_free_of_effects(
 # --- the persistent compilation cache ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compilation_cache_is_filled_then_used(tmp_path):
     cache = tmp_path / "cache"
     key = f"runtime.compilation_cache={cache}"
@@ -341,6 +349,7 @@ def test_compilation_cache_is_filled_then_used(tmp_path):
 # --- the submitit launcher --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep_summary_equals_the_basic_launchers(tmp_path):
     basic = start(tmp_path, "-m", "gophernet_jax", *SWEEP, f"hydra.sweep.dir={tmp_path / 'basic'}")
     submitit = start(

@@ -56,6 +56,7 @@ def dead(tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
+@pytest.mark.slow
 def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     folder, done = dead["strict"]
     results = pd.read_csv(folder / "results.csv")
@@ -69,6 +70,7 @@ def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     assert ensemble["mean_output"] == 0.0 and ensemble["vote"] == 0.0
 
 
+@pytest.mark.slow
 def test_the_articles_tie_rule_still_gives_the_articles_numbers(dead):
     folder, done = dead["article"]
     results = pd.read_csv(folder / "results.csv")
@@ -80,6 +82,7 @@ def test_the_articles_tie_rule_still_gives_the_articles_numbers(dead):
 # --- a validation part ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_validation_and_test_rows_are_disjoint_and_add_up_to_the_table():
     table = load_table(DATA_DIR / "iris.csv", "species")
     split = make_split(table, draw_key("split", 4), test_fraction=0.2, val_fraction=0.2)
@@ -103,6 +106,7 @@ def test_a_class_too_small_for_three_parts_is_named():
         part_counts(labels, 0.2, 0.2, class_names=("a", "b"))
 
 
+@pytest.mark.slow
 def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     for args, folder in ((["data=iris"], "iris"), ([], "article")):
         done = run(tmp_path, *args, "data.val_fraction=0.2", *SMALL, folder=folder)
@@ -118,6 +122,7 @@ def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     assert summary["test_rows"] == len(test_set.x) and summary["train_rows"] + 30 == len(train_set.x)
 
 
+@pytest.mark.slow
 def test_each_seeds_validation_part_follows_its_split(tmp_path):
     done = run(tmp_path, "data=iris", "data.val_fraction=0.2", "seeds.vary=[init,split]", *SMALL)
     assert done.returncode == 0, done.stderr
@@ -134,6 +139,7 @@ def test_each_seeds_validation_part_follows_its_split(tmp_path):
 # --- the objective --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     done = run(
         tmp_path,
@@ -164,6 +170,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     assert (folder / "search.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     args = [
         "-m",
@@ -176,6 +183,7 @@ def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     assert done.stderr.count("warning: report.objective (mean) is taken over the test rows") == 2
 
 
+@pytest.mark.slow
 def test_the_search_preset_asks_the_same_trials_again_and_resumes_a_sqlite_study(tmp_path):
     args = ["+search=lr", "hydra.sweeper.n_trials=3", *SMALL]
     first, second = (run(tmp_path, *args, folder=f) for f in ("first", "second"))
@@ -192,6 +200,7 @@ def test_the_search_preset_asks_the_same_trials_again_and_resumes_a_sqlite_study
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
 
 
+@pytest.mark.slow
 def test_a_failed_trial_reaches_the_sweeper_and_the_search_goes_on(tmp_path):
     study = ["hydra.sweeper.storage=sqlite:///study.db", "hydra.sweeper.study_name=f"]
     args = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=1", "model.hidden=choice(0,3)"]

@@ -91,6 +91,7 @@ def test_every_row_is_visited_once_per_epoch_and_the_order_changes_with_the_epoc
     assert not np.array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, article_data):
     train_set, test_set = article_data
     kw = dict(epochs=12, learning_rate=0.3, batch_size=16)
@@ -108,6 +109,7 @@ def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, articl
                 assert_allclose(b[i], a, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_the_full_batch_reproduces_the_committed_reference_study(tmp_path):
     """No batch size is the article's training: the numbers published before mini-batches."""
     job = REFERENCE / "+sweep=rules,data.padding_row=True,train.rule=article"
@@ -132,6 +134,7 @@ def order_grid(tmp_path_factory) -> Path:
     return tmp
 
 
+@pytest.mark.slow
 def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     summary = json.loads((order_grid / "first" / "summary.json").read_text())
     results = pd.read_csv(order_grid / "first" / "results.csv")
@@ -146,11 +149,13 @@ def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     assert (order_grid / "first" / "variance.png").is_file()
 
 
+@pytest.mark.slow
 def test_the_same_grid_twice_gives_the_same_numbers(order_grid):
     a, b = (pd.read_csv(order_grid / f / "results.csv") for f in ("first", "again"))
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_two_way_splits_grid_is_the_grid_of_split_and_init(tmp_path):
     old = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.splits=2", "train.epochs=30", folder="old")
     new = cli(tmp_path, "data=iris", "seeds.grid={split: 2, init: 4}", "train.epochs=30", folder="new")
@@ -171,10 +176,12 @@ def test_the_two_way_splits_grid_is_the_grid_of_split_and_init(tmp_path):
         (["train.batch_size=0"], ["train.batch_size"]),
     ],
 )
+@pytest.mark.slow
 def test_bad_designs_and_batch_sizes_name_their_key(tmp_path, overrides, needles):
     one_line_error(cli(tmp_path, *overrides, "train.epochs=5"), *needles)
 
 
+@pytest.mark.slow
 def test_order_seed_column_and_a_batch_size_on_the_articles_files(tmp_path):
     done = cli(tmp_path, "seeds.count=4", "seeds.vary=[init,order]", "train.batch_size=30", "train.epochs=20")
     assert done.returncode == 0, done.stderr

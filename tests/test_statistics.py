@@ -2,7 +2,6 @@ import itertools
 import json
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import numpy as np
@@ -117,13 +116,10 @@ def test_compare_of_a_million_seeds_keeps_memory_small(paired):
     rng = np.random.default_rng(5)
     a, b = rng.integers(20, 31, 1_000_000) / 30, rng.integers(21, 31, 1_000_000) / 30
     tracemalloc.start()
-    start = time.perf_counter()
     r = compare(a, b, paired=paired)
-    seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.1f} MB"  # measured ~17 MB paired, ~10 MB not
-    assert seconds < 10
     assert r["mean_difference"] == pytest.approx(np.mean(b - a), abs=1e-12)
     low, high = r["difference_ci95"]
     se = np.std(b - a if paired else np.concatenate([a - a.mean(), b - b.mean()]), ddof=1) / 1000

@@ -32,6 +32,7 @@ def five_rates(tmp_path_factory):
     return tmp / "sweep", done
 
 
+@pytest.mark.slow
 def test_summary_has_one_row_per_job_matching_its_results(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -48,6 +49,7 @@ def test_summary_has_one_row_per_job_matching_its_results(five_rates):
         assert row["ci95_low"] <= row["mean"] <= row["ci95_high"]
 
 
+@pytest.mark.slow
 def test_paired_differences_against_the_first_job(five_rates):
     folder, done = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -63,6 +65,7 @@ def test_paired_differences_against_the_first_job(five_rates):
     assert "p_better" in done.stdout and "diff_lo" in done.stdout
 
 
+@pytest.mark.slow
 def test_five_learning_rates_compile_the_training_program_once(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -73,6 +76,7 @@ def test_five_learning_rates_compile_the_training_program_once(five_rates):
     assert list(summary["cache_hits"][1:]) == [0, 0, 0, 0]
 
 
+@pytest.mark.slow
 def test_plots_are_written_and_open(five_rates):
     folder, _ = five_rates
     for png in [folder / "accuracy.png", folder / "curves.png"]:
@@ -87,6 +91,7 @@ def test_plots_are_written_and_open(five_rates):
     assert (folder / job / "accuracy.png").is_file() and (folder / job / "curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path):
     first = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,abc,0.3")
     assert first.returncode != 0
@@ -103,6 +108,7 @@ def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path
     assert stamps == {job: (tmp_path / "sweep" / job / "summary.json").stat().st_mtime_ns for job in good}
 
 
+@pytest.mark.slow
 def test_an_extended_sweep_runs_only_its_new_jobs(tmp_path):
     assert sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3").returncode == 0
     extended = sweep(tmp_path, "-m", "optimizer.learning_rate=0.03,0.1,0.3")
@@ -113,6 +119,7 @@ def test_an_extended_sweep_runs_only_its_new_jobs(tmp_path):
     assert list(summary["optimizer.learning_rate"])[0] == 0.03  # ordered as the latest sweep
 
 
+@pytest.mark.slow
 def test_baseline_can_be_named(tmp_path):
     done = sweep(
         tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "report.baseline='optimizer.learning_rate=0.3'"
@@ -124,6 +131,7 @@ def test_baseline_can_be_named(tmp_path):
     assert base["difference"].iloc[0] == 0.0
 
 
+@pytest.mark.slow
 def test_different_shapes_are_compared_unpaired(tmp_path):
     done = sweep(tmp_path, "-m", "model.hidden=3,5")
     assert done.returncode == 0, done.stderr
@@ -132,6 +140,7 @@ def test_different_shapes_are_compared_unpaired(tmp_path):
     assert summary["unpaired_because"][1] == "different initial weights"
 
 
+@pytest.mark.slow
 def test_different_data_sets_are_never_paired(tmp_path):
     """iris and wine: other shapes and other test rows, whatever the config keys say."""
     done = sweep(tmp_path, "-m", "data=iris,wine")
@@ -142,6 +151,7 @@ def test_different_data_sets_are_never_paired(tmp_path):
     assert "different test rows" in done.stdout or "paired" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     args = ["data=iris", "seeds.vary=[init,split]"]
     done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "data.split_seed=0,1", *args)
@@ -152,6 +162,7 @@ def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     assert summary.loc[(1, 0.1), "unpaired_because"] == "different test rows"
 
 
+@pytest.mark.slow
 def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     command = [sys.executable, "-m", "gophernet_jax", "-m", "model.hidden=3,8", "train.epochs=30"]
     command.append(f"hydra.sweep.dir={tmp_path / 'one'}")
@@ -163,6 +174,7 @@ def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     assert summary["comparison_note"].notna().all()  # ...and the table says why
 
 
+@pytest.mark.slow
 def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     done = sweep(tmp_path, "-m", "optimizer.learning_rate=abc,0.3")
     assert done.returncode != 0 and "Traceback" not in done.stderr
@@ -171,6 +183,7 @@ def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     assert "baseline" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     folder, _ = five_rates
     broken = folder.parent / "broken"
@@ -185,6 +198,7 @@ def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     assert len(lines) == 1 and lines[0].startswith("error: the sweep report failed"), done.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rates, tmp_path):
     """Data are known by content, and runtime settings and the baseline do not count."""
     folder = tmp_path / "sweep"
@@ -206,6 +220,7 @@ def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rate
     assert str(tmp_path / "moved") in found  # the moved copy ran, not this checkout
 
 
+@pytest.mark.slow
 def test_job_files_hold_no_machine_paths(five_rates):
     folder, _ = five_rates
     job = folder / pd.read_csv(folder / "summary.csv")["job"][0]
@@ -225,6 +240,7 @@ def test_committed_studies_hold_no_machine_paths():
             assert not pattern.search(path.read_text()), path
 
 
+@pytest.mark.slow
 def test_preset_runs_a_multirun_without_dash_m(tmp_path):
     done = sweep(tmp_path, "+sweep=rules")
     assert done.returncode == 0, done.stderr
@@ -234,6 +250,7 @@ def test_preset_runs_a_multirun_without_dash_m(tmp_path):
         ("article", True), ("article", False), ("autodiff", True), ("autodiff", False)}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path):
     args = ["-m", "optimizer.learning_rate=0.1,0.3"]
     basic = sweep(tmp_path, *args, folder="basic")
@@ -244,9 +261,12 @@ def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path):
     pd.testing.assert_frame_equal(a[columns], b[columns])
 
 
+@pytest.mark.slow
 def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     run = [sys.executable, "-m", "gophernet_jax", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"]
-    done = subprocess.run([*run, "runtime.compilation_cache=false"], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [*run, "runtime.compilation_cache=false"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     summary = strict_json(tmp_path / "run" / "summary.json")
     assert summary["compilations"] >= 1 and summary["compile_seconds"] > 0
