@@ -203,7 +203,7 @@ def _add_comparison(
             sim_low,
             sim_high,
             None if row["job"] == base["job"] else result.get("holds"),  # not a comparison
-            result.get("seeds_needed"),
+            None if row["job"] == base["job"] else result.get("seeds_needed"),
             result.get("reason"),
         ]
     return None

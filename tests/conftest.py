@@ -60,3 +60,27 @@ def strict_json(path) -> dict:
         raise ValueError(f"{path}: {name} is not JSON")
 
     return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def settings_of(*overrides: str):
+    """The validated config that `python -m gophernet_jax OVERRIDES` would run."""
+    from hydra import compose, initialize_config_dir
+
+    from gophernet_jax.config import CONF_DIR, register, validate
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return validate(compose(config_name="config", overrides=list(overrides)))
+
+
+def run_job(folder: Path, *overrides: str, job_num: int | None = None) -> dict:
+    """The CLI's job, in this process (no start-up, and programs compiled once per worker):
+    trains, scores and writes `folder` as `python -m gophernet_jax` would. Returns the
+    summary. With `job_num`, the folder is laid out as a multirun's job, for a sweep report."""
+    from gophernet_jax import app
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if job_num is not None:
+        (folder / ".hydra").mkdir()
+        (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    return app.job(settings_of(*overrides), folder, job_num=job_num)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from conftest import run_job
 from gophernet_jax import Sizes, forward, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.splits import load_table, make_split
@@ -41,19 +42,14 @@ def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
 
 @pytest.mark.slow
 def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
-    done = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300")
-    assert done.returncode == 0, done.stderr
+    args = ["data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300"]
+    run_job(tmp_path / "run", *args)
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert list(results["split_seed"]) == list(range(8)) and (results["init_seed"] == 0).all()
     assert results["test_accuracy"].nunique() > 1  # the splits differ, so do the scores
-    again = cli(
-        tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300", folder="again"
-    )
-    assert again.returncode == 0
+    run_job(tmp_path / "again", *args)
     pd.testing.assert_frame_equal(results, pd.read_csv(tmp_path / "again" / "results.csv"))
-    other = cli(tmp_path, "data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300",
-                "data.split_seed=1", folder="other")  # fmt: skip
-    assert other.returncode == 0
+    run_job(tmp_path / "other", *args, "data.split_seed=1")
     assert not pd.read_csv(tmp_path / "other" / "results.csv")["final_loss"].equals(results["final_loss"])
 
 

@@ -7,40 +7,25 @@ sweep, reporting, plots, progress, the benchmark and its hand-written baseline i
 
 import io
 import json
-from pathlib import Path
 
 import jax
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import strict_json
+from conftest import run_job, settings_of, strict_json
 from gophernet_jax import Sizes, app, bench, callbacks, forward, handwritten, init_params, progress, sweep
-from gophernet_jax.config import CONF_DIR, ConfigError, register, validate
+from gophernet_jax.config import ConfigError
 from gophernet_jax.training import train_population
 
 SMALL = ["seeds.count=12", "train.epochs=40", "report.curve_every=20"]
 
 
-def settings_of(*overrides: str):
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return validate(compose(config_name="config", overrides=[*SMALL, *overrides]))
-
-
-def fake_job(folder: Path, num: int, *overrides: str) -> dict:
-    """A job folder as Hydra's multirun leaves it: overrides.yaml, then the job's files."""
-    (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    return app.job(settings_of(*overrides), folder, job_num=num)
-
-
 @pytest.fixture(scope="module")
 def two_jobs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
-    first = fake_job(folder / "lr=0.3", 0, "optimizer.learning_rate=0.3")
-    second = fake_job(folder / "lr=1", 1, "optimizer.learning_rate=1")
+    first = run_job(folder / "lr=0.3", *SMALL, "optimizer.learning_rate=0.3", job_num=0)
+    second = run_job(folder / "lr=1", *SMALL, "optimizer.learning_rate=1", job_num=1)
     return folder, first, second
 
 
@@ -69,7 +54,7 @@ def test_the_report_compares_the_two_jobs_seed_by_seed(two_jobs):
 
 def test_a_bad_key_is_one_config_error():
     with pytest.raises(ConfigError, match="report.objective"):
-        settings_of("report.objective=best")
+        settings_of(*SMALL, "report.objective=best")
 
 
 def test_output_folder_check_is_one_line(capsys):

@@ -100,12 +100,11 @@ def summary(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
-    args = ["--seeds", "1", "8", "--epochs", "20", "--numpy-epochs", "5", "--out", "tmp/b.csv"]
+    args = ["--seeds", "8", "--epochs", "20", "--numpy-epochs", "5", "--out", "tmp/b.csv"]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--no-end-to-end"))
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
-    assert sorted(zip(table["rule"], table["seeds"])) == [
-        ("article", 1), ("article", 8), ("autodiff", 1), ("autodiff", 8)]  # fmt: skip
+    assert sorted(zip(table["rule"], table["seeds"])) == [("article", 8), ("autodiff", 8)]
     assert (table["epochs"] == 20).all()
     assert (table["devices"] == len(os.sched_getaffinity(0))).all()
     for column in (
@@ -128,7 +127,7 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
 @pytest.mark.slow
 def test_benchmark_end_to_end_alone_leaves_the_rates_table_unwritten(tmp_path):
     # The user's two commands (made tiny) beside the hand-written script.
-    args = ["--only", "end-to-end", "--end-to-end-epochs", "5", "--end-to-end-seeds", "3", "--repeats", "2"]
+    args = ["--only", "end-to-end", "--end-to-end-epochs", "5", "--end-to-end-seeds", "3", "--repeats", "1"]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--out", "b.csv"))
     assert not (tmp_path / "b.csv").exists()
     ends = pd.read_csv(tmp_path / "b_end_to_end.csv")
@@ -136,8 +135,8 @@ def test_benchmark_end_to_end_alone_leaves_the_rates_table_unwritten(tmp_path):
     assert list(ends["seeds"]) == [1, 3] and (ends["epochs"] == 5).all()
     for column in ("project_median_s", "handwritten_median_s", "ratio"):
         assert (ends[column] > 0).all(), column
-    assert (ends["repeats"] == 2).all()
-    assert all(len(runs.split()) == 2 for runs in ends["project_s"])
+    assert (ends["repeats"] == 1).all()
+    assert all(len(str(runs).split()) == 1 for runs in [*ends["project_s"], *ends["handwritten_s"]])
     assert "written to b_end_to_end.csv" in done.stdout
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from conftest import strict_json
+from conftest import run_job, strict_json
+from gophernet_jax.sweep import report_sweep
 
 SMALL = ["seeds.count=16", "train.epochs=60", "report.curve_every=20"]
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +31,20 @@ def five_rates(tmp_path_factory):
     done = sweep(tmp, "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3")
     assert done.returncode == 0, done.stderr
     return tmp / "sweep", done
+
+
+@pytest.fixture(scope="module")
+def two_rates(tmp_path_factory) -> Path:
+    """A finished two-job sweep; tests that run more sweeps on it work on a copy."""
+    tmp = tmp_path_factory.mktemp("two")
+    done = sweep(tmp, "-m", "optimizer.learning_rate=0.1,0.3")
+    assert done.returncode == 0, done.stderr
+    return tmp / "sweep"
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    shutil.copytree(folder, tmp_path / "sweep")
+    return tmp_path / "sweep"
 
 
 @pytest.mark.slow
@@ -109,8 +124,8 @@ def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path
 
 
 @pytest.mark.slow
-def test_an_extended_sweep_runs_only_its_new_jobs(tmp_path):
-    assert sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3").returncode == 0
+def test_an_extended_sweep_runs_only_its_new_jobs(two_rates, tmp_path):
+    copy_of(two_rates, tmp_path)
     extended = sweep(tmp_path, "-m", "optimizer.learning_rate=0.03,0.1,0.3")
     assert extended.returncode == 0, extended.stderr
     assert extended.stdout.count("skipped") == 2
@@ -120,11 +135,15 @@ def test_an_extended_sweep_runs_only_its_new_jobs(tmp_path):
 
 
 @pytest.mark.slow
-def test_baseline_can_be_named(tmp_path):
+def test_baseline_can_be_named(two_rates, tmp_path):
+    # The same sweep again with a baseline named: report.baseline changes no result, so
+    # both jobs are skipped, and only the comparison changes.
+    copy_of(two_rates, tmp_path)
     done = sweep(
         tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "report.baseline='optimizer.learning_rate=0.3'"
     )
     assert done.returncode == 0, done.stderr
+    assert done.stdout.count("skipped") == 2
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     base = summary[summary["optimizer.learning_rate"] == 0.3]
     assert (summary["baseline"] == base["job"].iloc[0]).all()
@@ -133,9 +152,9 @@ def test_baseline_can_be_named(tmp_path):
 
 @pytest.mark.slow
 def test_different_shapes_are_compared_unpaired(tmp_path):
-    done = sweep(tmp_path, "-m", "model.hidden=3,5")
-    assert done.returncode == 0, done.stderr
-    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    for num, hidden in enumerate((3, 5)):
+        run_job(tmp_path / "sweep" / f"hidden={hidden}", f"model.hidden={hidden}", *SMALL, job_num=num)
+    summary = report_sweep(tmp_path / "sweep")
     assert list(summary["paired"]) == [True, False]
     assert summary["unpaired_because"][1] == "different initial weights"
 
@@ -153,9 +172,11 @@ def test_different_data_sets_are_never_paired(tmp_path):
 
 @pytest.mark.slow
 def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
-    args = ["data=iris", "seeds.vary=[init,split]"]
-    done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "data.split_seed=0,1", *args)
-    assert done.returncode == 0, done.stderr
+    args = ["data=iris", "seeds.vary=[init,split]", *SMALL]
+    for num, (split, rate) in enumerate([(0, 0.1), (0, 0.3), (1, 0.1), (1, 0.3)]):
+        overrides = [f"data.split_seed={split}", f"optimizer.learning_rate={rate}"]
+        run_job(tmp_path / "sweep" / f"{num}", *overrides, *args, job_num=num)
+    report_sweep(tmp_path / "sweep")
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     summary = summary.set_index(["data.split_seed", "optimizer.learning_rate"])
     assert summary.loc[(0, 0.3), "paired"] and not summary.loc[(1, 0.1), "paired"]
@@ -251,12 +272,12 @@ def test_preset_runs_a_multirun_without_dash_m(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path):
-    args = ["-m", "optimizer.learning_rate=0.1,0.3"]
-    basic = sweep(tmp_path, *args, folder="basic")
-    parallel = sweep(tmp_path, *args, "hydra/launcher=joblib", folder="joblib")
-    assert basic.returncode == 0 and parallel.returncode == 0, parallel.stderr
-    a, b = (pd.read_csv(tmp_path / f / "results.csv") for f in ("basic", "joblib"))
+def test_joblib_launcher_gives_the_basic_launchers_results(two_rates, tmp_path):
+    parallel = sweep(
+        tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "hydra/launcher=joblib", folder="joblib"
+    )
+    assert parallel.returncode == 0, parallel.stderr
+    a, b = (pd.read_csv(f / "results.csv") for f in (two_rates, tmp_path / "joblib"))
     columns = ["job", "seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
     pd.testing.assert_frame_equal(a[columns], b[columns])
 
