@@ -11,14 +11,17 @@ import jax
 import numpy as np
 import pytest
 
-from gophernet_jax import load_split
-from gophernet_jax.config import DATA_DIR
+from gophernet_jax import load_split, runtime
+from gophernet_jax.config import DATA_DIR, RuntimeConfig
 
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
 # cache made for this session: the suite neither reads nor fills the user's own cache
 # (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs.
 os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+# The tests' own process uses that cache too, as the CLI does: a program compiled by one
+# test (in a subprocess or here) loads in the others.
+runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
 
 
 @pytest.fixture(scope="session")

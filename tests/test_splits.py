@@ -312,7 +312,7 @@ def test_compile_counter_sees_a_new_shape(iris):
     jax.block_until_ready(batched(keys(8)))
     with CompileCounter() as counter:
         jax.block_until_ready(batched(keys(4)))
-    assert counter.count >= 1
+    assert counter.count + counter.cache_hits >= 1  # compiled, or loaded from the cache
 
 
 @pytest.mark.slow

@@ -157,7 +157,7 @@ def test_learning_rate_and_base_seed_do_not_recompile(article_data):
     assert not np.allclose(first.final_loss, other.final_loss)
     with CompileCounter() as counter:  # the counter can see a compilation: a shape change
         jax.block_until_ready(_population(article_data, 16, epochs=13))
-    assert counter.count >= 1
+    assert counter.count + counter.cache_hits >= 1  # compiled, or loaded from the cache
 
 
 def test_divergence_is_flagged_per_seed_and_does_not_stop_the_run(article_data):
