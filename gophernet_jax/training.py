@@ -672,7 +672,8 @@ def train_population(
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
     Seed i starts from `init_params(fold_in(key(base), i), sizes)` and is trained as
-    `train` would train it (the same arithmetic, summed in another order): `lax.scan` runs
+    `train` would train it (the same arithmetic up to float rounding: sums in another
+    order, and in float32 the `article` slope from a polynomial, `_unit_article_slope`): `lax.scan` runs
     the epochs over a population laid out with seeds last (`model.seeds_last`), in chunks
     of at most `chunk_size` seeds that `lax.map` runs one after another (memory is bounded
     by a chunk), shared out among the local devices (`jax.shard_map`). The base seed and
