@@ -49,7 +49,7 @@ from gophernet_jax import runtime
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
 from gophernet_jax.model import Sizes
-from gophernet_jax.training import SOURCES, _train_population, chunking, layout, seed_indices
+from gophernet_jax.training import _train_population, chunking, population_layout
 
 HANDWRITTEN = Path(__file__).resolve().parent / "handwritten.py"
 
@@ -85,12 +85,7 @@ def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     """Compile time, run time and XLA's memory figures of one population program."""
     static = dict(count=seeds, sizes=Sizes(4, 3, 3), dtype="float32", epochs=epochs, rule=rule)
     static |= dict(optimizer="sgd", chunk_size=chunk_size, record_every=0, progress=False)
-    static["devices"] = devices = min(jax.local_device_count(), seeds)
-    chunks, per_chunk = layout(seeds, chunk_size, devices)
-    wanted = seed_indices(seeds, ("init",))
-    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES]).astype(
-        np.uint32
-    )
+    static["devices"], indices = population_layout(seeds, chunk_size, ("init",))
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     train_x, train_y, test_x, test_y = data
     data = (train_x, train_y, None, None, test_x, test_y)  # no validation part

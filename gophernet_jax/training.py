@@ -633,6 +633,20 @@ def _train_population(
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
+def population_layout(
+    count: int, chunk_size: int, varied: Sequence[str], grid: Mapping[str, int] | None = None
+) -> tuple[int, np.ndarray]:
+    """(devices, indices) of a population: how many local devices train it (never more than
+    its seeds: a single seed runs on one device), and each source's draw for every trained
+    seed, (len(SOURCES), chunks × seeds per chunk) uint32, padded to whole chunks with
+    seeds that repeat the first seeds' draws (dropped at the end)."""
+    devices = min(jax.local_device_count(), count)
+    chunks, per_chunk = layout(count, chunk_size, devices)
+    wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
+    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
+    return devices, indices.astype(np.uint32)
+
+
 def _check_sources(vary: Sequence[str], grid: Mapping[str, int] | None, raw, batch_size) -> tuple[str, ...]:
     """The sources that vary across seeds, checked against what the run has."""
     varied = tuple(s for s in (grid or {}) if grid[s] > 1) if grid else tuple(vary)
@@ -708,12 +722,7 @@ def train_population(
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
-    # More devices than seeds would only train padding: a single seed runs on one device.
-    devices = min(jax.local_device_count(), count)
-    chunks, per_chunk = layout(count, chunk_size, devices)
-    wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
-    # Padding seeds (dropped at the end) repeat the first seeds' draws.
-    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
+    devices, indices = population_layout(count, chunk_size, varied, grid)
     seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
         seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
@@ -730,7 +739,7 @@ def train_population(
         np.uint32(base),
         np.asarray(learning_rate, dtype),
         data,
-        indices.astype(np.uint32),
+        indices,
         sources,
         raw=constant,
         count=count,

@@ -100,11 +100,22 @@ def summary(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
-    args = ["--seeds", "8", "--epochs", "20", "--numpy-epochs", "5", "--out", "tmp/b.csv"]
+    args = [
+        "--seeds",
+        "8",
+        "--epochs",
+        "20",
+        "--numpy-epochs",
+        "5",
+        "--out",
+        "tmp/b.csv",
+        "--rules",
+        "article",
+    ]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--no-end-to-end"))
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
-    assert sorted(zip(table["rule"], table["seeds"])) == [("article", 8), ("autodiff", 8)]
+    assert list(zip(table["rule"], table["seeds"])) == [("article", 8)]
     assert (table["epochs"] == 20).all()
     assert (table["devices"] == len(os.sched_getaffinity(0))).all()
     for column in (
