@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gophernet_jax.reporting import curve_quantiles  # noqa: E402, F401  (re-exported from its former home)
-
 
 def _margins(fig, *, left: float, right: float, bottom: float, top: float, **space: float) -> None:
     """Fixed margins in inches: `tight_layout` would measure every label in a draw of its

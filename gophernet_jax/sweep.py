@@ -179,6 +179,7 @@ def _add_comparison(
 
     comparisons = max(1, len(ok) - 1)
     for i, row in ok.iterrows():
+        own = row["job"] == base["job"]  # the baseline beside itself: not a comparison
         paired, why = pairing_of(base["_pairing"], row["_pairing"])
         design = row["_design"] if paired and row["_design"] == base["_design"] else None
         result = compare(
@@ -202,8 +203,8 @@ def _add_comparison(
             result["p_worse"],
             sim_low,
             sim_high,
-            None if row["job"] == base["job"] else result.get("holds"),  # not a comparison
-            None if row["job"] == base["job"] else result.get("seeds_needed"),
+            None if own else result.get("holds"),
+            None if own else result.get("seeds_needed"),
             result.get("reason"),
         ]
     return None

@@ -407,7 +407,10 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
 
     Padding (chunks × seeds per chunk − count) is then fewer seeds than there are chunks,
     and under one chunk whenever (chunks − 1)² < count: on one device always, on two for
-    every count from 2 up to about `chunk_size`² (249 000 at chunks of 500).
+    every count from 2 up to about `chunk_size`² (249 000 at chunks of 500). The chunks'
+    width does not change a seed's numbers (with XLA's YNN fusions off, as
+    `gophernet_jax.runtime` sets them; tests/test_scale.py checks it), so any number of
+    devices trains the same population.
     """
     chunks = -(-count // chunk_size)
     chunks = -(-chunks // devices) * devices  # the chunks' number first, then their width
@@ -546,16 +549,6 @@ def _train_chunk(
     )
 
 
-def layout(count: int, chunk_size: int, devices: int) -> tuple[int, int]:
-    """(chunks, seeds per chunk) of a population: whole chunks per device, one chunk shape.
-
-    The chunks' width does not change a seed's numbers (with XLA's YNN fusions off, as
-    `gophernet_jax.runtime` sets them; tests/test_scale.py checks it), so any number of
-    devices trains the same population.
-    """
-    return chunking(count, chunk_size, devices)
-
-
 @partial(
     jax.jit,
     static_argnames=(
@@ -597,7 +590,7 @@ def _train_population(
     shared_order=True,
     ties="strict",
 ) -> Population:
-    chunks, per_chunk = layout(count, chunk_size, devices)
+    chunks, per_chunk = chunking(count, chunk_size, devices)
     indices = jnp.moveaxis(indices.reshape(len(SOURCES), chunks, per_chunk), 1, 0)  # (chunks, sources, seeds)
     data = None if data is None else tuple(None if a is None else jnp.asarray(a, dtype) for a in data)
     one = partial(
@@ -641,7 +634,7 @@ def population_layout(
     seed, (len(SOURCES), chunks × seeds per chunk) uint32, padded to whole chunks with
     seeds that repeat the first seeds' draws (dropped at the end)."""
     devices = min(jax.local_device_count(), count)
-    chunks, per_chunk = layout(count, chunk_size, devices)
+    chunks, per_chunk = chunking(count, chunk_size, devices)
     wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
     indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
     return devices, indices.astype(np.uint32)

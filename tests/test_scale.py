@@ -24,7 +24,6 @@ from gophernet_jax.training import (
     _article_slope,
     _unit_article_slope,
     chunking,
-    layout,
     population_article_direction,
 )
 
@@ -237,7 +236,7 @@ def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
     # 41 seeds in chunks of at most 10: one device trains 5 chunks of 9 seeds; two devices
     # train 6 chunks of 7 (3 each, 1 padding seed). Chunks of another width, same numbers.
     run = ["seeds.count=41", "train.epochs=20", "train.chunk_size=10"]
-    assert layout(41, 10, 1) == (5, 9) and layout(41, 10, 2) == (6, 7)
+    assert chunking(41, 10, 1) == (5, 9) and chunking(41, 10, 2) == (6, 7)
     procs = [cli(tmp_path, tmp_path / f"devices{n}", *run, env=env_with_devices(n)) for n in (1, 2)]
     for proc in procs:
         finish(proc)
@@ -249,11 +248,11 @@ def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
 
 
 def test_padding_stays_under_one_seed_per_chunk_and_under_one_chunk():
-    assert layout(1001, 500, 2) == (4, 251)  # 1004 seeds trained, not 1336
+    assert chunking(1001, 500, 2) == (4, 251)  # 1004 seeds trained, not 1336
     for devices in (1, 2, 3, 4, 8):
         for chunk_size in (1, 2, 3, 7, 10, 500):
             for count in range(1, 400):
-                chunks, width = layout(count, chunk_size, devices)
+                chunks, width = chunking(count, chunk_size, devices)
                 padding = chunks * width - count
                 assert chunks % devices == 0 and width <= chunk_size
                 # the fewest chunks the devices can share: one chunk less each would not hold the seeds
@@ -265,12 +264,8 @@ def test_padding_stays_under_one_seed_per_chunk_and_under_one_chunk():
     # 249 000 on two.
     for devices, counts in [(1, range(1, 300_000)), (2, range(2, 249_001))]:
         for count in counts:
-            chunks, width = layout(count, 500, devices)
+            chunks, width = chunking(count, 500, devices)
             assert chunks * width - count < width, (count, devices)
-
-
-def test_chunking_on_one_device_is_the_layout_of_one_device():
-    assert all(chunking(n, c) == layout(n, c, 1) for n in range(1, 200) for c in (1, 3, 500))
 
 
 @pytest.mark.slow
