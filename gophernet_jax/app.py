@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -158,7 +159,7 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
     count, epochs = settings.seeds.count, settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
-    with runtime.CompileCounter() as compiles:
+    with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
         with progress.Progress(count * epochs) if show else contextlib.nullcontext():
             population = _train(settings, data, sizes, show)
     trained = time.perf_counter()
@@ -338,12 +339,21 @@ def config_hash(settings: Config) -> str:
 
 def finished_earlier(output_dir: Path, digest: str) -> dict[str, Any] | None:
     """The summary of a job with this configuration that already finished in this folder.
-    summary.json is written last, so its presence means every other file is complete."""
+    summary.json is written last, so its presence means every other file is complete; one
+    that cannot be read (cut short by a full disk, say) marks no finished job."""
     path = output_dir / "summary.json"
     if not path.is_file():
         return None
-    summary = json.loads(path.read_text())
-    return summary if summary.get("config_hash") == digest else None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        print(f"note: {_shown(path)} is unreadable ({_reason(e)}); running the job again", file=sys.stderr)
+        return None
+    return summary if isinstance(summary, dict) and summary.get("config_hash") == digest else None
+
+
+def _reason(e: Exception) -> str:
+    return (e.strerror if isinstance(e, OSError) and e.strerror else str(e)).splitlines()[0]
 
 
 def write_outputs(
@@ -428,6 +438,9 @@ def plotted(settings: Config) -> bool:
 def job(settings: Config, output_dir: Path, job_num: int | None = None) -> dict[str, Any]:
     """One run: train, score, write every file, report. Returns the summary."""
     started = time.perf_counter()
+    # A summary.json from an earlier run of this folder would vouch for the files this
+    # run is about to replace: until the new one is written, the folder holds no finished job.
+    (output_dir / "summary.json").unlink(missing_ok=True)
     later = ["scipy.special", "gophernet_jax.statistics", "gophernet_jax.reporting", "gophernet_jax.store"]
     _import_in_background(*later, *(["gophernet_jax.plots"] if plotted(settings) else []))
     population, data, phases = run(settings)
@@ -498,10 +511,61 @@ def _returned(summary: dict[str, Any]) -> float:
     return float(error) if error is not None and math.isfinite(error) else 1.0
 
 
+#: The job running now (its folder, and whether it is a sweep's), for the line printed on Ctrl-C.
+_running: dict[str, Any] = {}
+
+
+def _interrupted_line() -> str:
+    """What a Ctrl-C leaves: finished jobs keep their files, the running one counts as not
+    run (no summary.json, which a resume would trust)."""
+    output_dir = _running.get("output_dir")
+    if output_dir is None:
+        return "interrupted: no job had started"
+    done = (output_dir / "summary.json").is_file()
+    if not _running["multirun"]:
+        if done:
+            return f"interrupted: the run had finished; its files are in {_shown(output_dir)}"
+        return f"interrupted: the run did not finish; nothing of it was kept ({_shown(output_dir)})"
+    sweep_dir = output_dir.parent
+    finished = sum(1 for _ in sweep_dir.glob("*/summary.json"))
+    job_state = "had finished" if done else "did not finish and was not kept"
+    return (
+        f"interrupted: job {output_dir.name} {job_state}; {finished} finished jobs are kept in "
+        f"{_shown(sweep_dir)}, and the same command runs the rest"
+    )
+
+
+def _leave_interrupted() -> None:
+    """Ends the process on Ctrl-C: one line, exit status 130 (128 + SIGINT), no teardown
+    (XLA may still be running the interrupted program)."""
+    progress.end_line()
+    with contextlib.suppress(Exception):
+        print(_interrupted_line(), file=sys.stderr)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(130)
+
+
+def main() -> None:
+    """Entry point of `python -m gophernet_jax` and `gophernet-jax` (see `_main`).
+
+    Output to a reader that has gone (`| head`) is dropped and the run goes on to the end,
+    writing every file, with its usual exit status. Ctrl-C ends the command at once with
+    one line saying what was kept, and exit status 130.
+    """
+    runtime.quiet_closed_pipes()
+    runtime.on_interrupt = _leave_interrupted
+    try:
+        _main()
+    except KeyboardInterrupt:
+        _leave_interrupted()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    """Entry point of `python -m gophernet_jax`. Returns the job's objective as an error to
-    minimise, 1 − `report.objective` (see README), for Hydra's search sweepers.
+def _main(cfg: DictConfig) -> float | None:
+    """The Hydra application. Returns the job's objective as an error to minimise,
+    1 − `report.objective` (see README), for Hydra's search sweepers.
 
     In a multirun a failing job writes `error.json`. Under the basic sweeper it returns,
     so that Hydra runs the other jobs and the sweep report lists it (the sweep then exits
@@ -510,6 +574,7 @@ def main(cfg: DictConfig) -> float | None:
     """
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    _running.update(output_dir=output_dir, multirun=multirun)
     try:
         settings = validate(cfg)
         runtime.configure(

@@ -21,8 +21,9 @@ def report(seed_epochs: int, *_: object) -> None:
 class Progress:
     """Draws `[#####.....]  45%  2.2e+06 of 5.0e+06 seed-epochs  1.1e+06/s` on one line."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total, self.stream, self.width = total, stream, width
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        # sys.stderr when drawn, not at import: the command may have replaced it since
+        self.total, self.stream, self.width = total, stream or sys.stderr, width
         self.done, self.start, self.drawn = 0, time.perf_counter(), 0.0
 
     def __enter__(self) -> "Progress":
@@ -50,6 +51,14 @@ class Progress:
             self.stream.flush()
 
 
-def wanted(setting: str | bool, stream: TextIO = sys.stderr) -> bool:
-    """`runtime.progress`: true, false, or "auto" (only when the stream is a terminal)."""
-    return stream.isatty() if setting == "auto" else bool(setting)
+def end_line() -> None:
+    """Ends the line the active progress drew on, so that a message can follow it."""
+    if _active is not None and _active.drawn:
+        _active.stream.write("\n")
+        _active.stream.flush()
+
+
+def wanted(setting: str | bool, stream: TextIO | None = None) -> bool:
+    """`runtime.progress`: true, false, or "auto" (only when the stream, stderr by default,
+    is a terminal)."""
+    return (stream or sys.stderr).isatty() if setting == "auto" else bool(setting)

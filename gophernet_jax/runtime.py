@@ -1,8 +1,14 @@
-"""Process-wide settings applied before JAX starts: XLA flags and the compilation cache."""
+"""Process-wide settings: XLA flags and the compilation cache (applied before JAX starts),
+output to a closed pipe, and Ctrl-C while compiled code runs."""
 
+import contextlib
 import os
+import signal
+import socket
 import sys
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 import jax
 import jaxlib
@@ -149,3 +155,89 @@ class CompileCounter:
     def __exit__(self, *exc: object) -> None:
         jax.monitoring.unregister_event_duration_listener(self._listen)
         jax.monitoring.unregister_event_listener(self._event)
+
+
+class _ClosedPipeGuard:
+    """A text stream that outlives its reader: once a write or flush meets a closed pipe
+    (`| head`), the stream's descriptor is pointed at /dev/null and later output is dropped,
+    so the run goes on to write its files instead of printing logging's tracebacks."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def _drop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def quiet_closed_pipes() -> None:
+    """Makes stdout and stderr drop output once their reader has gone (`_ClosedPipeGuard`).
+
+    Called by the command before Hydra sets up logging, whose handlers then write through
+    the guards. The exit status stays that of the run: a reader that stops reading does not
+    make a finished run a failed one.
+    """
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _ClosedPipeGuard):
+            setattr(sys, name, _ClosedPipeGuard(stream))
+
+
+#: Called from a watcher thread on Ctrl-C inside `prompt_interrupt`; it must end the
+#: process (`os._exit`). None: Ctrl-C raises KeyboardInterrupt as usual.
+on_interrupt: Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def prompt_interrupt() -> Iterator[None]:
+    """Lets Ctrl-C end the process while the main thread waits on compiled code.
+
+    Python raises KeyboardInterrupt in the main thread only once it runs Python again, so
+    Ctrl-C during training would wait for all of it. Inside this context, with an
+    `on_interrupt` set, SIGINT wakes a watcher thread (`signal.set_wakeup_fd`) that calls
+    it at once. Nothing is written to files inside the context, so there is nothing to
+    leave half-written. Outside the main thread, or with no `on_interrupt`, it does nothing.
+    """
+    handler = on_interrupt
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    lock, closed = threading.Lock(), threading.Event()
+
+    def watch() -> None:
+        with reader, contextlib.suppress(OSError):
+            while data := reader.recv(64):  # b"" once the context has closed its end
+                if signal.SIGINT in data:
+                    with lock:
+                        if not closed.is_set():
+                            handler()
+
+    previous = signal.set_wakeup_fd(writer.fileno())
+    threading.Thread(target=watch, name="interrupt", daemon=True).start()
+    try:
+        yield
+    finally:
+        with lock:  # a watcher already handling Ctrl-C holds it until the process ends
+            closed.set()
+        signal.set_wakeup_fd(previous)
+        writer.close()

@@ -65,10 +65,10 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         with np.load(path, allow_pickle=False) as data:
             params = Params(*(data[name] for name in Params._fields))
             seeds, meta = data["seed"], json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError) as e:
-        raise StoreError(f"{path}: not a params file: {e}") from None
-    names = tuple(meta["feature_names"]), tuple(meta["class_names"])
-    return TrainedRun(params, seeds, *names, meta["config"], meta.get("scaling"))
+        names = tuple(meta["feature_names"]), tuple(meta["class_names"])
+        return TrainedRun(params, seeds, *names, meta["config"], meta.get("scaling"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise StoreError(f"{path}: not a params file: {type(e).__name__}: {e}") from None
 
 
 def run_ties(run: TrainedRun) -> str:

@@ -11,8 +11,10 @@ jobs get their row, with the statistics they cannot have left empty and a reason
 """
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +34,35 @@ class ReportError(ValueError):
     """A sweep report that cannot be made as asked; the message names the key."""
 
 
+class UnreadableFile(ValueError):
+    """A file of a job that cannot be read; the message names it."""
+
+
+def _read(path: Path, read: Callable[[Path], Any]) -> Any:
+    """`read(path)`, failing with an `UnreadableFile` that names the file."""
+    try:
+        return read(path)
+    except Exception as e:  # noqa: BLE001 - yaml, json and pandas each raise their own
+        reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)).splitlines()[0]
+        raise UnreadableFile(f"{path} is unreadable ({reason or type(e).__name__})") from None
+
+
 def _overrides(job: Path) -> dict[str, str]:
-    items = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+    items = _read(job / ".hydra" / "overrides.yaml", OmegaConf.load)
     return dict(item.split("=", 1) for item in items)
+
+
+def _json(path: Path) -> Any:
+    return _read(path, lambda p: json.loads(p.read_text()))
 
 
 def _job_num(job: Path) -> int:
     hydra_yaml, summary = job / ".hydra" / "hydra.yaml", job / "summary.json"
     if hydra_yaml.is_file():
-        return int(OmegaConf.load(hydra_yaml).hydra.job.num)
+        return int(_read(hydra_yaml, OmegaConf.load).hydra.job.num)
     if summary.is_file():  # a committed study keeps no hydra.yaml (it holds machine paths)
-        return int(json.loads(summary.read_text()).get("job_num", 10**9))
+        with contextlib.suppress(UnreadableFile, AttributeError):  # unreadable: its row says so
+            return int(_json(summary).get("job_num", 10**9))
     return 10**9
 
 
@@ -55,7 +75,10 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
 def _job_row(job: Path) -> dict[str, Any]:
     summary_file, error_file = job / "summary.json", job / "error.json"
     if summary_file.is_file():
-        summary = json.loads(summary_file.read_text())
+        try:
+            summary = _json(summary_file)
+        except UnreadableFile as e:  # a rerun of the sweep runs the job again
+            return {"status": "incomplete", "error": str(e)}
         acc = summary["test_accuracy"]
         low, high = acc["mean_ci95"] or (None, None)
         objective = summary.get("objective") or {}
@@ -82,7 +105,11 @@ def _job_row(job: Path) -> dict[str, Any]:
             "_design": (summary.get("variance") or {}).get("levels"),
         }
     if error_file.is_file():
-        return {"status": "failed", "error": json.loads(error_file.read_text())["error"]}
+        try:
+            error = _json(error_file)
+        except UnreadableFile as e:
+            return {"status": "failed", "error": str(e)}
+        return {"status": "failed", "error": str(error.get("error") if isinstance(error, dict) else error)}
     return {"status": "incomplete", "error": "no summary.json: the job was interrupted or is running"}
 
 
@@ -104,12 +131,12 @@ def collect(
         rows.append(row)
         if row["status"] == "ok":
             label = ",".join(f"{k}={v}" for k, v in values.items())
-            seeds = pd.read_csv(job / "results.csv")
+            seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
             accuracies[job.name] = (label, by_job[job.name])
             if (job / "curves.csv").is_file():
-                curves[job.name] = (label, pd.read_csv(job / "curves.csv"))
+                curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv))
     summary = pd.DataFrame(rows)
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:

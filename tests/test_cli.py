@@ -1,6 +1,7 @@
 """End-to-end tests of `python -m gophernet_jax`, run in a subprocess from a fresh folder."""
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,45 @@ def test_bad_train_data(tmp_path):
 def test_missing_test_data(tmp_path):
     missing = tmp_path / "no_such_test.csv"
     assert_one_line_error(cli(tmp_path, f"data.test={missing}"), str(missing))
+
+
+# --- the edges: a closed pipe, Ctrl-C ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_reader_that_closes_the_pipe_ends_nothing_and_prints_no_tracebacks(tmp_path):
+    """`... | head -n 3`: the run finishes and writes its files; output after is dropped."""
+    command = [sys.executable, "-m", "gophernet_jax", *SWEEP[:2], "train.epochs=20"]
+    proc = subprocess.Popen(
+        [*command, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while "test accuracy" not in (line := proc.stdout.readline()) and line:
+        pass  # the reader takes the report's first line and goes
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, stderr
+    assert "test accuracy over 50 seeds" in line
+    assert "Logging error" not in stderr and "Traceback" not in stderr, stderr
+    assert strict_json(tmp_path / "run" / "summary.json")["seeds"] == 50
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_exits_130_with_one_line_and_no_summary(tmp_path):
+    """Long enough (2000 seeds, 5000 epochs) that the signal lands while training runs."""
+    run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=5000"]
+    run += ["runtime.progress=true", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.Popen(run, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr.read(2) == b"\r["  # the progress line: compiled, training
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    stderr = rest.decode().replace("\r", "\n")
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("[")]
+    assert lines == ["interrupted: the run did not finish; nothing of it was kept (run)"], stderr
+    assert "Traceback" not in stderr + out.decode()
+    assert not (tmp_path / "run" / "summary.json").exists()
+    assert not list((tmp_path / "run").glob(".*.tmp"))

@@ -93,3 +93,15 @@ def test_the_handwritten_forward_pass_is_the_packages(article_data):
     flat = np.concatenate([np.ravel(p) for p in params])[:, None]  # (27, 1 seed)
     x = article_data[0].x
     np.testing.assert_allclose(handwritten.forward(flat, x)[..., 0], forward(params, x), rtol=1e-6)
+
+
+def test_a_params_file_without_its_names_is_a_store_error_naming_it(two_jobs, tmp_path):
+    import numpy as np
+
+    from gophernet_jax.store import StoreError, load_run
+
+    with np.load(two_jobs[0] / "lr=0.3" / "params.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+    np.savez(tmp_path / "params.npz", **arrays, meta=np.array("{}"))
+    with pytest.raises(StoreError, match=f"{tmp_path / 'params.npz'}: not a params file"):
+        load_run(tmp_path)

@@ -301,3 +301,23 @@ def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     assert sum(phases.values()) <= summary["seconds"] + 1e-6
     log = (tmp_path / "run" / "app.log").read_text()  # the report is logged, not only printed
     assert "test accuracy over 16 seeds" in log and "results in run" in log
+
+
+@pytest.mark.slow
+def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp_path):
+    folder = copy_of(two_rates, tmp_path)
+    job = next(folder.glob("optimizer.learning_rate=0.3,*"))
+    text = (job / "summary.json").read_text()
+    (job / "summary.json").write_text(text[: len(text) // 2])  # as a full disk leaves it
+    table = report_sweep(folder)  # the report stands, and says which file
+    assert list(table["status"]) == ["ok", "incomplete"]
+    assert table["error"][1].startswith(f"{job / 'summary.json'} is unreadable (")
+    done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("skipped: this configuration already finished") == 1
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1, done.stderr
+    assert notes[0].startswith(f"note: {job.relative_to(tmp_path) / 'summary.json'} is unreadable (")
+    assert notes[0].endswith("); running the job again")
+    assert strict_json(job / "summary.json")["seeds"] == 16
+    assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
