@@ -1,27 +1,16 @@
-"""The Hydra application: config in, a trained seed population and its files out.
-
-Imports that only some runs need (the statistics' scipy, matplotlib for the plots, pandas
-for the results files, the sweep report) are made where they are used, so the command
-starts quickly.
+"""The Hydra application: the entry point around `job.job`, which trains a population
+and writes its files. Here: one-line errors and their exit statuses, resume of a sweep's
+finished jobs, the search sweepers' protocol, Ctrl-C and closed pipes.
 """
 
 import contextlib
-import dataclasses
-import hashlib
-import importlib
-import json
-import logging
 import math
 import os
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import hydra
-import jax
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
@@ -29,315 +18,16 @@ from omegaconf import DictConfig
 
 from gophernet_jax import callbacks, progress, runtime
 from gophernet_jax import config as config_module
-from gophernet_jax.config import CONF_DIR, Config, ConfigError, data_file, portable_file, validate
-from gophernet_jax.dataset import DataError, Dataset, load_split
-from gophernet_jax.model import Sizes
-from gophernet_jax.reporting import write_json
-from gophernet_jax.splits import load_table, make_split, minmax_fit, stratified_parts
-from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, seed_indices, train_population
+from gophernet_jax.config import CONF_DIR, ConfigError, validate
+from gophernet_jax.dataset import DataError
+from gophernet_jax.files import write_json
+from gophernet_jax.job import config_hash, job, shown
+from gophernet_jax.summary import Summary, SummaryError
 
 config_module.register()
-log = logging.getLogger(__name__)
 
 
-class Data(NamedTuple):
-    """What a run trains on: the training, validation and test sets (split 0 of a raw
-    table), the raw table when seeds draw their own split or noise inside the program, the
-    scaling of raw rows when there is one split without noise, and a fingerprint of what
-    every seed is tested on."""
-
-    train_set: Dataset
-    test_set: Dataset
-    val_set: Dataset | None = None
-    raw: RawSplits | None = None
-    scaling: dict[str, Any] | None = None
-    test_rows: str = ""
-
-
-def _digest(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _array_digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(repr((a.dtype.str, a.shape)).encode() + a.tobytes())
-    return h.hexdigest()[:16]
-
-
-def _article_val_counts(
-    train_labels: np.ndarray, test_labels: np.ndarray, fraction: float, classes
-) -> np.ndarray:
-    """Validation rows per class of the article's train.csv: round(fraction · n_c) of the
-    class's rows in both files (so 0.2 of iris is 10 per class, as for a raw table),
-    at least 1, leaving every class a training row."""
-    train = np.bincount(train_labels, minlength=len(classes))
-    everything = train + np.bincount(test_labels, minlength=len(classes))
-    val = np.maximum(np.floor(fraction * everything + 0.5).astype(np.int64), 1)
-    for c in np.flatnonzero(train - val < 1):
-        raise DataError(
-            f"class {classes[c]!r} has {train[c]} training rows: too few to hold out "
-            f"{val[c]} for validation (data.val_fraction) and keep one for training"
-        )
-    return val
-
-
-def _hold_out(settings: Config, train_set: Dataset, test_set: Dataset) -> tuple[Dataset, Dataset | None]:
-    """The article's train.csv split into training and validation parts, stratified, drawn
-    from split draw 0 of `data.split_seed`; the padding row stays in training."""
-    fraction = settings.data.val_fraction
-    if not fraction:
-        return train_set, None
-    padded = settings.data.padding_row
-    rows = len(train_set.x) - padded
-    labels = np.argmax(train_set.y[:rows], axis=1)
-    counts = _article_val_counts(labels, np.argmax(test_set.y, axis=1), fraction, train_set.class_names)
-    key = draw_key("split", settings.data.split_seed)
-    parts = jax.jit(lambda k: stratified_parts(k, labels, [counts]))(key)
-    train_idx, val_idx = (np.asarray(a) for a in parts)
-    train_idx = np.concatenate([train_idx, np.arange(rows, rows + padded)])
-    names = train_set.feature_names, train_set.class_names
-    return (
-        Dataset(train_set.x[train_idx], train_set.y[train_idx], *names),
-        Dataset(train_set.x[val_idx], train_set.y[val_idx], *names),
-    )
-
-
-def load_data(settings: Config) -> Data:
-    """Reads the article's files, or a raw table and its first split (see `Data`)."""
-    data = settings.data
-    if data.path is None:
-        train, test = data_file(data.train), data_file(data.test)
-        train_set, test_set = load_split(train, test, data.labels, padding_row=data.padding_row)
-        train_set, val_set = _hold_out(settings, train_set, test_set)
-        return Data(train_set, test_set, val_set, test_rows=_array_digest(test_set.x, test_set.y))
-    table = load_table(data_file(data.path), data.label)
-    raw = RawSplits(
-        table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
-    )
-    options = {"test_fraction": data.test_fraction, "val_fraction": data.val_fraction, "noise": data.noise}
-    keys = draw_key("split", data.split_seed), draw_key("noise", data.noise_seed)
-    first = jax.jit(lambda k, n: make_split(table, k, n, **options, dtype=settings.train.dtype))(*keys)
-    names = (table.feature_names, table.class_names)
-    train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
-    test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
-    val_set = Dataset(np.asarray(first.x_val), np.asarray(first.y_val), *names) if data.val_fraction else None
-    if set(settings.seeds.varied()) & {"split", "noise"}:
-        indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
-        draws = _array_digest(indices["split"], indices["noise"])
-        test_rows = _digest(
-            _array_digest(table.x, table.labels), data.test_fraction, data.val_fraction, data.split_seed,
-            data.noise_seed, data.noise, settings.train.dtype, draws,
-        )  # fmt: skip
-        return Data(train_set, test_set, val_set, raw, test_rows=test_rows)
-    test_rows = _array_digest(test_set.x, test_set.y)
-    if data.noise:
-        return Data(train_set, test_set, val_set, test_rows=test_rows)
-    # The scaling training used: fitted on the training rows in the run's dtype.
-    low, span = minmax_fit(jax.numpy.asarray(table.x[np.asarray(first.train_idx)], settings.train.dtype))
-    scaling = {
-        "min": np.asarray(low).tolist(),
-        "span": np.asarray(span).tolist(),
-        "dtype": settings.train.dtype,
-    }
-    return Data(train_set, test_set, val_set, scaling=scaling, test_rows=test_rows)
-
-
-def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
-    """Loads the data and trains the configured population; returns it with the seconds
-    spent loading, compiling and training (compiling as JAX reports it)."""
-    start = time.perf_counter()
-    jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
-    with runtime.CompileCounter() as load_compiles:
-        data = load_data(settings)
-    loaded = time.perf_counter()
-    rows, batch = len(data.train_set.x), settings.train.batch_size
-    if batch is not None and batch > rows:
-        raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
-    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
-    count, epochs = settings.seeds.count, settings.train.epochs
-    show = progress.wanted(settings.runtime.progress)
-    with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
-        with progress.Progress(count * epochs) if show else contextlib.nullcontext():
-            population = _train(settings, data, sizes, show)
-    trained = time.perf_counter()
-    # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
-    rows = {"train": len(data.train_set.x), "test": len(data.test_set.x)}
-    population = population._replace(
-        train_accuracy=_exact_fraction(population.train_accuracy, rows["train"]),
-        test_accuracy=_exact_fraction(population.test_accuracy, rows["test"]),
-    )
-    if population.val_accuracy is not None:
-        population = population._replace(
-            val_accuracy=_exact_fraction(population.val_accuracy, len(data.val_set.x))
-        )
-    phases = {
-        "load": loaded - start,
-        "compile": compiles.seconds,
-        "train": trained - loaded - compiles.seconds,
-        "compilations": compiles.count + load_compiles.count,
-        "cache_hits": compiles.cache_hits + load_compiles.cache_hits,  # loaded, not compiled
-    }
-    return population, data, phases
-
-
-def _train(settings: Config, data: Data, sizes: Sizes, show: bool) -> Population:
-    val = data.val_set
-    population = train_population(
-        settings.seeds.base,
-        settings.seeds.count,
-        sizes,
-        (data.train_set.x, data.train_set.y),
-        (data.test_set.x, data.test_set.y),
-        epochs=settings.train.epochs,
-        learning_rate=settings.optimizer.learning_rate,
-        rule=settings.train.rule,
-        optimizer=settings.optimizer.name,
-        dtype=settings.train.dtype,
-        chunk_size=settings.train.chunk_size,
-        record_every=settings.report.curve_every,
-        progress=show,
-        raw=data.raw,
-        vary=tuple(settings.seeds.vary),
-        grid=settings.seeds.grid,
-        val_xy=None if val is None else (val.x, val.y),
-        batch_size=settings.train.batch_size,
-        order_seed=settings.data.order_seed,
-        ties=settings.report.ties,
-    )
-    # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
-    # a small program per operation.
-    return jax.device_get(population)
-
-
-def _exact_fraction(accuracy: jax.Array, rows: int) -> np.ndarray:
-    return np.round(np.asarray(accuracy, dtype=np.float64) * rows) / rows
-
-
-def held_fixed(settings: Config) -> list[str]:
-    """The sources drawn once for every seed: a population's statistics are conditional on them."""
-    varied = set(settings.seeds.varied())
-    present = {"split", "init"} | ({"noise"} if settings.data.noise else set())
-    present |= {"order"} if settings.train.batch_size is not None else set()
-    return [s for s in SOURCES if s in present and s not in varied]
-
-
-def design_of(settings: Config) -> dict[str, int] | None:
-    """The crossed design of the seeds (`seeds.grid`), or None when they are independent."""
-    return dict(settings.seeds.grid) if settings.seeds.grid else None
-
-
-def objective_of(population: Population, settings: Config) -> dict[str, Any]:
-    """The statistic a search optimises (`report.objective`) over validation accuracy, or
-    test accuracy without a validation part; returned to the sweeper as an error to minimise."""
-    from gophernet_jax.statistics import objective
-
-    on = "validation" if population.val_accuracy is not None else "test"
-    values = population.val_accuracy if on == "validation" else population.test_accuracy
-    value = objective(np.asarray(values), settings.report.objective)
-    return {"name": settings.report.objective, "on": on, "value": value, "error": 1.0 - value}
-
-
-def summary_of(population: Population, data: Data, settings: Config) -> dict[str, Any]:
-    """What `summary.json` holds: spreads of the accuracies, losses, divergence, collapse,
-    the objective, how seeds pair with other runs' seeds, and the config."""
-    from gophernet_jax.statistics import summarize
-
-    count, diverged = population.final_loss.shape[0], int(np.sum(population.diverged))
-    design, resolution = design_of(settings), settings.report.resolution
-    summary = {
-        "test_accuracy": {
-            **summarize(population.test_accuracy, design=design, resolution=resolution),
-            "diverged": diverged,
-            "conditional_on": held_fixed(settings),
-        },
-        "train_accuracy": summarize(population.train_accuracy, resolution=resolution),
-    }
-    if population.val_accuracy is not None:
-        summary["val_accuracy"] = summarize(population.val_accuracy, design=design, resolution=resolution)
-    loss = summarize(population.final_loss, resolution=resolution)
-    summary |= {
-        "final_loss": {k: loss[k] for k in ("count", "mean", "std", "min", "q05", "median", "q95", "max")},
-        "diverged": diverged,
-        "collapsed": int(np.sum(population.collapsed)),
-        "tied_rows": {
-            "seeds_with_ties": int(np.sum(np.asarray(population.tied_rows) > 0)),
-            "total": int(np.sum(population.tied_rows)),
-        },
-        "ties": settings.report.ties,
-        "objective": objective_of(population, settings),
-        "train_rows": len(data.train_set.x),
-        "val_rows": 0 if data.val_set is None else len(data.val_set.x),
-        "test_rows": len(data.test_set.x),
-        "seeds": count,
-    }
-    return summary
-
-
-def pairing(settings: Config, data: Data, sizes: Sizes) -> dict[str, str]:
-    """Fingerprints of what makes seed i comparable across runs: its initial weights and the
-    rows it is tested on. Two jobs are compared seed by seed only when both match."""
-    init = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["init"]
-    weights = _digest(
-        str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
-        _array_digest(init.astype(np.int64)),
-    )  # fmt: skip
-    return {"init": weights, "test_rows": data.test_rows, "seeds": settings.seeds.count}
-
-
-def format_report(population: Population, summary: dict[str, Any], base: int) -> str:
-    """The lines printed at the end of a run: the article's line for one seed, a table for many."""
-    from gophernet_jax.reporting import format_spread
-
-    if summary["test_accuracy"]["count"] == 1:
-        acc = float(population.test_accuracy[0])
-        flags = [
-            f for f, on in (("diverged", summary["diverged"]), ("collapsed", summary["collapsed"])) if on
-        ]
-        flag = f"  ({', '.join(flags)})" if flags else ""
-        return f"Accuracy = {acc:0.2f}  (seed 0 of base seed {base}, {summary['test_rows']} test rows){flag}"
-    return format_spread(summary, summary["test_rows"])
-
-
-def _file_digest(path: str) -> str:
-    """A file's content digest; a file that cannot be read keeps its name (loading it
-    then fails with the one-line `DataError`)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return path
-
-
-def portable_config(settings: Config) -> dict[str, Any]:
-    """The validated config as saved with a run: a shipped data file is named
-    `shipped:NAME`, not by this machine's path, so a moved checkout reads the same."""
-    config = dataclasses.asdict(settings)
-    for key in ("train", "test", "path"):
-        if config["data"][key] is not None:
-            config["data"][key] = portable_file(config["data"][key])
-    return config
-
-
-def config_hash(settings: Config) -> str:
-    """Identifies what a job computes: a sweep run again skips jobs whose hash finished.
-
-    Only what changes the results counts: data files by content (not by path), and
-    neither the runtime settings nor the sweep's choice of baseline.
-    """
-    config = dataclasses.asdict(settings)
-    config.pop("runtime")
-    config["report"].pop("baseline")
-    if config["data"]["path"] is not None:  # the article's files are not read then
-        config["data"]["train"] = config["data"]["test"] = None
-    for key in ("train", "test", "path"):
-        if config["data"][key] is not None:
-            config["data"][key] = _file_digest(data_file(config["data"][key]))
-    return _digest(config)
-
-
-def finished_earlier(output_dir: Path, digest: str) -> dict[str, Any] | None:
+def finished_earlier(output_dir: Path, digest: str) -> Summary | None:
     """The summary of a job with this configuration that already finished in this folder.
     summary.json is written last, so its presence means every other file is complete; one
     that cannot be read (cut short by a full disk, say) marks no finished job."""
@@ -345,159 +35,11 @@ def finished_earlier(output_dir: Path, digest: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        print(f"note: {_shown(path)} is unreadable ({_reason(e)}); running the job again", file=sys.stderr)
+        summary = Summary.from_json(shown(path))
+    except SummaryError as e:
+        print(f"note: {e}; running the job again", file=sys.stderr)
         return None
-    return summary if isinstance(summary, dict) and summary.get("config_hash") == digest else None
-
-
-def _reason(e: Exception) -> str:
-    return (e.strerror if isinstance(e, OSError) and e.strerror else str(e)).splitlines()[0]
-
-
-def write_outputs(
-    settings: Config, output_dir: Path, population: Population, data: Data, summary: dict
-) -> None:
-    """Every file of a finished job but summary.json, which `job` writes last, as the mark
-    of a complete job."""
-    from gophernet_jax.reporting import curve_quantiles, results_frame, write_csv
-    from gophernet_jax.store import TrainedRun, save_run
-    from gophernet_jax.training import curve_epochs
-
-    results = results_frame(population, settings.seeds.base)
-    draws = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
-    shown = ["init", "split", "noise"] if settings.data.path is not None else []
-    shown += ["order"] if settings.train.batch_size is not None else []
-    for i, source in enumerate(shown):  # which draw of each source every seed had
-        results.insert(1 + i, f"{source}_seed", draws[source])
-    write_csv(results, output_dir / "results.csv")
-    config = portable_config(settings)
-    names = data.train_set.feature_names, data.train_set.class_names
-    run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
-    save_run(output_dir, run)
-    label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
-    curves = None
-    if population.curves is not None:
-        epochs = curve_epochs(settings.train.epochs, settings.report.curve_every)
-        curves = curve_quantiles(epochs, population.curves.loss, population.curves.test_accuracy)
-        write_csv(curves, output_dir / "curves.csv")
-    if not plotted(settings):
-        return
-    from gophernet_jax.plots import plot_accuracy, plot_curves, plot_variance
-
-    test_rows = len(data.test_set.x)
-    plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
-    if curves is not None:
-        plot_curves({label: curves}, output_dir / "curves.png")
-    if "variance" in summary:
-        grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
-        plot_variance(grid, summary["variance"], output_dir / "variance.png")
-    (output_dir / "error.json").unlink(missing_ok=True)
-
-
-def score(population: Population, data: Data, settings: Config) -> dict[str, Any]:
-    """The summary's statistics: spreads, the ensemble against its seeds, and for a grid
-    where the variance comes from."""
-    summary = summary_of(population, data, settings)
-    if set(settings.seeds.varied()) & {"split", "noise"}:
-        summary["ensemble"] = None  # the seeds were tested on different rows
-    else:
-        from gophernet_jax.inference import ensemble_report
-
-        test = data.test_set
-        summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=settings.report.ties)
-    if settings.seeds.grid:
-        from gophernet_jax.variance import variance_components
-
-        grid = settings.seeds.grid
-        values = np.asarray(population.test_accuracy).reshape(tuple(grid.values()))
-        summary["variance"] = variance_components(values, tuple(grid))
-    return summary
-
-
-def _import_in_background(*modules: str) -> None:
-    """Starts importing `modules` in a thread: JAX trains with the interpreter lock released,
-    so the imports that scoring and writing need later (about 0.5 s) overlap the training.
-    A failed import is left for the main thread to raise where the module is used."""
-
-    def load() -> None:
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    threading.Thread(target=load, name="imports", daemon=True).start()
-
-
-def plotted(settings: Config) -> bool:
-    """Does the job draw its plots? Not for one seed: a distribution of one value says
-    nothing, and drawing costs a single run more than its training (curves.csv is written)."""
-    return settings.seeds.count > 1
-
-
-def job(settings: Config, output_dir: Path, job_num: int | None = None) -> dict[str, Any]:
-    """One run: train, score, write every file, report. Returns the summary."""
-    started = time.perf_counter()
-    # A summary.json from an earlier run of this folder would vouch for the files this
-    # run is about to replace: until the new one is written, the folder holds no finished job.
-    (output_dir / "summary.json").unlink(missing_ok=True)
-    later = ["scipy.special", "gophernet_jax.statistics", "gophernet_jax.reporting", "gophernet_jax.store"]
-    _import_in_background(*later, *(["gophernet_jax.plots"] if plotted(settings) else []))
-    population, data, phases = run(settings)
-    scored = time.perf_counter()
-    with runtime.CompileCounter() as compiles:
-        summary = score(population, data, settings)
-    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
-    summary["pairing"] = pairing(settings, data, sizes)
-    phases["score"] = time.perf_counter() - scored
-    phases["compilations"] += compiles.count
-    phases["cache_hits"] += compiles.cache_hits
-    summary["config"] = portable_config(settings)
-    summary["config_hash"] = config_hash(settings)
-    if job_num is not None:  # the job's place in its sweep, for a report of a copied sweep folder
-        summary["job_num"] = job_num
-    summary |= _timing(settings, phases)
-    written = time.perf_counter()
-    write_outputs(settings, output_dir, population, data, summary)
-    summary["phases"]["write"] = time.perf_counter() - written
-    summary["seconds"] = time.perf_counter() - started
-    write_json(summary, output_dir / "summary.json")
-    _log_report(population, summary, settings, output_dir)
-    return summary
-
-
-def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
-    seed_epochs = settings.seeds.count * settings.train.epochs
-    training = phases["compile"] + phases["train"]
-    return {
-        "phases": {k: phases[k] for k in ("load", "compile", "train", "score")},
-        "compilations": phases["compilations"],
-        "cache_hits": phases["cache_hits"],
-        "compile_seconds": phases["compile"],
-        "training_seconds": training,
-        "seed_epochs_per_second": seed_epochs / phases["train"] if phases["train"] > 0 else None,
-    }
-
-
-def _log_report(population: Population, summary: dict[str, Any], settings: Config, output_dir: Path) -> None:
-    log.info(format_report(population, summary, settings.seeds.base))
-    if settings.seeds.count > 1 and summary["ensemble"] is not None:
-        from gophernet_jax.inference import format_ensemble
-
-        log.info(format_ensemble(summary["ensemble"]))
-    if "variance" in summary:
-        from gophernet_jax.variance import format_variance
-
-        log.info(format_variance(summary["variance"]))
-    log.info(f"results in {_shown(output_dir)}")
-
-
-def _shown(path: Path) -> Path:
-    """`path` relative to the working folder when it is inside it: logs hold no machine paths."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
+    return summary if summary.config_hash == digest else None
 
 
 def _in_search() -> bool:
@@ -506,8 +48,8 @@ def _in_search() -> bool:
     return config.mode == RunMode.MULTIRUN and config.sweeper.get("_target_") != callbacks.BASIC_SWEEPER
 
 
-def _returned(summary: dict[str, Any]) -> float:
-    error = summary["objective"]["error"]
+def _returned(summary: Summary) -> float:
+    error = summary.objective.error
     return float(error) if error is not None and math.isfinite(error) else 1.0
 
 
@@ -524,14 +66,14 @@ def _interrupted_line() -> str:
     done = (output_dir / "summary.json").is_file()
     if not _running["multirun"]:
         if done:
-            return f"interrupted: the run had finished; its files are in {_shown(output_dir)}"
-        return f"interrupted: the run did not finish; nothing of it was kept ({_shown(output_dir)})"
+            return f"interrupted: the run had finished; its files are in {shown(output_dir)}"
+        return f"interrupted: the run did not finish; nothing of it was kept ({shown(output_dir)})"
     sweep_dir = output_dir.parent
     finished = sum(1 for _ in sweep_dir.glob("*/summary.json"))
     job_state = "had finished" if done else "did not finish and was not kept"
     return (
         f"interrupted: job {output_dir.name} {job_state}; {finished} finished jobs are kept in "
-        f"{_shown(sweep_dir)}, and the same command runs the rest"
+        f"{shown(sweep_dir)}, and the same command runs the rest"
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gophernet_jax.dataset import DataError, load_features
+from gophernet_jax.files import write_csv
 from gophernet_jax.inference import (
     Prediction,
     SeedError,
@@ -29,7 +30,6 @@ from gophernet_jax.inference import (
     vote_correct,
 )
 from gophernet_jax.model import TIES, correct
-from gophernet_jax.reporting import write_csv
 from gophernet_jax.store import StoreError, TrainedRun, inputs_for, load_run, run_ties
 
 SHOWN_ROWS = 10

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gophernet_jax.files import write_bytes
 from gophernet_jax.model import TIES, Params
-from gophernet_jax.reporting import write_bytes
 
 PARAMS_FILE = "params.npz"
 

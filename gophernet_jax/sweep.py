@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from gophernet_jax.reporting import write_csv, write_json
+from gophernet_jax.files import write_csv, write_json
+from gophernet_jax.statistics import BEST_OF
+from gophernet_jax.summary import STAT_COLUMNS, Pairing, Summary, SummaryError
 
-STAT_COLUMNS = ("mean", "std", "min", "q05", "median", "q95", "max")
-BEST_OF = ("1", "3", "5", "10", "100")
 #: How many of a search's best trials the plots show.
 BEST_SHOWN = 5
 
@@ -76,33 +76,32 @@ def _job_row(job: Path) -> dict[str, Any]:
     summary_file, error_file = job / "summary.json", job / "error.json"
     if summary_file.is_file():
         try:
-            summary = _json(summary_file)
-        except UnreadableFile as e:  # a rerun of the sweep runs the job again
+            summary = Summary.from_json(summary_file)
+        except SummaryError as e:  # a rerun of the sweep runs the job again
             return {"status": "incomplete", "error": str(e)}
-        acc = summary["test_accuracy"]
+        acc = summary.test_accuracy
         low, high = acc["mean_ci95"] or (None, None)
-        objective = summary.get("objective") or {}
         best = acc.get("best_of_n") or {}
         return {
             "status": "ok",
             "seeds": acc["count"],
-            "objective": objective.get("value"),
-            "objective_on": objective.get("on"),
+            "objective": summary.objective.value,
+            "objective_on": summary.objective.on,
             **{k: acc[k] for k in STAT_COLUMNS},
             "ci95_low": low,
             "ci95_high": high,
-            **{f"best_of_{n}": best.get(n) for n in BEST_OF},
+            **{f"best_of_{n}": best.get(str(n)) for n in BEST_OF},
             "seeds_needed": acc.get("seeds_needed"),
-            "diverged": summary["diverged"],
-            "collapsed": summary.get("collapsed"),
-            "seconds": summary["seconds"],
-            "compilations": summary.get("compilations"),
-            "cache_hits": summary.get("cache_hits"),
+            "diverged": summary.diverged,
+            "collapsed": summary.collapsed,
+            "seconds": summary.seconds,
+            "compilations": summary.compilations,
+            "cache_hits": summary.cache_hits,
             "error": "",
-            "_config": summary["config"],
-            "_test_rows": summary["test_rows"],
-            "_pairing": summary.get("pairing"),
-            "_design": (summary.get("variance") or {}).get("levels"),
+            "_config": summary.config,
+            "_test_rows": summary.test_rows,
+            "_pairing": summary.pairing,
+            "_design": (summary.variance or {}).get("levels"),
         }
     if error_file.is_file():
         try:
@@ -170,20 +169,18 @@ COMPARISON_COLUMNS += [
 COMPARISON_COLUMNS += ["comparison_note"]
 
 
-def pairing_of(base: dict | None, other: dict | None) -> tuple[bool, str]:
+def pairing_of(base: Pairing, other: Pairing) -> tuple[bool, str]:
     """Are two jobs' seeds comparable seed by seed, and if not, why not?
 
     Seed i pairs with seed i when both start from the same initial weights and are tested
-    on the same rows: the fingerprints each job stores in its summary (`pairing`).
+    on the same rows: the fingerprints each job stores in its summary (`Summary.pairing`).
     """
-    if not base or not other:
-        return False, "a job has no pairing fingerprint (made by an older version)"
     reasons = [
-        ("seeds", "different seed counts"),
-        ("init", "different initial weights"),
-        ("test_rows", "different test rows"),
+        (base.seeds != other.seeds, "different seed counts"),
+        (base.init != other.init, "different initial weights"),
+        (base.test_rows != other.test_rows, "different test rows"),
     ]
-    why = [text for key, text in reasons if base.get(key) != other.get(key)]
+    why = [text for differs, text in reasons if differs]
     return (not why), "; ".join(why)
 
 
@@ -298,7 +295,7 @@ def format_comparison(summary: pd.DataFrame) -> str:
         "cache_hits",
     ]
     dropped += ["p_tie", "objective_on", "comparison_note", "seeds_needed", "seeds_needed_for_difference"]
-    dropped += [f"best_of_{n}" for n in BEST_OF if n not in ("5",)]
+    dropped += [f"best_of_{n}" for n in BEST_OF if n != 5]
     dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]
     short = {"ci95_low": "mean_lo", "ci95_high": "mean_hi", "difference": "diff", "best_of_5": "best5"}
     short |= {"simultaneous_ci95_low": "diff_lo", "simultaneous_ci95_high": "diff_hi", "objective": "obj"}

@@ -79,11 +79,12 @@ def settings_of(*overrides: str):
 def run_job(folder: Path, *overrides: str, job_num: int | None = None) -> dict:
     """The CLI's job, in this process (no start-up, and programs compiled once per worker):
     trains, scores and writes `folder` as `python -m gophernet_jax` would. Returns the
-    summary. With `job_num`, the folder is laid out as a multirun's job, for a sweep report."""
-    from gophernet_jax import app
+    summary document (summary.json). With `job_num`, the folder is laid out as a multirun's
+    job, for a sweep report."""
+    from gophernet_jax import job
 
     folder.mkdir(parents=True, exist_ok=True)
     if job_num is not None:
         (folder / ".hydra").mkdir()
         (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    return app.job(settings_of(*overrides), folder, job_num=job_num)
+    return job.job(settings_of(*overrides), folder, job_num=job_num).to_json()

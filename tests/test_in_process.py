@@ -16,6 +16,7 @@ import pytest
 from conftest import run_job, settings_of, strict_json
 from gophernet_jax import Sizes, app, bench, callbacks, forward, handwritten, init_params, progress, sweep
 from gophernet_jax.config import ConfigError
+from gophernet_jax.summary import Summary
 from gophernet_jax.training import train_population
 
 SMALL = ["seeds.count=12", "train.epochs=40", "report.curve_every=20"]
@@ -40,7 +41,7 @@ def test_a_job_writes_its_files_and_a_strict_summary(two_jobs):
     assert len(results) == 12 and results["test_accuracy"].between(0, 1).all()
     assert summary["test_accuracy"]["mean"] == pytest.approx(results["test_accuracy"].mean())
     # The error returned to a search sweeper is 1 − the objective (the mean by default).
-    assert app._returned(summary) == pytest.approx(1 - results["test_accuracy"].mean())
+    assert app._returned(Summary.from_dict(summary)) == pytest.approx(1 - results["test_accuracy"].mean())
 
 
 def test_the_report_compares_the_two_jobs_seed_by_seed(two_jobs):

@@ -30,10 +30,10 @@ from gophernet_jax import (
     predict_seed,
     train_population,
 )
-from gophernet_jax.app import load_data
 from gophernet_jax.config import DATA_DIR, Config
 from gophernet_jax.dataset import DataError
 from gophernet_jax.inference import SeedError, ensemble_outputs, format_ensemble, seed_correct
+from gophernet_jax.job import load_data
 from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import Table, load_table, make_split, minmax_fit
 from gophernet_jax.store import inputs_for, run_ties, save_run

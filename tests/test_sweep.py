@@ -214,13 +214,14 @@ def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     broken = folder.parent / "broken"
     shutil.copytree(folder, broken)
     job = pd.read_csv(folder / "summary.csv")["job"][2]
-    (broken / job / "summary.json").write_text('{"test_accuracy": {}}')
+    (broken / job / "results.csv").write_text("")  # a finished job's file, emptied since
     done = subprocess.run(
         [sys.executable, "-m", "gophernet_jax.sweep", str(broken)], capture_output=True, text=True
     )
     assert done.returncode == 3
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: the sweep report failed"), done.stderr
+    assert f"{broken / job / 'results.csv'} is unreadable" in lines[0]
 
 
 @pytest.mark.slow
