@@ -45,7 +45,7 @@ def finished_earlier(output_dir: Path, digest: str) -> Summary | None:
 def _in_search() -> bool:
     """Is this job a trial of a search sweeper (Optuna, Nevergrad, Ax), which reads its return value?"""
     config = HydraConfig.get()
-    return config.mode == RunMode.MULTIRUN and config.sweeper.get("_target_") != callbacks.BASIC_SWEEPER
+    return config.mode == RunMode.MULTIRUN and callbacks.is_search(config.sweeper)
 
 
 def _returned(summary: Summary) -> float:

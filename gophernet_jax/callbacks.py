@@ -30,9 +30,10 @@ def _make_folder(folder: str, key: str) -> None:
         sys.exit(2)
 
 
-def is_search(config: DictConfig) -> bool:
-    """Is the sweeper a search (Optuna, Nevergrad, Ax), which reads each job's return value?"""
-    target = OmegaConf.select(config, "hydra.sweeper._target_")
+def is_search(sweeper: DictConfig) -> bool:
+    """Is `sweeper` (the `hydra.sweeper` node) a search (Optuna, Nevergrad, Ax), which reads
+    each job's return value? Decided here alone, for the sweep report and the app."""
+    target = OmegaConf.select(sweeper, "_target_")
     return target is not None and target != BASIC_SWEEPER
 
 
@@ -48,6 +49,6 @@ class SweepReport(Callback):
         from gophernet_jax.sweep import report_or_status
 
         baseline = OmegaConf.select(config, "report.baseline")
-        status = report_or_status(Path(config.hydra.sweep.dir), baseline, is_search(config))
+        status = report_or_status(Path(config.hydra.sweep.dir), baseline, is_search(config.hydra.sweeper))
         if status:
             sys.exit(status)  # the files are written; the command says what failed

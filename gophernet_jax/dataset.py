@@ -48,7 +48,7 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _parse_cell(path: Path, line: int, column: str, text: str) -> float:
+def parse_cell(path: Path, line: int, column: str, text: str) -> float:
     if not text.strip():
         raise DataError(f"{path}:{line}: column {column!r} is empty")
     try:
@@ -60,7 +60,7 @@ def _parse_cell(path: Path, line: int, column: str, text: str) -> float:
     return value
 
 
-def _numbers(path: Path, header: list[str], records, columns: Sequence[int] | None = None) -> np.ndarray:
+def numbers(path: Path, header: list[str], records, columns: Sequence[int] | None = None) -> np.ndarray:
     """The cells in `columns` (all by default) of every record, as numbers (rows × columns).
 
     Each record must have the header's field count; the first bad record or cell raises a
@@ -74,7 +74,7 @@ def _numbers(path: Path, header: list[str], records, columns: Sequence[int] | No
             raise DataError(
                 f"{path}:{line}: expected {len(header)} fields as in the header, found {len(row)}"
             )
-        values[r] = [_parse_cell(path, line, names[c], row[c]) for c in columns]
+        values[r] = [parse_cell(path, line, names[c], row[c]) for c in columns]
     return values
 
 
@@ -103,7 +103,7 @@ def _split_header(path: Path, header: list[str], labels: Sequence[str]) -> tuple
     return feature_idx, label_idx
 
 
-def _labelled_records(path: Path, labels: Sequence[str]):
+def labelled_records(path: Path, labels: Sequence[str]):
     """The header, the data records, and the feature and label column indices of a table
     whose label columns are named; a `DataError` for no labels, no header or no rows."""
     if not labels:
@@ -136,9 +136,9 @@ def load_dataset(
     """
     path = Path(path)
     labels = tuple(labels)
-    header, records, feature_idx, label_idx = _labelled_records(path, labels)
+    header, records, feature_idx, label_idx = labelled_records(path, labels)
     names = [h.strip() for h in header]
-    values = _numbers(path, header, records)
+    values = numbers(path, header, records)
     _check_one_hot(path, records, values[:, label_idx], label_idx, labels)
     x, y = values[:, feature_idx], values[:, label_idx]
     if padding_row:
@@ -197,7 +197,7 @@ def load_features(
         raise DataError(f"{path}:1: label column {absent!r} not in header: give every class column or none")
     if not records:
         raise DataError(f"{path}: no data rows after the header")
-    values = _numbers(path, header, records)
+    values = numbers(path, header, records)
     x = values[:, [names.index(n) for n in feature_names]]
     if not labels:
         return x, None

@@ -57,13 +57,6 @@ def _check_dtype(params: Params) -> None:
         raise ValueError("float64 params need jax_enable_x64: jax.config.update('jax_enable_x64', True)")
 
 
-@jax.jit
-def ensemble_outputs(params: Params, x: jax.Array) -> jax.Array:
-    """Every seed's outputs, (seeds, rows, classes); `x` is cast to the params' dtype."""
-    x = jnp.asarray(x, params.w_hidden.dtype)
-    return jax.vmap(forward, in_axes=(0, None))(params, x)
-
-
 def finite_seeds(params: Params) -> jax.Array:
     """Per seed: are all its parameters finite? Only these seeds join the ensemble."""
     finite = [jnp.all(jnp.isfinite(p), axis=tuple(range(1, p.ndim))) for p in params]

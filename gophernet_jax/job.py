@@ -148,12 +148,11 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     rows, batch = len(data.train_set.x), settings.train.batch_size
     if batch is not None and batch > rows:
         raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
-    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
     count, epochs = settings.seeds.count, settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
     with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
         with progress.Progress(count * epochs) if show else contextlib.nullcontext():
-            population = _train(settings, data, sizes, show)
+            population = _train(settings, data, show)
     trained = time.perf_counter()
     # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
     rows = {"train": len(data.train_set.x), "test": len(data.test_set.x)}
@@ -175,7 +174,12 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     return population, data, phases
 
 
-def _train(settings: Config, data: Data, sizes: Sizes, show: bool) -> Population:
+def _sizes(settings: Config, data: Data) -> Sizes:
+    return Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
+
+
+def _train(settings: Config, data: Data, show: bool) -> Population:
+    sizes = _sizes(settings, data)
     val = data.val_set
     population = train_population(
         settings.seeds.base,
@@ -420,7 +424,7 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
     scored = time.perf_counter()
     with runtime.CompileCounter() as compiles:
         summary = score(population, data, settings)
-    sizes = Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
+    sizes = _sizes(settings, data)
     phases["score"] = time.perf_counter() - scored
     phases["compilations"] += compiles.count
     phases["cache_hits"] += compiles.cache_hits

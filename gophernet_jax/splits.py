@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.dataset import DataError, _labelled_records, _numbers, _parse_cell
+from gophernet_jax.dataset import DataError, labelled_records, numbers, parse_cell
 
 
 class Table(NamedTuple):
@@ -76,7 +76,7 @@ def _one_hot_columns(
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     labels = np.empty(len(cells), dtype=np.int64)
     for r, (line, row) in enumerate(cells):
-        values = np.array([_parse_cell(path, line, c, t) for c, t in zip(columns, row)])
+        values = np.array([parse_cell(path, line, c, t) for c, t in zip(columns, row)])
         if not (np.isin(values, (0.0, 1.0)).all() and values.sum() == 1.0):
             raise DataError(f"{path}:{line}: labels ({', '.join(columns)}) are not one-hot: {','.join(row)}")
         labels[r] = int(np.argmax(values))
@@ -134,10 +134,10 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     """
     path = Path(path)
     columns = (label,) if isinstance(label, str) else tuple(label)
-    header, records, feature_idx, label_idx = _labelled_records(path, columns)
+    header, records, feature_idx, label_idx = labelled_records(path, columns)
     names = tuple(h.strip() for h in header)
     features = tuple(names[i] for i in feature_idx)
-    x = _numbers(path, header, records, feature_idx)
+    x = numbers(path, header, records, feature_idx)
     if len(columns) == 1:
         cells = [(line, row[label_idx[0]].strip()) for line, row in records]
         labels, classes = _class_column(path, columns[0], cells)
@@ -218,7 +218,7 @@ def split_sizes(
     class_names: Sequence[str] | None = None,
 ) -> tuple[int, ...]:
     """(n_train, n_test) of every stratified split of these labels, or (n_train, n_val, n_test)
-    with a `val_fraction` (see `stratified_split`)."""
+    with a `val_fraction` (see `stratified_parts`)."""
     test, val = part_counts(labels, test_fraction, val_fraction, class_names=class_names)
     n_test, n_val = int(test.sum()), int(val.sum())
     if not val_fraction:
@@ -249,53 +249,6 @@ def stratified_parts(key: jax.Array, labels: np.ndarray, counts: Sequence[np.nda
     perm = jax.random.permutation(key, len(labels))
     by_class = perm[jnp.argsort(jnp.asarray(labels)[perm], stable=True)]  # classes in order, shuffled within
     return [jnp.sort(by_class[pos]) for pos in (rest, *positions)]
-
-
-def stratified_split(
-    key: jax.Array,
-    labels: np.ndarray,
-    test_fraction: float,
-    *,
-    val_fraction: float = 0.0,
-    class_names: Sequence[str] | None = None,
-) -> tuple[jax.Array, ...]:
-    """Row indices of a stratified train/test split (train/validation/test with a
-    `val_fraction`), drawn by `key`.
-
-    Class c with n_c rows gets k_c = round(test_fraction · n_c) test rows (half up, and at
-    least one row in each part) and, with a `val_fraction`, round(val_fraction · n_c)
-    validation rows (at least one), the rest for training (see `part_counts`). Which rows
-    go where is a uniform draw within each class: the test rows are the first k_c of the
-    class's random order, so the test part does not depend on `val_fraction`. Every index
-    array is in ascending row order, so a split is fully described by its membership.
-
-    Args:
-      key: a `jax.random` key; may be traced (vmapped).
-      labels: (n,) host array of class indices: static, a constant of the program.
-      test_fraction: share of each class held out for testing, in (0, 1): static.
-      val_fraction: share of each class held out for validation, in [0, 1): static.
-      class_names: names for the error message.
-
-    Returns:
-      `(train_idx, test_idx)`, or `(train_idx, val_idx, test_idx)` with a `val_fraction`:
-      int arrays partitioning range(n).
-
-    Raises:
-      DataError: on the host, before tracing, for a class with a single row, or one too
-        small to give every part a row.
-      ValueError: for a fraction outside its range or labels that are not class indices.
-
-    Example:
-      >>> train_idx, test_idx = stratified_split(jax.random.key(0), np.repeat([0, 1, 2], 50), 0.2)
-      >>> train_idx.shape, test_idx.shape
-      ((120,), (30,))
-    """
-    test, val = part_counts(labels, test_fraction, val_fraction, class_names=class_names)
-    if not val_fraction:
-        train_idx, test_idx = stratified_parts(key, labels, [test])
-        return train_idx, test_idx
-    train_idx, test_idx, val_idx = stratified_parts(key, labels, [test, val])
-    return train_idx, val_idx, test_idx
 
 
 def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:

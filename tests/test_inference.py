@@ -32,7 +32,7 @@ from gophernet_jax import (
 )
 from gophernet_jax.config import DATA_DIR, Config
 from gophernet_jax.dataset import DataError
-from gophernet_jax.inference import SeedError, ensemble_outputs, format_ensemble, seed_correct
+from gophernet_jax.inference import SeedError, format_ensemble, seed_correct
 from gophernet_jax.job import load_data
 from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import Table, load_table, make_split, minmax_fit
@@ -43,6 +43,13 @@ TRAINING = ["+sweep=seeds", f"seeds.count={SEEDS}", f"train.epochs={EPOCHS}"]
 TEST_CSV, TRAIN_CSV = DATA_DIR / "test.csv", DATA_DIR / "train.csv"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 CLASSES = ("setosa", "virginica", "versicolor")
+
+
+@jax.jit
+def ensemble_outputs(params: Params, x: jax.Array) -> jax.Array:
+    """Every seed's outputs, (seeds, rows, classes); `x` is cast to the params' dtype."""
+    x = jnp.asarray(x, params.w_hidden.dtype)
+    return jax.vmap(forward, in_axes=(0, None))(params, x)
 
 
 def python(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -1,6 +1,7 @@
 """Raw tables and their splits: strict reading, stratified splits, scaling, noise, one program."""
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -20,12 +21,62 @@ from gophernet_jax.splits import (
     make_split,
     make_splits,
     minmax_scale,
+    part_counts,
     split_sizes,
-    stratified_split,
+    stratified_parts,
 )
 
 HEADER = "a,b,kind"
 ROWS = ("1,5,x", "2,6,x", "3,7,y", "4,8,y")
+
+
+# The split the program makes, composed from its public parts (`part_counts`, then
+# `stratified_parts`): the oracle these tests check.
+def stratified_split(
+    key: jax.Array,
+    labels: np.ndarray,
+    test_fraction: float,
+    *,
+    val_fraction: float = 0.0,
+    class_names: Sequence[str] | None = None,
+) -> tuple[jax.Array, ...]:
+    """Row indices of a stratified train/test split (train/validation/test with a
+    `val_fraction`), drawn by `key`.
+
+    Class c with n_c rows gets k_c = round(test_fraction · n_c) test rows (half up, and at
+    least one row in each part) and, with a `val_fraction`, round(val_fraction · n_c)
+    validation rows (at least one), the rest for training (see `part_counts`). Which rows
+    go where is a uniform draw within each class: the test rows are the first k_c of the
+    class's random order, so the test part does not depend on `val_fraction`. Every index
+    array is in ascending row order, so a split is fully described by its membership.
+
+    Args:
+      key: a `jax.random` key; may be traced (vmapped).
+      labels: (n,) host array of class indices: static, a constant of the program.
+      test_fraction: share of each class held out for testing, in (0, 1): static.
+      val_fraction: share of each class held out for validation, in [0, 1): static.
+      class_names: names for the error message.
+
+    Returns:
+      `(train_idx, test_idx)`, or `(train_idx, val_idx, test_idx)` with a `val_fraction`:
+      int arrays partitioning range(n).
+
+    Raises:
+      DataError: on the host, before tracing, for a class with a single row, or one too
+        small to give every part a row.
+      ValueError: for a fraction outside its range or labels that are not class indices.
+
+    Example:
+      >>> train_idx, test_idx = stratified_split(jax.random.key(0), np.repeat([0, 1, 2], 50), 0.2)
+      >>> train_idx.shape, test_idx.shape
+      ((120,), (30,))
+    """
+    test, val = part_counts(labels, test_fraction, val_fraction, class_names=class_names)
+    if not val_fraction:
+        train_idx, test_idx = stratified_parts(key, labels, [test])
+        return train_idx, test_idx
+    train_idx, test_idx, val_idx = stratified_parts(key, labels, [test, val])
+    return train_idx, val_idx, test_idx
 
 
 @pytest.fixture(scope="module")
