@@ -182,7 +182,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     # Each trial keeps its population's statistics, read from its job's summary.json.
     for trial in journal_trials(folder):
         job = strict_json(folder / trial.user_attrs["job"] / "summary.json")
-        assert trial.user_attrs["objective"] == job["objective"]["value"] == 1 - trial.value
+        assert trial.user_attrs["objective"] == job["objective"]["value"] == pytest.approx(1 - trial.value)
         assert trial.user_attrs["val_accuracy_q05"] == job["val_accuracy"]["q05"]
         assert trial.user_attrs["collapsed"] == job["collapsed"]
 
