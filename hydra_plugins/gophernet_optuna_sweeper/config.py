@@ -10,9 +10,11 @@ from hydra.core.config_store import ConfigStore
 class SamplerConf:
     """The sampler: `tpe` (Optuna's TPESampler) or `random`.
 
-    Every TPE argument that changed default between Optuna 4 and 5 is set here, so a
-    seeded search asks the same trials whichever is installed. The values are Optuna 5's
-    defaults for one objective (multivariate TPE, the constant liar)."""
+    Every TPE argument whose default changed between Optuna 4 and 5 is set here, to Optuna
+    5's values for one objective (multivariate TPE, the constant liar), so the installed
+    version's defaults do not decide. They do not make 4.9 and 5 ask the same trials: with
+    these settings both ask the same random startup trials, then 5's TPE (other bandwidths)
+    asks others."""
 
     name: str = "tpe"
     #: Trial n is asked by a sampler seeded from (seed, n) (see the README): a resumed
