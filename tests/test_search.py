@@ -4,6 +4,7 @@ launcher that computes instead of training."""
 
 import json
 import math
+import re
 import subprocess
 import sys
 import types
@@ -398,9 +399,7 @@ def test_a_sqlite_url_is_an_rdb_storage_and_is_continued(tmp_path):
     assert OmegaConf.load(tmp_path / "two" / "optimization_results.yaml").storage == url
 
 
-def test_failed_trials_count_and_too_many_stop_the_search(tmp_path):
-    from hydra_plugins.gophernet_optuna_sweeper.gophernet_optuna_sweeper import SearchError
-
+def test_failed_trials_count_and_too_many_stop_the_search(tmp_path, capsys):
     def fails_above_one(params):
         if float(params["lr"]) > 1:
             raise ValueError("error: a trial failed: lr above 1")
@@ -411,8 +410,12 @@ def test_failed_trials_count_and_too_many_stop_the_search(tmp_path):
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(launcher.jobs) == len(trials) == 6 and failed  # failed trials are counted
     assert all(t.params["lr"] > 1 and t.user_attrs["error"].endswith("lr above 1") for t in failed)
-    with pytest.raises(SearchError, match=r"lr above 1 \(the search stops: 1 of 1 trials"):
+    with pytest.raises(SystemExit) as stopped:
         search(tmp_path / "off", fails_above_one, n_trials=6, arguments=["lr=choice(5)"])
+    assert stopped.value.code == 1
+    assert re.fullmatch(
+        r"error: .*lr above 1 \(the search stops: 1 of 1 trials.*\)\n", capsys.readouterr().err
+    )
     assert OmegaConf.load(tmp_path / "off" / "optimization_results.yaml").trials.failed == 1
 
 
@@ -447,13 +450,26 @@ def test_a_trials_overrides_read_back_as_its_parameters():
     assert {o.get_key_element(): o.value() for o in parsed} == {**params, "x": 1}
 
 
-def test_a_missing_optuna_is_one_line(tmp_path, monkeypatch):
-    from hydra_plugins.gophernet_optuna_sweeper.gophernet_optuna_sweeper import SearchError
-
+def test_a_missing_optuna_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "optuna", None)
     monkeypatch.delitem(sys.modules, "hydra_plugins.gophernet_optuna_sweeper._search")
-    with pytest.raises(SearchError, match=r"^error: .*needs Optuna .*pip install 'gophernet-jax\[search\]'$"):
+    with pytest.raises(SystemExit) as stopped:
         search(tmp_path, n_trials=1)
+    assert stopped.value.code == 2
+    line = "error: hydra/sweeper=gophernet_optuna needs Optuna (optuna is not installed): "
+    assert capsys.readouterr().err == line + "pip install 'gophernet-jax[search]'\n"
+
+
+def test_a_bad_setting_is_one_line_naming_its_key(tmp_path, capsys):
+    for settings, key in (
+        ({"direction": "up"}, "hydra.sweeper.direction"),
+        ({"sampler": {"name": "grid"}}, "name"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            search(tmp_path, n_trials=1, **settings)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: config key hydra.sweeper.") and key in err and err.count("\n") == 1
 
 
 # --- bad input ------------------------------------------------------------------------------

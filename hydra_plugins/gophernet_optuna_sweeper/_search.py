@@ -303,7 +303,8 @@ def run_search(settings: DictConfig, config: DictConfig, launcher: Launcher, arg
                 first = str(failures[0]._return_value).splitlines()[0]
                 raise SearchError(
                     f"{first} (the search stops: {len(failures)} of {len(batch)} trials of a batch failed, "
-                    f"more than hydra.sweeper.max_failure_rate={settings.max_failure_rate})"
+                    f"more than hydra.sweeper.max_failure_rate={settings.max_failure_rate})",
+                    status=1,
                 )
     finally:
         write_results(study, storage, sweep_dir / RESULTS_FILE)

@@ -1,10 +1,10 @@
 """The sweeper Hydra instantiates for `hydra/sweeper=gophernet_optuna`. Light on import:
 Optuna is imported by `sweep`, with a one-line error when the `search` extra is missing."""
 
+import sys
 from typing import Any
 
 from hydra.core.plugins import Plugins
-from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -14,8 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from .config import GophernetOptunaSweeperConf
 
 
-class SearchError(CompactHydraException):
-    """A search that cannot run as configured; Hydra prints the message alone."""
+class SearchError(Exception):
+    """A search that cannot go on: the message is the line the command prints, `status` its
+    exit status (2: a setting; 1: too many trials failed)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GophernetOptunaSweeper(Sweeper):
@@ -36,12 +41,18 @@ class GophernetOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        """Runs the search; a `SearchError` ends the command with its one line (Hydra would
+        add a line about HYDRA_FULL_ERROR to an exception's message)."""
         try:
-            from ._search import run_search
-        except ModuleNotFoundError as e:
-            raise SearchError(
-                f"error: hydra/sweeper=gophernet_optuna needs Optuna ({e.name} is not installed): "
-                "pip install 'gophernet-jax[search]'"
-            ) from None
-        assert self.config is not None and self.launcher is not None, "setup() comes first"
-        return run_search(self.settings, self.config, self.launcher, arguments)
+            try:
+                from ._search import run_search
+            except ModuleNotFoundError as e:
+                raise SearchError(
+                    f"error: hydra/sweeper=gophernet_optuna needs Optuna ({e.name} is not installed): "
+                    "pip install 'gophernet-jax[search]'"
+                ) from None
+            assert self.config is not None and self.launcher is not None, "setup() comes first"
+            return run_search(self.settings, self.config, self.launcher, arguments)
+        except SearchError as e:
+            print(e, file=sys.stderr)
+            sys.exit(e.status)
