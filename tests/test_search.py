@@ -2,6 +2,7 @@
 objective a search sweeper reads, and the project's Optuna sweeper: end to end, and with a
 launcher that computes instead of training."""
 
+import importlib.util
 import json
 import math
 import re
@@ -507,3 +508,38 @@ def test_the_single_network_api_keeps_its_default_tie_rule():
     x, y = np.eye(4, dtype=np.float32)[:3], np.eye(3, dtype=np.float32)
     assert float(accuracy(dead, x, y)) == 0.0
     assert float(accuracy(dead, x, y, ties="article")) == 1.0
+
+
+# --- plugins of extras that are not installed -----------------------------------------------
+
+
+def test_a_plugin_of_a_missing_extra_is_named_with_its_extra(capsys):
+    from hydra_plugins.gophernet_optuna_sweeper import missing_extras
+
+    installed = {"hydra_plugins.hydra_joblib_launcher"}
+    absent = missing_extras.missing(lambda module: object() if module in installed else None)
+    assert absent == [
+        ("hydra/launcher", "submitit_local", "slurm"),
+        ("hydra/launcher", "submitit_slurm", "slurm"),
+        ("hydra/sweeper", "optuna", "legacy-optuna"),
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        missing_extras.MissingLauncher(group="hydra/launcher", option="submitit_slurm", extra="slurm")
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: hydra/launcher=submitit_slurm needs the slurm extra: pip install 'gophernet-jax[slurm]'\n"
+    )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None,
+    reason="the legacy-optuna extra is installed",
+)
+def test_hydras_legacy_optuna_sweeper_without_its_extra_is_one_line(tmp_path):
+    done = run(tmp_path, "-m", "hydra/sweeper=optuna", "optimizer.learning_rate=interval(0.01,3)")
+    assert done.returncode == 2
+    one_line_error(
+        done, "hydra/sweeper=optuna needs the legacy-optuna extra", "hydra/sweeper=gophernet_optuna"
+    )
