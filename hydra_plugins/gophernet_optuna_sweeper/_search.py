@@ -278,7 +278,7 @@ def run_search(settings: DictConfig, config: DictConfig, launcher: Launcher, arg
     """Runs the study up to `n_trials` counted trials, then writes its best trial."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    space = search_space(settings.params, arguments)
+    space = search_space(settings.params or {}, arguments)
     if not space.distributions:
         raise SearchError("error: the search space is empty: set hydra.sweeper.params, or sweep a key")
     if settings.n_jobs < 1 or not 0.0 <= settings.max_failure_rate <= 1.0:
