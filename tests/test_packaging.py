@@ -30,6 +30,15 @@ def test_wheel_carries_configs_and_data(wheel):
         assert f"gophernet_jax/{shipped}" in names
 
 
+def test_wheel_carries_the_sweeper_plugin_in_hydras_namespace_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    plugin = "hydra_plugins/gophernet_optuna_sweeper"
+    for module in ("__init__", "config", "gophernet_optuna_sweeper", "_search", "missing_extras"):
+        assert f"{plugin}/{module}.py" in names
+    # A namespace package: an __init__.py here would hide the other plugins' hydra_plugins.
+    assert "hydra_plugins/__init__.py" not in names
+
+
 @pytest.mark.slow
 def test_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     site = tmp_path / "site"

@@ -1,8 +1,14 @@
 """Scores a search can trust: the tie rule, collapsed networks, a validation part, the
-objective a search sweeper reads, and Hydra's Optuna sweeper end to end."""
+objective a search sweeper reads, and the project's Optuna sweeper: end to end, and with a
+launcher that computes instead of training."""
 
+import importlib.util
+import json
+import math
+import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import jax
@@ -10,8 +16,11 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from hydra.core.utils import JobReturn, JobStatus
 from numpy.testing import assert_array_equal
 from omegaconf import OmegaConf
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from conftest import strict_json
 from gophernet_jax.config import DATA_DIR
@@ -136,7 +145,11 @@ def test_each_seeds_validation_part_follows_its_split(tmp_path):
     assert len(val_parts) == 8
 
 
-# --- the objective --------------------------------------------------------------------------
+# --- the objective, searched with the project's Optuna sweeper ----------------------------
+
+
+def trials_of(storage, name: str) -> list:
+    return optuna.load_study(study_name=name, storage=storage).trials
 
 
 @pytest.mark.slow
@@ -144,7 +157,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     done = run(
         tmp_path,
         "-m",
-        "hydra/sweeper=optuna",
+        "hydra/sweeper=gophernet_optuna",
         "hydra.sweeper.sampler.seed=0",
         "optimizer.learning_rate=interval(0.01,3)",
         "hydra.sweeper.n_trials=4",
@@ -168,13 +181,19 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     assert report["search"] and report["best"]["objective"] == pytest.approx(summary["objective"].max())
     assert (summary["baseline"] == report["best"]["job"]).all()  # each trial compared with the best
     assert (folder / "search.png").is_file()
+    # Each trial keeps its population's statistics, read from its job's summary.json.
+    for trial in journal_trials(folder):
+        job = strict_json(folder / trial.user_attrs["job"] / "summary.json")
+        assert trial.user_attrs["objective"] == job["objective"]["value"] == pytest.approx(1 - trial.value)
+        assert trial.user_attrs["val_accuracy_q05"] == job["val_accuracy"]["q05"]
+        assert trial.user_attrs["collapsed"] == job["collapsed"]
 
 
 @pytest.mark.slow
 def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     args = [
         "-m",
-        "hydra/sweeper=optuna",
+        "hydra/sweeper=gophernet_optuna",
         "optimizer.learning_rate=interval(0.01,3)",
         "hydra.sweeper.n_trials=2",
     ]
@@ -184,40 +203,274 @@ def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_search_preset_asks_the_same_trials_again_and_resumes_a_sqlite_study(tmp_path):
-    args = ["+search=lr", "hydra.sweeper.n_trials=2", *SMALL]
-    study = ["hydra.sweeper.storage=sqlite:///study.db", "hydra.sweeper.study_name=lr"]
-    # A run in memory and a run into a new SQLite study ask the same trials (a seeded sampler)...
-    first, second = run(tmp_path, *args, folder="first"), run(tmp_path, *args, *study, folder="stored")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    rates = [
-        pd.read_csv(tmp_path / f / "summary.csv")["optimizer.learning_rate"] for f in ("first", "stored")
-    ]
-    assert list(rates[0]) == list(rates[1]) and rates[0].nunique() == 2
-    # ...and a second run on that study adds its trials to it.
-    done = run(tmp_path, *args, *study, folder="stored")
-    assert done.returncode == 0, done.stderr
-    trials = optuna.load_study(study_name="lr", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
-    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+def test_the_search_preset_continues_its_study_and_a_sqlite_study_asks_the_same_trials(tmp_path):
+    args = ["+search=lr", *SMALL]
+    first = run(tmp_path, *args, "hydra.sweeper.n_trials=2", folder="journal")
+    assert first.returncode == 0, first.stderr
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "journal" / "study.journal")))
+    before = trials_of(journal, "lr")
+    # The same command with a larger n_trials, into the same folder: the study goes on.
+    again = run(tmp_path, *args, "hydra.sweeper.n_trials=3", folder="journal")
+    assert again.returncode == 0, again.stderr
+    after = trials_of(journal, "lr")
+    assert [t.state for t in after] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert [(t.params, t.value) for t in after[:2]] == [(t.params, t.value) for t in before]
+    summary = pd.read_csv(tmp_path / "journal" / "summary.csv")  # the report covers all three
+    assert list(summary["job"]) == [t.user_attrs["job"] for t in after]
+    # A study in SQLite, asked in one run, asks the same three trials: the sampler is seeded
+    # per trial, so the two runs above ask what one run asks.
+    stored = run(tmp_path, *args, "hydra.sweeper.n_trials=3", "hydra.sweeper.storage=sqlite:///study.db")
+    assert stored.returncode == 0, stored.stderr
+    in_sqlite = trials_of(f"sqlite:///{tmp_path / 'study.db'}", "lr")
+    assert [t.params for t in in_sqlite] == [t.params for t in after]
+    assert not (tmp_path / "run" / "study.journal").exists()
 
 
 @pytest.mark.slow
 def test_a_failed_trial_reaches_the_sweeper_and_the_search_goes_on(tmp_path):
-    study = ["hydra.sweeper.storage=sqlite:///study.db", "hydra.sweeper.study_name=f"]
-    args = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=1", "model.hidden=choice(0,3)"]
-    args += ["hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", "hydra.sweeper.max_failure_rate=1.0"]
-    done = run(tmp_path, *args, *study, "data.val_fraction=0.2", *SMALL, folder="search")
+    args = ["-m", "hydra/sweeper=gophernet_optuna", "hydra.sweeper.sampler.seed=1"]
+    args += [
+        "model.hidden=choice(0,3)",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.max_failure_rate=1.0",
+    ]
+    done = run(tmp_path, *args, "data.val_fraction=0.2", *SMALL, folder="search")
     assert done.returncode == 1, done.stderr  # the sweep reports its failed job
     assert "Traceback" not in done.stderr
-    trials = optuna.load_study(study_name="f", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    trials = journal_trials(tmp_path / "search")
+    assert len(trials) == 4  # failed trials count towards n_trials
     states = {t.params["model.hidden"]: t.state for t in trials}
     assert states == {0: optuna.trial.TrialState.FAIL, 3: optuna.trial.TrialState.COMPLETE}, trials
+    failed = next(t for t in trials if t.state == optuna.trial.TrialState.FAIL)
+    assert "model.hidden" in failed.user_attrs["error"]  # the job's error.json
     summary = pd.read_csv(tmp_path / "search" / "summary.csv")
     assert set(summary["status"]) == {"ok", "failed"}
 
     stopped = run(tmp_path, *args[:-1], "hydra.sweeper.max_failure_rate=0.0", *SMALL, folder="stopped")
     assert stopped.returncode != 0 and "Traceback" not in stopped.stderr
-    assert "error: a trial failed" in stopped.stderr
+    assert "error: a trial failed" in stopped.stderr and "max_failure_rate=0.0" in stopped.stderr
+
+
+# --- the sweeper, with a launcher that computes instead of training -------------------------
+
+
+class FakeLauncher:
+    """Runs each trial as `error(params)`, and writes the job folder the app would: summary.json
+    (or error.json when `error` raises) under the sweep folder. Counts the jobs it ran."""
+
+    def __init__(self, sweep_dir: Path, error):
+        self.sweep_dir, self.error, self.jobs = sweep_dir, error, []
+
+    def launch(self, batch, initial_job_idx):
+        returns = []
+        for i, overrides in enumerate(batch):
+            params = dict(o.split("=", 1) for o in overrides)
+            folder = self.sweep_dir / f"job{initial_job_idx + i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(folder)}}})
+            ret = JobReturn(overrides=list(overrides), hydra_cfg=hydra_cfg)
+            try:
+                value = self.error(params)
+            except ValueError as e:
+                (folder / "error.json").write_text(json.dumps({"status": "failed", "error": str(e)}))
+                ret.status, ret.return_value = JobStatus.FAILED, e
+            else:
+                summary = {
+                    "objective": {"name": "mean", "on": "validation", "value": 1 - value, "error": value},
+                    "val_accuracy": {"mean": 1 - value, "q05": 0.5},
+                    "test_accuracy": {"mean": 0.9, "std": 0.1, "q05": 0.7, "median": 0.93},
+                    "collapsed": 2,
+                    "diverged": 0,
+                    "seeds": 8,
+                    "seconds": 0.5,
+                }
+                (folder / "summary.json").write_text(json.dumps(summary))
+                ret.status, ret.return_value = JobStatus.COMPLETED, value
+            self.jobs.append((initial_job_idx + i, list(overrides)))
+            returns.append(ret)
+        return returns
+
+
+def squared(params) -> float:
+    return (math.log10(float(params["lr"])) + 1) ** 2
+
+
+def search(sweep_dir: Path, error=squared, arguments=(), **settings) -> FakeLauncher:
+    """Runs the sweeper on `sweep_dir` with the fake launcher; returns the launcher."""
+    from hydra_plugins.gophernet_optuna_sweeper.gophernet_optuna_sweeper import GophernetOptunaSweeper
+
+    settings = {"params": {"lr": "tag(log, interval(0.001, 10))"}, "sampler": {"seed": 0}} | settings
+    sweeper = GophernetOptunaSweeper(**settings)
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    sweeper.launcher = FakeLauncher(sweep_dir, error)
+    sweeper.sweep(list(arguments))
+    return sweeper.launcher
+
+
+def journal_trials(sweep_dir: Path, name: str = "gophernet") -> list:
+    return trials_of(JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal"))), name)
+
+
+def test_a_second_run_continues_the_journal_study_and_asks_what_one_run_asks(tmp_path):
+    search(tmp_path / "a", n_trials=4, n_jobs=2)
+    first = journal_trials(tmp_path / "a")
+    launcher = search(tmp_path / "a", n_trials=12, n_jobs=2)  # past n_startup_trials: TPE asks
+    trials = journal_trials(tmp_path / "a")
+    assert len(trials) == 12 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert [(t.params, t.value) for t in trials[:4]] == [(t.params, t.value) for t in first]
+    assert [job for job, _ in launcher.jobs] == list(range(4, 12))  # job numbers are trial numbers
+    # Run again with the same n_trials: nothing to do.
+    assert search(tmp_path / "a", n_trials=12, n_jobs=2).jobs == []
+    # One run of 12 in the same batches of two asks the same trials as the two runs.
+    search(tmp_path / "b", n_trials=12, n_jobs=2)
+    assert [t.params for t in journal_trials(tmp_path / "b")] == [t.params for t in trials]
+    results = OmegaConf.load(tmp_path / "a" / "optimization_results.yaml")
+    best = min(trials, key=lambda t: t.value)
+    assert (results.best_trial, results.best_value) == (best.number, best.value)
+    assert results.best_job == f"job{best.number}" and results.best_params == best.params
+    assert results.trials.counted == 12
+
+
+def test_trials_an_interrupted_run_left_running_are_failed_at_the_next_start_and_not_counted(tmp_path):
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    study = optuna.create_study(study_name="gophernet", storage=storage)
+    lr = optuna.distributions.FloatDistribution(0.001, 10, log=True)
+    study.ask({"lr": lr})  # a trial that a killed run never told: RUNNING in the journal
+    study.tell(study.ask({"lr": lr}), 0.5)
+    launcher = search(tmp_path, n_trials=3)
+    trials = journal_trials(tmp_path)
+    states = [t.state for t in trials]
+    assert states[:2] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    # Trial 0 does not count: two more trials make the three asked for.
+    assert len(launcher.jobs) == 2 and states[2:] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert optuna.load_study(study_name="gophernet", storage=storage).user_attrs["interrupted_trials"] == [0]
+
+
+def test_the_sampler_is_seeded_and_its_settings_are_written(tmp_path):
+    from hydra_plugins.gophernet_optuna_sweeper._search import make_sampler
+
+    for folder, seed in (("a", 0), ("b", 0), ("c", 1)):
+        search(tmp_path / folder, n_trials=4, sampler={"seed": seed, "n_startup_trials": 2})
+    a, b, c = ([t.params["lr"] for t in journal_trials(tmp_path / f)] for f in "abc")
+    assert a == b and len(set(a)) == 4 and not set(a) & set(c)
+    expected = {
+        "name": "tpe", "seed": 0, "n_startup_trials": 2, "n_ei_candidates": 24,
+        "multivariate": True, "group": False, "constant_liar": True,
+    }  # fmt: skip
+    written = json.loads((tmp_path / "a" / "sampler.json").read_text())
+    assert written["sampler"] == expected and written["optuna"] == optuna.__version__
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "a" / "study.journal")))
+    assert optuna.load_study(study_name="gophernet", storage=journal).user_attrs["sampler"] == expected
+    # The settings reach Optuna as written, whatever the installed version's defaults.
+    sampler = make_sampler(expected, 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert (sampler._multivariate, sampler._constant_liar, sampler._n_startup_trials) == (True, True, 2)
+    random = make_sampler({"name": "random", "seed": 0}, 0)
+    assert isinstance(random, optuna.samplers.RandomSampler)
+
+
+def test_each_trial_keeps_its_populations_statistics(tmp_path):
+    search(tmp_path, n_trials=2)
+    for trial in journal_trials(tmp_path):
+        assert trial.user_attrs == {
+            "job": f"job{trial.number}",
+            "objective": pytest.approx(1 - trial.value),
+            "objective_name": "mean",
+            "objective_on": "validation",
+            "val_accuracy_mean": pytest.approx(1 - trial.value),
+            "val_accuracy_q05": 0.5,
+            "test_accuracy_mean": 0.9,
+            "test_accuracy_std": 0.1,
+            "test_accuracy_q05": 0.7,
+            "collapsed": 2,
+            "diverged": 0,
+            "seeds": 8,
+            "seconds": 0.5,
+        }
+
+
+def test_a_sqlite_url_is_an_rdb_storage_and_is_continued(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    search(tmp_path / "one", n_trials=2, storage=url, study_name="lr")
+    search(tmp_path / "two", n_trials=3, storage=url, study_name="lr")
+    trials = trials_of(url, "lr")
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert not (tmp_path / "one" / "study.journal").exists()
+    assert OmegaConf.load(tmp_path / "two" / "optimization_results.yaml").storage == url
+
+
+def test_failed_trials_count_and_too_many_stop_the_search(tmp_path, capsys):
+    def fails_above_one(params):
+        if float(params["lr"]) > 1:
+            raise ValueError("error: a trial failed: lr above 1")
+        return squared(params)
+
+    launcher = search(tmp_path / "on", fails_above_one, n_trials=6, max_failure_rate=1.0)
+    trials = journal_trials(tmp_path / "on")
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(launcher.jobs) == len(trials) == 6 and failed  # failed trials are counted
+    assert all(t.params["lr"] > 1 and t.user_attrs["error"].endswith("lr above 1") for t in failed)
+    with pytest.raises(SystemExit) as stopped:
+        search(tmp_path / "off", fails_above_one, n_trials=6, arguments=["lr=choice(5)"])
+    assert stopped.value.code == 1
+    assert re.fullmatch(
+        r"error: .*lr above 1 \(the search stops: 1 of 1 trials.*\)\n", capsys.readouterr().err
+    )
+    assert OmegaConf.load(tmp_path / "off" / "optimization_results.yaml").trials.failed == 1
+
+
+def test_the_search_space_in_hydras_sweep_syntax():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.gophernet_optuna_sweeper._search import search_space
+
+    params = {"a": "choice(0,3)", "b": "int(interval(2, 16))", "c": "tag(log, interval(0.003, 30))"}
+    params |= {"d": "range(1,10,3)", "e": "interval(0.01,3)", "f": "choice(x,'y z')", "g": "5"}
+    space = search_space(params, ["+search=lr", "g=6", "seeds.count=20", "d=range(0,4)"])
+    assert space.distributions == {
+        "a": CategoricalDistribution([0, 3]),
+        "b": IntDistribution(2, 16),
+        "c": FloatDistribution(0.003, 30.0, log=True),
+        "d": IntDistribution(0, 3),  # the command line wins; range's stop is excluded, as in Hydra
+        "e": FloatDistribution(0.01, 3.0),
+        "f": CategoricalDistribution(["x", "y z"]),
+    }
+    assert space.fixed == ["g=6", "+search=lr", "seeds.count=20"]
+
+
+def test_a_trials_overrides_read_back_as_its_parameters():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.gophernet_optuna_sweeper._search import SearchSpace, trial_overrides
+
+    params = {"a": "y z", "b": True, "c": 1e-05, "d": None, "e": "it's"}
+    trial = types.SimpleNamespace(params=params)
+    lines = trial_overrides(trial, SearchSpace(dict.fromkeys(params), ["x=1"]))
+    parsed = OverridesParser.create().parse_overrides(lines)
+    assert {o.get_key_element(): o.value() for o in parsed} == {**params, "x": 1}
+
+
+def test_a_missing_optuna_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    monkeypatch.delitem(sys.modules, "hydra_plugins.gophernet_optuna_sweeper._search")
+    with pytest.raises(SystemExit) as stopped:
+        search(tmp_path, n_trials=1)
+    assert stopped.value.code == 2
+    line = "error: hydra/sweeper=gophernet_optuna needs Optuna (optuna is not installed): "
+    assert capsys.readouterr().err == line + "pip install 'gophernet-jax[search]'\n"
+
+
+def test_a_bad_setting_is_one_line_naming_its_key(tmp_path, capsys):
+    for settings, key in (
+        ({"direction": "up"}, "hydra.sweeper.direction"),
+        ({"sampler": {"name": "grid"}}, "name"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            search(tmp_path, n_trials=1, **settings)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: config key hydra.sweeper.") and key in err and err.count("\n") == 1
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -255,3 +508,38 @@ def test_the_single_network_api_keeps_its_default_tie_rule():
     x, y = np.eye(4, dtype=np.float32)[:3], np.eye(3, dtype=np.float32)
     assert float(accuracy(dead, x, y)) == 0.0
     assert float(accuracy(dead, x, y, ties="article")) == 1.0
+
+
+# --- plugins of extras that are not installed -----------------------------------------------
+
+
+def test_a_plugin_of_a_missing_extra_is_named_with_its_extra(capsys):
+    from hydra_plugins.gophernet_optuna_sweeper import missing_extras
+
+    installed = {"hydra_plugins.hydra_joblib_launcher"}
+    absent = missing_extras.missing(lambda module: object() if module in installed else None)
+    assert absent == [
+        ("hydra/launcher", "submitit_local", "slurm"),
+        ("hydra/launcher", "submitit_slurm", "slurm"),
+        ("hydra/sweeper", "optuna", "legacy-optuna"),
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        missing_extras.MissingLauncher(group="hydra/launcher", option="submitit_slurm", extra="slurm")
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: hydra/launcher=submitit_slurm needs the slurm extra: pip install 'gophernet-jax[slurm]'\n"
+    )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None,
+    reason="the legacy-optuna extra is installed",
+)
+def test_hydras_legacy_optuna_sweeper_without_its_extra_is_one_line(tmp_path):
+    done = run(tmp_path, "-m", "hydra/sweeper=optuna", "optimizer.learning_rate=interval(0.01,3)")
+    assert done.returncode == 2
+    one_line_error(
+        done, "hydra/sweeper=optuna needs the legacy-optuna extra", "hydra/sweeper=gophernet_optuna"
+    )
