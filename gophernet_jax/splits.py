@@ -21,7 +21,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.dataset import DataError, _labelled_records, _numbers, _parse_cell
+from gophernet_jax.dataset import (
+    DataError,
+    _fast_or_strict,
+    _fast_read,
+    _labelled_records,
+    _numbers,
+    _one_hot,
+    _parse_cell,
+    _split_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +124,44 @@ def _rows(count: int) -> str:
     return f"{count} row" if count == 1 else f"{count} rows"
 
 
+def _strict_table(path: Path, columns: tuple[str, ...]) -> Table:
+    header, records, feature_idx, label_idx = _labelled_records(path, columns)
+    names = tuple(h.strip() for h in header)
+    x = _numbers(path, header, records, feature_idx)
+    if len(columns) == 1:
+        cells = [(line, row[label_idx[0]].strip()) for line, row in records]
+        labels, classes = _class_column(path, columns[0], cells)
+    else:
+        cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
+        labels, classes = _one_hot_columns(path, columns, cells)
+    _check_classes(path, labels, classes, [line for line, _ in records])
+    return Table(x, labels, tuple(names[i] for i in feature_idx), classes)
+
+
+def _fast_table(path: Path, columns: tuple[str, ...]) -> Table | None:
+    """`_strict_table` by pandas' C parser (`dataset._fast_read`), or None where the
+    strict reader must say what is wrong."""
+    text = columns if len(columns) == 1 else ()
+    if not columns or (found := _fast_read(path, text)) is None:
+        return None
+    header, values, cells = found
+    feature_idx, label_idx = _split_header(path, header, columns)
+    if len(columns) == 1:
+        found, rows = np.unique(cells[0].astype(str), return_inverse=True)
+        classes = _class_order(set(found.tolist()))
+        labels = np.array([classes.index(name) for name in found.tolist()])[rows]  # a loop over classes
+    else:
+        onehot = values[:, label_idx]
+        if not _one_hot(onehot).all():
+            return None
+        labels, classes = np.argmax(onehot, axis=1), columns
+    counts = np.bincount(labels, minlength=len(classes))
+    if len(classes) < 2 or counts.min() < 2:
+        return None
+    features = tuple(header[i].strip() for i in feature_idx)
+    return Table(values[:, feature_idx], labels.astype(np.int64), features, classes)
+
+
 def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     """Reads a raw table: numeric feature columns and a class label.
 
@@ -147,18 +194,7 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     """
     path = Path(path)
     columns = (label,) if isinstance(label, str) else tuple(label)
-    header, records, feature_idx, label_idx = _labelled_records(path, columns)
-    names = tuple(h.strip() for h in header)
-    features = tuple(names[i] for i in feature_idx)
-    x = _numbers(path, header, records, feature_idx)
-    if len(columns) == 1:
-        cells = [(line, row[label_idx[0]].strip()) for line, row in records]
-        labels, classes = _class_column(path, columns[0], cells)
-    else:
-        cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
-        labels, classes = _one_hot_columns(path, columns, cells)
-    _check_classes(path, labels, classes, [line for line, _ in records])
-    table = Table(x, labels, features, classes)
+    table = _fast_or_strict(lambda: _fast_table(path, columns), lambda: _strict_table(path, columns))
     if constant := constant_columns(table):
         log.info(_constant_notice(path, constant))
     return table

@@ -11,6 +11,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from omegaconf import OmegaConf
 
+from conftest import synthetic_table
+from gophernet_jax import dataset, splits
 from gophernet_jax.config import CONF_DIR, DATA_DIR
 from gophernet_jax.dataset import DataError
 from gophernet_jax.runtime import CompileCounter
@@ -180,6 +182,49 @@ def test_one_hot_class_without_rows(tmp_path):
 def test_missing_file_and_no_rows(tmp_path):
     assert "no such file" in raised(tmp_path / "absent.csv", "kind", None)
     assert "no data rows" in raised(write(tmp_path), "kind", None)
+
+
+# --- the fast reader ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, label", [("iris", "species"), ("wine", "class"), ("digits", "digit")])
+def test_the_c_parser_reads_shipped_tables_as_the_strict_reader(name, label, monkeypatch):
+    strict = splits._strict_table(DATA_DIR / f"{name}.csv", (label,))
+    monkeypatch.setattr(dataset, "_read_rows", None)  # the strict reader is not needed
+    fast = load_table(DATA_DIR / f"{name}.csv", label)
+    for a, b in zip(fast, strict):
+        assert_array_equal(a, b)
+    assert fast.labels.dtype == strict.labels.dtype == np.int64 and fast.x.dtype == np.float64
+
+
+def test_a_large_table_is_read_without_the_strict_reader(tmp_path, monkeypatch):
+    path = synthetic_table(tmp_path / "big.csv", 100_000, 10)
+    monkeypatch.setattr(dataset, "_read_rows", None)
+    table = load_table(path, "class")
+    assert table.x.shape == (100_000, 10) and table.class_names == ("c0", "c1", "c2")
+    assert_array_equal(table.labels, np.digitize(table.x[:, 0] + table.x[:, 1], [2 / 3, 4 / 3]))
+
+
+@pytest.mark.parametrize(
+    "rows, fragment, line",
+    [
+        (("1,5,x", "2,True,x", "3,7,y", "4,8,y"), "'True' is not a number", 3),  # pandas: 1.0
+        (("1,5,x,9", "2,6,x", "3,7,y", "4,8,y"), "expected 3 fields", 2),  # pandas: an index
+        (("1,5,x", "   ", "3,7,y", "4,8,y"), "expected 3 fields as in the header, found 1", 3),
+        (("1,5,x", "2,6", "3,7,y", "4,8,y"), "expected 3 fields as in the header, found 2", 3),
+        (("1,5,10", "2,6,2", "3,7,10", "4,8,2.0"), "class '2' has 1 row", 3),  # text, not numbers
+    ],
+)
+def test_files_the_c_parser_might_misread_go_to_the_strict_reader(tmp_path, rows, fragment, line):
+    assert fragment in raised(write(tmp_path, *rows), "kind", line)
+
+
+def test_blank_lines_and_quoted_cells_read_as_the_strict_reader(tmp_path):
+    path = write(tmp_path, "1,5,x", "", '2,6,"x"', '3,7,"y', '"', "", "4,8,y", "")
+    table, strict = load_table(path, "kind"), splits._strict_table(path, ("kind",))
+    assert_array_equal(table.x, strict.x)
+    assert_array_equal(table.labels, strict.labels)
+    assert table.class_names == strict.class_names == ("x", "y")
 
 
 # --- stratified split ------------------------------------------------------------------------
