@@ -10,6 +10,7 @@ testing), the noise (measurement noise on the features) and, elsewhere, the init
 weights.
 """
 
+import logging
 import math
 from collections.abc import Sequence
 from functools import partial
@@ -20,7 +21,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.dataset import DataError, labelled_records, numbers, parse_cell
+from gophernet_jax.dataset import (
+    DataError,
+    fast_or_strict,
+    fast_read,
+    labelled_records,
+    numbers,
+    one_hot_rows,
+    parse_cell,
+    split_header,
+)
+
+log = logging.getLogger(__name__)
 
 
 class Table(NamedTuple):
@@ -92,18 +104,62 @@ def _check_classes(path: Path, labels: np.ndarray, names: tuple[str, ...], lines
         raise DataError(f"{where}: class {names[c]!r} has {_rows(counts[c])}: too few to stratify")
 
 
-def _check_features(path: Path, x: np.ndarray, names: tuple[str, ...]) -> None:
-    constant = np.flatnonzero(np.ptp(x, axis=0) == 0)
-    if constant.size:
-        c = int(constant[0])
-        raise DataError(
-            f"{path}: column {names[c]!r} is constant ({x[0, c]:g} on every row): "
-            "min-max scaling would divide by zero"
-        )
+def constant_columns(table: Table) -> tuple[str, ...]:
+    """The feature columns with one value on every row of the whole table.
+
+    Computed on the host, for the notice `load_table` logs. A split's training rows can
+    hold one value in more columns than these; `minmax_scale` maps such a column to 0 in
+    every split, inside the program, whether or not it is named here.
+    """
+    return tuple(table.feature_names[i] for i in np.flatnonzero(np.ptp(table.x, axis=0) == 0))
+
+
+def _constant_notice(path: Path, names: tuple[str, ...]) -> str:
+    many = len(names) > 1
+    count = f"{len(names)} constant feature column{'s' if many else ''} scale{'' if many else 's'}"
+    return f"note: {count} to 0: {', '.join(names)} (one value on every row of {path.name})"
 
 
 def _rows(count: int) -> str:
     return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _strict_table(path: Path, columns: tuple[str, ...]) -> Table:
+    header, records, feature_idx, label_idx = labelled_records(path, columns)
+    names = tuple(h.strip() for h in header)
+    x = numbers(path, header, records, feature_idx)
+    if len(columns) == 1:
+        cells = [(line, row[label_idx[0]].strip()) for line, row in records]
+        labels, classes = _class_column(path, columns[0], cells)
+    else:
+        cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
+        labels, classes = _one_hot_columns(path, columns, cells)
+    _check_classes(path, labels, classes, [line for line, _ in records])
+    return Table(x, labels, tuple(names[i] for i in feature_idx), classes)
+
+
+def _fast_table(path: Path, columns: tuple[str, ...]) -> Table | None:
+    """`_strict_table` by pandas' C parser (`dataset.fast_read`), or None where the
+    strict reader must say what is wrong."""
+    text = columns if len(columns) == 1 else ()
+    if not columns or (found := fast_read(path, text)) is None:
+        return None
+    header, values, cells = found
+    feature_idx, label_idx = split_header(path, header, columns)
+    if len(columns) == 1:
+        found, rows = np.unique(cells[0].astype(str), return_inverse=True)
+        classes = _class_order(set(found.tolist()))
+        labels = np.array([classes.index(name) for name in found.tolist()])[rows]  # a loop over classes
+    else:
+        onehot = values[:, label_idx]
+        if not one_hot_rows(onehot).all():
+            return None
+        labels, classes = np.argmax(onehot, axis=1), columns
+    counts = np.bincount(labels, minlength=len(classes))
+    if len(classes) < 2 or counts.min() < 2:
+        return None
+    features = tuple(header[i].strip() for i in feature_idx)
+    return Table(values[:, feature_idx], labels.astype(np.int64), features, classes)
 
 
 def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
@@ -124,8 +180,12 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     Raises:
       DataError: one line naming the file (and line and column where there is one), for
         an unknown label column, a wrong field count, an empty, non-numeric or non-finite
-        feature cell, label columns that are not one-hot, fewer than 2 classes, a class
-        with fewer than 2 rows (too few to stratify) or a constant feature column.
+        feature cell, label columns that are not one-hot, fewer than 2 classes or a class
+        with fewer than 2 rows (too few to stratify).
+
+    A feature column with one value on every row is not an error: min-max scaling maps it
+    to 0, as scikit-learn's `MinMaxScaler` does, and a note naming such columns is logged
+    (`constant_columns`).
 
     Example:
       >>> table = load_table(DATA_DIR / "iris.csv", "species")
@@ -134,19 +194,10 @@ def load_table(path: str | Path, label: str | Sequence[str]) -> Table:
     """
     path = Path(path)
     columns = (label,) if isinstance(label, str) else tuple(label)
-    header, records, feature_idx, label_idx = labelled_records(path, columns)
-    names = tuple(h.strip() for h in header)
-    features = tuple(names[i] for i in feature_idx)
-    x = numbers(path, header, records, feature_idx)
-    if len(columns) == 1:
-        cells = [(line, row[label_idx[0]].strip()) for line, row in records]
-        labels, classes = _class_column(path, columns[0], cells)
-    else:
-        cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
-        labels, classes = _one_hot_columns(path, columns, cells)
-    _check_classes(path, labels, classes, [line for line, _ in records])
-    _check_features(path, x, features)
-    return Table(x, labels, features, classes)
+    table = fast_or_strict(lambda: _fast_table(path, columns), lambda: _strict_table(path, columns))
+    if constant := constant_columns(table):
+        log.info(_constant_notice(path, constant))
+    return table
 
 
 # --- splitting -------------------------------------------------------------------------------
@@ -252,7 +303,12 @@ def stratified_parts(key: jax.Array, labels: np.ndarray, counts: Sequence[np.nda
 
 
 def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
-    """Each column's minimum and span (max − min, or 1 where the column is constant)."""
+    """Each column's minimum and span (max − min, or 1 where the column is constant).
+
+    A span of 1 for a constant column (scikit-learn's `MinMaxScaler` does the same) maps
+    its training values to 0 and never divides by zero, traced or not: the spans a run
+    stores for `predict` (`store.inputs_for`) are these.
+    """
     low, high = train_x.min(axis=0), train_x.max(axis=0)
     return low, jnp.where(high > low, high - low, jnp.ones_like(high))
 
@@ -262,7 +318,9 @@ def minmax_scale(train_x: jax.Array, *others: jax.Array) -> tuple[jax.Array, ...
 
     The other parts (test, validation) use the training part's min and max and may fall
     outside [0, 1]. A
-    column constant in the training part is shifted to 0 and divided by 1, not 0.
+    column constant in the training part (in this split: the split is traced, so this is
+    decided inside the program) is shifted to 0 and divided by 1, not 0: its training
+    values become 0, its other values their distance from that constant.
     XLA's CPU float32 division is not correctly rounded (x / x can be 1 − 2⁻²⁴), so the
     training part's maxima are set to 1 and its values clipped to [0, 1] explicitly.
 

@@ -88,3 +88,16 @@ def run_job(folder: Path, *overrides: str, job_num: int | None = None) -> dict:
         (folder / ".hydra").mkdir()
         (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     return job.job(settings_of(*overrides), folder, job_num=job_num).to_json()
+
+
+def synthetic_table(path: Path, rows: int = 100_000, features: int = 10, *, seed: int = 0) -> Path:
+    """Writes a raw table of `rows` random features in [0, 1) (full float precision, about
+    20 MB at the defaults) and a `class` column of three classes, a simple function of the
+    features: the tercile of the first two features' sum. For timing the loader."""
+    x = np.random.default_rng(seed).random((rows, features))
+    labels = np.digitize(x[:, 0] + x[:, 1], [2 / 3, 4 / 3])
+    names = np.array(["c0", "c1", "c2"])[labels]
+    header = ",".join([*(f"f{i}" for i in range(features)), "class"])
+    body = "\n".join(",".join([*map(repr, row.tolist()), name]) for row, name in zip(x, names))
+    Path(path).write_text(f"{header}\n{body}\n")
+    return Path(path)

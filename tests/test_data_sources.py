@@ -1,6 +1,7 @@
 """Raw tables through the CLI and the API: iris and wine, seed sources, the variance grid."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -12,11 +13,13 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from conftest import run_job
+from conftest import run_job, settings_of
 from gophernet_jax import Sizes, forward, train_population
+from gophernet_jax.app import load_data
 from gophernet_jax.config import DATA_DIR
+from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import load_table, make_split
-from gophernet_jax.store import load_run
+from gophernet_jax.store import inputs_for, load_run
 from gophernet_jax.training import RawSplits, draw_key, seed_indices
 
 
@@ -168,3 +171,55 @@ def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: ") and "different splits" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_constant_column_trains_scales_to_zero_and_predicts(tmp_path, capsys, caplog, monkeypatch):
+    # Iris with a column `lamp` of 3.0 on every row, between the measurements.
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    frame = pd.DataFrame(table.x, columns=table.feature_names)
+    frame.insert(2, "lamp", 3.0)
+    frame["species"] = np.asarray(table.class_names)[table.labels]
+    frame.to_csv(tmp_path / "lamp.csv", index=False)
+    args = (f"data.path={tmp_path / 'lamp.csv'}", "data.label=species", "seeds.count=4", "train.epochs=20")
+    with caplog.at_level(logging.INFO):
+        summary = run_job(tmp_path / "run", *args)
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("note:")]
+    assert notes == ["note: 1 constant feature column scales to 0: lamp (one value on every row of lamp.csv)"]
+    run = load_run(tmp_path / "run")
+    assert run.scaling["min"][2] == 3.0 and run.scaling["span"][2] == 1.0
+    data = load_data(settings_of(*args))
+    assert_array_equal(data.train_set.x[:, 2], 0.0)
+    assert_array_equal(data.test_set.x[:, 2], 0.0)
+    # predict on the test part's raw rows scales them as training did, and scores them as the run did.
+    keys = draw_key("split", 0, 0), draw_key("noise", 0, 0)
+    raw = load_table(tmp_path / "lamp.csv", "species")
+    test_idx = np.asarray(jax.jit(lambda k, n: make_split(raw, k, n))(*keys).test_idx)
+    assert_array_equal(inputs_for(run, raw.x[test_idx]), data.test_set.x)  # bit for bit
+    rows = frame.iloc[test_idx].drop(columns="species")
+    for c, name in enumerate(raw.class_names):
+        rows[name] = (raw.labels[test_idx] == c).astype(int)
+    rows.to_csv(tmp_path / "raw_test.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert predict_main([str(tmp_path / "run"), "raw_test.csv"]) == 0
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("accuracy "))
+    assert printed.startswith(f"accuracy {summary['ensemble']['accuracy']['mean_output']:.4f} ")
+
+
+def test_seeds_with_their_own_splits_train_on_a_column_constant_on_some_of_them(tmp_path):
+    # `lamp` is 3.0 except on one row: constant on the training rows of the splits that hold it out.
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    frame = pd.DataFrame(table.x, columns=table.feature_names)
+    frame["lamp"] = np.where(np.arange(len(frame)) == 0, 7.0, 3.0)
+    frame["species"] = np.asarray(table.class_names)[table.labels]
+    frame.to_csv(tmp_path / "lamp.csv", index=False)
+    args = (f"data.path={tmp_path / 'lamp.csv'}", "data.label=species", "seeds.count=8", "train.epochs=20")
+    run_job(tmp_path / "run", *args, "seeds.vary=[init,split]")
+    raw = load_table(tmp_path / "lamp.csv", "species")
+    split_of = jax.jit(lambda k: make_split(raw, k).test_idx)
+    held_out = [0 in np.asarray(split_of(draw_key("split", 0, i))) for i in range(8)]
+    assert any(held_out) and not all(held_out)
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert results["test_accuracy"].notna().all() and (results["test_accuracy"] > 0).all()
+    params = load_run(tmp_path / "run").params
+    assert all(np.isfinite(np.asarray(p)).all() for p in params)

@@ -1,4 +1,4 @@
-"""Unit tests of the strict CSV loader: `load_dataset` and `load_split`."""
+"""Unit tests of the strict CSV loader: `load_dataset`, `load_split` and `load_features`."""
 
 import re
 from pathlib import Path
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from gophernet_jax import dataset
 from gophernet_jax.config import DATA_DIR
-from gophernet_jax.dataset import ARTICLE_LABELS, DataError, load_dataset, load_split
+from gophernet_jax.dataset import ARTICLE_LABELS, DataError, load_dataset, load_features, load_split
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,setosa,virginica,versicolor"
 GOOD_ROW = "0.1,0.2,0.3,0.4,1,0,0"
@@ -260,3 +261,23 @@ def test_blank_lines_and_header_spaces_are_tolerated(tmp_path):
     assert data.feature_names == ("f1",)
     assert_array_equal(data.x, [[1], [2]])
     assert_array_equal(data.y, [[1, 0], [0, 1]])
+
+
+def test_the_c_parser_reads_the_article_files_as_the_strict_reader(monkeypatch):
+    strict = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    monkeypatch.setattr(dataset, "_read_rows", None)  # the strict reader is not needed
+    fast = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    for a, b in zip(fast, strict):
+        assert_array_equal(a.x, b.x)
+        assert_array_equal(a.y, b.y)
+        assert (a.feature_names, a.class_names) == (b.feature_names, b.class_names)
+    x, y = load_features(DATA_DIR / "test.csv", FEATURES[::-1], ARTICLE_LABELS)
+    assert_array_equal(x, strict[1].x[:, ::-1])
+    assert_array_equal(y, strict[1].y)
+
+
+@pytest.mark.parametrize("cell", ["True", "false"])
+def test_true_and_false_are_not_numbers(tmp_path, cell):
+    # pandas' C parser reads them as 1 and 0: the strict reader decides.
+    path = write(tmp_path, csv_text(GOOD_ROW, f"0.1,{cell},0.3,0.4,1,0,0"))
+    assert f"{cell!r} is not a number" in raised(path, line=3)

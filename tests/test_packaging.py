@@ -26,7 +26,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_carries_configs_and_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ["conf/config.yaml", "conf/sweep/seeds.yaml", "data/train.csv", "data/test.csv",
-                    "data/iris.csv", "data/wine.csv"]:  # fmt: skip
+                    "data/iris.csv", "data/wine.csv", "data/digits.csv", "data/README.md",
+                    "conf/data/digits.yaml"]:  # fmt: skip
         assert f"gophernet_jax/{shipped}" in names
 
 

@@ -1,5 +1,6 @@
 """Raw tables and their splits: strict reading, stratified splits, scaling, noise, one program."""
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,15 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from omegaconf import OmegaConf
 
+from conftest import synthetic_table
+from gophernet_jax import dataset, splits
 from gophernet_jax.config import CONF_DIR, DATA_DIR
 from gophernet_jax.dataset import DataError
 from gophernet_jax.runtime import CompileCounter
 from gophernet_jax.splits import (
     Table,
     add_noise,
+    constant_columns,
     load_table,
     make_split,
     make_splits,
@@ -129,12 +133,12 @@ def test_wine_table(wine):
     assert "class" not in wine.feature_names
 
 
-@pytest.mark.parametrize("name", ["iris", "wine"])
-def test_data_options_name_shipped_files(name):
+@pytest.mark.parametrize("name, classes", [("iris", 3), ("wine", 3), ("digits", 10)])
+def test_data_options_name_shipped_files(name, classes):
     option = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / f"{name}.yaml"), resolve=False)
     assert option["path"].startswith("shipped:"), option  # portable: no machine path in a config
     table = load_table(DATA_DIR / option["path"].removeprefix("shipped:"), option["label"])
-    assert len(table.class_names) == 3 and table.x.shape[0] == table.labels.shape[0]
+    assert len(table.class_names) == classes and table.x.shape[0] == table.labels.shape[0]
 
 
 def test_classes_are_numbered_in_sorted_order(tmp_path):
@@ -184,10 +188,31 @@ def test_one_hot_labels_must_be_one_hot(tmp_path):
     assert "not one-hot" in raised(path, ["cat", "dog"], 3)
 
 
-def test_constant_feature_column(tmp_path):
+def test_constant_feature_column_is_read_and_named_once(tmp_path, caplog):
     path = write(tmp_path, "1,5,x", "2,5,x", "3,5,y", "4,5,y")
-    message = raised(path, "kind", None)
-    assert "column 'b' is constant (5 on every row): min-max scaling would divide by zero" in message
+    with caplog.at_level(logging.INFO, logger="gophernet_jax.splits"):
+        table = load_table(path, "kind")
+    assert constant_columns(table) == ("b",)
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == ["note: 1 constant feature column scales to 0: b (one value on every row of raw.csv)"]
+
+
+def test_no_notice_without_constant_columns(iris, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="gophernet_jax.splits"):
+        load_table(DATA_DIR / "iris.csv", "species")
+    assert constant_columns(iris) == () and not caplog.records
+
+
+def test_digits_table_and_its_constant_pixels(caplog):
+    with caplog.at_level(logging.INFO, logger="gophernet_jax.splits"):
+        digits = load_table(DATA_DIR / "digits.csv", "digit")
+    assert digits.x.shape == (1797, 64) and digits.class_names == tuple(f"d{i}" for i in range(10))
+    assert digits.x.min() == 0 and digits.x.max() == 16 and np.all(digits.x == np.round(digits.x))
+    assert constant_columns(digits) == ("pixel_0_0", "pixel_4_0", "pixel_4_7")
+    assert [r.getMessage() for r in caplog.records] == [
+        "note: 3 constant feature columns scale to 0: pixel_0_0, pixel_4_0, pixel_4_7 "
+        "(one value on every row of digits.csv)"
+    ]
 
 
 def test_a_single_class_is_not_a_classification(tmp_path):
@@ -208,6 +233,49 @@ def test_one_hot_class_without_rows(tmp_path):
 def test_missing_file_and_no_rows(tmp_path):
     assert "no such file" in raised(tmp_path / "absent.csv", "kind", None)
     assert "no data rows" in raised(write(tmp_path), "kind", None)
+
+
+# --- the fast reader ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, label", [("iris", "species"), ("wine", "class"), ("digits", "digit")])
+def test_the_c_parser_reads_shipped_tables_as_the_strict_reader(name, label, monkeypatch):
+    strict = splits._strict_table(DATA_DIR / f"{name}.csv", (label,))
+    monkeypatch.setattr(dataset, "_read_rows", None)  # the strict reader is not needed
+    fast = load_table(DATA_DIR / f"{name}.csv", label)
+    for a, b in zip(fast, strict):
+        assert_array_equal(a, b)
+    assert fast.labels.dtype == strict.labels.dtype == np.int64 and fast.x.dtype == np.float64
+
+
+def test_a_large_table_is_read_without_the_strict_reader(tmp_path, monkeypatch):
+    path = synthetic_table(tmp_path / "big.csv", 100_000, 10)
+    monkeypatch.setattr(dataset, "_read_rows", None)
+    table = load_table(path, "class")
+    assert table.x.shape == (100_000, 10) and table.class_names == ("c0", "c1", "c2")
+    assert_array_equal(table.labels, np.digitize(table.x[:, 0] + table.x[:, 1], [2 / 3, 4 / 3]))
+
+
+@pytest.mark.parametrize(
+    "rows, fragment, line",
+    [
+        (("1,5,x", "2,True,x", "3,7,y", "4,8,y"), "'True' is not a number", 3),  # pandas: 1.0
+        (("1,5,x,9", "2,6,x", "3,7,y", "4,8,y"), "expected 3 fields", 2),  # pandas: an index
+        (("1,5,x", "   ", "3,7,y", "4,8,y"), "expected 3 fields as in the header, found 1", 3),
+        (("1,5,x", "2,6", "3,7,y", "4,8,y"), "expected 3 fields as in the header, found 2", 3),
+        (("1,5,10", "2,6,2", "3,7,10", "4,8,2.0"), "class '2' has 1 row", 3),  # text, not numbers
+    ],
+)
+def test_files_the_c_parser_might_misread_go_to_the_strict_reader(tmp_path, rows, fragment, line):
+    assert fragment in raised(write(tmp_path, *rows), "kind", line)
+
+
+def test_blank_lines_and_quoted_cells_read_as_the_strict_reader(tmp_path):
+    path = write(tmp_path, "1,5,x", "", '2,6,"x"', '3,7,"y', '"', "", "4,8,y", "")
+    table, strict = load_table(path, "kind"), splits._strict_table(path, ("kind",))
+    assert_array_equal(table.x, strict.x)
+    assert_array_equal(table.labels, strict.labels)
+    assert table.class_names == strict.class_names == ("x", "y")
 
 
 # --- stratified split ------------------------------------------------------------------------
@@ -276,6 +344,40 @@ def test_minmax_is_fitted_on_the_training_part_only():
     train_s, test_s = minmax_scale(train, test)
     assert_array_equal(train_s, [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
     assert_allclose(test_s, [[-0.5, 1.5, 2.0]])  # outside [0, 1]; constant column divided by 1
+
+
+def constant_table(column: np.ndarray) -> Table:
+    """12 rows of two classes: a varying column `a` and the given column `b`."""
+    x = np.stack([np.arange(12.0), column], axis=1)
+    return Table(x, np.repeat([0, 1], 6), ("a", "b"), ("x", "y"))
+
+
+def test_a_constant_column_scales_to_zero_in_every_split():
+    table = constant_table(np.full(12, 5.0))
+    batch = jax.jit(lambda k: make_splits(table, k, test_fraction=0.25, val_fraction=0.25))(keys(8))
+    for part in (batch.x_train, batch.x_test, batch.x_val):
+        assert_array_equal(part[..., 1], 0.0)
+    assert_array_equal(batch.x_train[..., 0].min(axis=1), 0.0)  # the other column is untouched
+    assert_array_equal(batch.x_train[..., 0].max(axis=1), 1.0)
+
+
+def test_a_column_constant_on_one_splits_training_rows_only():
+    # b is 5 except on row 0: splits that hold row 0 out see a constant training column,
+    # decided inside the one program that makes every split.
+    column = np.full(12, 5.0)
+    column[0] = 9.0
+    table = constant_table(column)
+    batch = jax.jit(lambda k: make_splits(table, k, test_fraction=0.25))(keys(16))
+    held_out = np.any(np.asarray(batch.test_idx) == 0, axis=1)
+    assert held_out.any() and not held_out.all()
+    for s in range(16):
+        x_train, x_test = np.asarray(batch.x_train[s]), np.asarray(batch.x_test[s])
+        assert np.isfinite(x_train).all() and np.isfinite(x_test).all()
+        if held_out[s]:  # span 1: training rows 0, row 0 its distance from 5
+            assert_array_equal(x_train[:, 1], 0.0)
+            assert_array_equal(x_test[:, 1], np.where(np.asarray(batch.test_idx[s]) == 0, 4.0, 0.0))
+        else:
+            assert (x_train[:, 1].min(), x_train[:, 1].max()) == (0.0, 1.0)
 
 
 def test_training_columns_span_exactly_zero_to_one(wine):
