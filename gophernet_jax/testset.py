@@ -39,8 +39,9 @@ from gophernet_jax.statistics import _BATCH_ELEMENTS, RESAMPLES, _level_weights,
 
 #: Seeds are dealt into this many blocks per split (see the module docstring).
 BLOCKS = 1000
-#: Seeds per chunk when an accumulator walks a whole (seeds, rows) array: ~16 MB of temporaries at 30 rows.
-CHUNK_SEEDS = 2**16
+#: Seed × row cells per chunk when an accumulator walks a (seeds, rows) array: its int64
+#: temporaries (cell keys, class columns, the selected keys) take ~4 MB each.
+CHUNK_CELLS = 2**19
 #: Bouthillier et al.'s threshold: P(A > B) must be able to exceed it to be a meaningful gain.
 GAMMA = 0.75
 
@@ -128,6 +129,10 @@ def _as_matrix(correct: np.ndarray) -> np.ndarray:
     return correct.astype(bool, copy=False)
 
 
+def _chunk(rows: int) -> int:
+    return max(1, CHUNK_CELLS // max(1, rows))
+
+
 def row_counts(
     predicted: np.ndarray,
     correct: np.ndarray,
@@ -158,8 +163,8 @@ def row_counts(
     groups, splits = _split_index(groups, seeds, splits)
     counts = np.zeros(splits * rows * (classes + 1), dtype=np.int64)
     hits = np.zeros(splits * rows, dtype=np.int64)
-    for start in range(0, seeds, CHUNK_SEEDS):
-        chunk = slice(start, start + CHUNK_SEEDS)
+    for start in range(0, seeds, step := _chunk(rows)):
+        chunk = slice(start, start + step)
         cell = groups[chunk, None] * rows + np.arange(rows)  # (chunk, rows): the (split, row) cell
         column = predicted[chunk].astype(np.int64) % (classes + 1)  # -1, tied, is the last column
         counts += np.bincount((cell * (classes + 1) + column).ravel(), minlength=counts.size)
@@ -195,8 +200,8 @@ def seed_blocks(
     cells = splits * blocks
     totals = [np.zeros(cells, dtype=np.int64) for _ in range(3)]
     per_row = np.zeros(cells * rows, dtype=np.int64)
-    for start in range(0, seeds, CHUNK_SEEDS):
-        chunk = correct[start : start + CHUNK_SEEDS]
+    for start in range(0, seeds, step := _chunk(rows)):
+        chunk = correct[start : start + step]
         index = np.arange(start, start + len(chunk), dtype=np.int64)
         block = groups[index] * blocks + (first_seed + index) % blocks
         k = chunk.sum(axis=1, dtype=np.int64)
