@@ -7,14 +7,14 @@ both draws at once. Pure NumPy: the training side hands over, per seed and test 
 predicted class (-1 on a tied row) and whether the row counts as correct under the run's
 tie rule.
 
-Two accumulators hold everything, both summable over chunks of seeds, so a population of
+Two accumulators hold everything, both built chunk by chunk of seeds, so a population of
 10^6 seeds never needs more than one chunk's temporaries at once:
 
 - `RowCounts` (`row_counts`): per test row, seeds per predicted class, tie included, and
   seeds correct; the rows table and churn come from it exactly;
-- `SeedBlocks` (`seed_blocks`): seeds dealt into `BLOCKS` blocks by seed index (seed s in
-  block s mod `BLOCKS`), per block the seeds, their correct counts per row, and the sums of
-  each seed's rows correct and of its square. The test-set variances are exact functions of
+- `SeedBlocks` (`seed_blocks`): each split's seeds dealt into `BLOCKS` blocks (its i-th seed
+  in block i mod `BLOCKS`), per block the seeds, their correct counts per row, and the sums
+  of each seed's rows correct and of its square. The test-set variances are exact functions of
   the blocks' totals, and the bootstraps resample blocks: seeds are independent and
   identically distributed, so blocks of them are too, and resampling blocks with
   replacement is the seed bootstrap when every block holds one seed (up to `BLOCKS` seeds)
@@ -79,9 +79,10 @@ class RowCounts:
 
 @dataclass(frozen=True)
 class SeedBlocks:
-    """Seeds dealt into blocks by index (seed s in block s mod `blocks`), per split.
+    """Seeds dealt into blocks, per split: the i-th seed of a split in block i mod `blocks`.
 
-    Sum two with `+` (chunks of one population, each built with its `first_seed`).
+    Continue a population chunk by chunk with `seed_blocks(chunk, after=blocks)`; `+` adds
+    blocks dealt separately.
 
     Attributes:
       seeds: (splits, blocks) int64, seeds per block.
@@ -177,39 +178,59 @@ def seed_blocks(
     *,
     groups: np.ndarray | None = None,
     splits: int | None = None,
-    first_seed: int = 0,
+    after: "SeedBlocks | None" = None,
     blocks: int = BLOCKS,
 ) -> SeedBlocks:
-    """The block sums of a population's correct matrix, or of one chunk of its seeds.
+    """The block sums of a population's correct matrix, walked chunk by chunk.
+
+    Seeds are dealt by their rank within their split, in the order given: the i-th seed of
+    a split goes to block i mod `blocks`. Up to `blocks` seeds a split, each seed is its own
+    block; beyond, the blocks hold equal shares whatever the layout of splits over seeds
+    (dealing by population index would give a split laid out with stride 20 only a
+    twentieth of the blocks). Two populations whose seeds come in the same order deal them
+    alike, as a paired comparison needs.
 
     Args:
       correct: (seeds, rows) bool, correct under the run's tie rule.
       groups: (seeds,) split index per seed, or None.
-      splits: the number of splits; give it when summing chunks.
-      first_seed: the population index of the chunk's first seed, so that chunks deal seeds
-        into the same blocks as the whole array would (and two populations sharing seeds,
-        for a paired comparison, deal them alike).
-      blocks: blocks per split; up to this many seeds, each seed is its own block.
+      splits: the number of splits; give it when a chunk may miss one.
+      after: the blocks of the seeds before this chunk, to continue the deal; None to start.
+      blocks: blocks per split (taken from `after` when given).
 
     Returns:
-      The `SeedBlocks`; sum chunks' blocks with `+`.
+      The `SeedBlocks` of the seeds so far (`after`'s and this chunk's).
     """
     correct = _as_matrix(correct)
     seeds, rows = correct.shape
+    if after is not None:
+        splits, blocks = (after.seeds.shape[0] if splits is None else splits), after.seeds.shape[1]
     groups, splits = _split_index(groups, seeds, splits)
+    dealt = np.zeros(splits, np.int64) if after is None else after.seeds.sum(axis=1)
+    if len(dealt) != splits:
+        raise ValueError(f"after holds {len(dealt)} splits, this chunk {splits}")
     cells = splits * blocks
     totals = [np.zeros(cells, dtype=np.int64) for _ in range(3)]
     per_row = np.zeros(cells * rows, dtype=np.int64)
     for start in range(0, seeds, step := _chunk(rows)):
-        chunk = correct[start : start + step]
-        index = np.arange(start, start + len(chunk), dtype=np.int64)
-        block = groups[index] * blocks + (first_seed + index) % blocks
+        chunk, split = correct[start : start + step], groups[start : start + step]
+        block = split * blocks + (dealt[split] + _rank_within(split)) % blocks
+        dealt += np.bincount(split, minlength=splits)
         k = chunk.sum(axis=1, dtype=np.int64)
         for total, weights in zip(totals, (None, k, k * k)):
             total += np.bincount(block, weights, minlength=cells).astype(np.int64)
         per_row += np.bincount((block[:, None] * rows + np.arange(rows))[chunk], minlength=per_row.size)
     seeds_, hits, hits_sq = (t.reshape(splits, blocks) for t in totals)
-    return SeedBlocks(seeds_, per_row.reshape(splits, blocks, rows), hits, hits_sq)
+    found = SeedBlocks(seeds_, per_row.reshape(splits, blocks, rows), hits, hits_sq)
+    return found if after is None else after + found
+
+
+def _rank_within(split: np.ndarray) -> np.ndarray:
+    """Each seed's rank among the chunk's seeds of its split, in order."""
+    order = np.argsort(split, kind="stable")
+    ordered = split[order]
+    rank = np.empty_like(split)
+    rank[order] = np.arange(split.size) - np.searchsorted(ordered, ordered, "left")
+    return rank
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +360,7 @@ def _resampled_totals(matrix: np.ndarray, size: int, rng: np.random.Generator) -
 
 
 def _batch(per_resample: int, resamples: int) -> int:
+    """Resamples per batch, `per_resample` the elements each holds while its batch is alive."""
     return max(1, min(resamples, _BATCH_ELEMENTS // max(1, per_resample)))
 
 
@@ -386,7 +408,8 @@ def test_set_variance(
     observed, independent, distribution = (float(p) for p in weights @ per_split_parts)
     rng = np.random.default_rng(seed)
     draws = np.empty(resamples)
-    batch = _batch(max(len(m) for m in matrices) + rows + 3, resamples)
+    # per resample: its block weights as `_level_weights` draws them (~4 numbers a block) and its totals
+    batch = _batch(4 * max(len(m) for m in matrices) + rows + 3, resamples)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
         parts = [_split_variances(_resampled_totals(m, size, rng), rows)[2] for m in matrices]
@@ -481,7 +504,8 @@ def _multi_draws(sides: list[SeedBlocks], paired: bool, resamples: int, rng: np.
     matrices = [_nonempty(side) for side in sides]
     weights = [side.seeds.sum(axis=1) / side.seeds.sum() for side in sides]
     draws = np.zeros((len(sides), resamples))
-    batch = _batch(len(sides) * (sides[0].seeds.shape[1] + rows + 3), resamples)
+    # per resample and side: block weights (~4 numbers a block), row weights (~4 a row), totals
+    batch = _batch(len(sides) * (4 * sides[0].seeds.shape[1] + 5 * rows + 3), resamples)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
         for g in range(splits):
@@ -736,7 +760,7 @@ def _unpaired_draws(a: np.ndarray, b: np.ndarray, resamples: int, rng: np.random
     va, vb = np.unique(a), np.unique(b)
     under, upto = np.searchsorted(va, vb, "left"), np.searchsorted(va, vb, "right")
     draws = np.empty(resamples)
-    batch = _batch(2 * (va.size + vb.size), resamples)
+    batch = _batch(4 * (va.size + vb.size), resamples)  # counts, their cumulative sums, the gathers
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
         ca, cb = _count_draws(a, size, rng)[1], _count_draws(b, size, rng)[1]

@@ -31,11 +31,12 @@ def test_chunks_add_up_to_the_whole(monkeypatch):
     whole_blocks = testset.seed_blocks(correct, groups=groups, blocks=7)
     parts = [slice(0, 13), slice(13, 40), slice(40, 50)]
     counts = [testset.row_counts(predicted[s], correct[s], 3, groups=groups[s], splits=3) for s in parts]
-    blocks = [
-        testset.seed_blocks(correct[s], groups=groups[s], splits=3, first_seed=s.start, blocks=7)
-        for s in parts
-    ]
-    summed, summed_blocks = counts[0] + counts[1] + counts[2], blocks[0] + blocks[1] + blocks[2]
+    summed_blocks = None
+    for s in parts:
+        summed_blocks = testset.seed_blocks(
+            correct[s], groups=groups[s], splits=3, after=summed_blocks, blocks=7
+        )
+    summed = counts[0] + counts[1] + counts[2]
     assert_array_equal(summed.classes, whole_counts.classes)
     assert_array_equal(summed.correct, whole_counts.correct)
     for a, b in zip(summed_blocks._fields(), whole_blocks._fields()):
@@ -56,6 +57,9 @@ def test_row_counts_and_blocks_hold_what_they_say():
     assert_array_equal(blocks.seeds[0], np.bincount(np.arange(30) % 4))
     assert_array_equal(blocks.hits_sq[0], np.bincount(np.arange(30) % 4, k * k))
     assert_array_equal(blocks.correct[0, 1], correct[1::4].sum(axis=0))
+    # dealt by rank within the split: a split laid out with stride 3 still fills every block
+    strided = testset.seed_blocks(np.ones((24, 2), bool), groups=np.arange(24) % 3, blocks=4)
+    assert_array_equal(strided.seeds, np.full((3, 4), 2))
     with pytest.raises(ValueError, match="-1 \\(tied\\) .. 2"):
         testset.row_counts(np.full((2, 2), 3), np.ones((2, 2), bool), 3)
     with pytest.raises(ValueError, match="do not add"):
@@ -367,7 +371,7 @@ def test_a_million_seeds_stay_bounded():
     multi = testset.mean_ci95_seeds_and_rows(testset.seed_blocks(correct), resamples=500)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 48 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.1f} MB"  # measured ~31 MB
     assert counts.seeds.tolist() == [10**6] and testset.churn(counts) == pytest.approx(0.18, abs=0.002)
     assert variance.distribution_variance_ci95[0] < 0 < variance.distribution_variance_ci95[1]
     assert multi.ci95[0] < 0.9 < multi.ci95[1]
