@@ -379,7 +379,8 @@ def test_set_variance(
     error rate, the spread would be `independent_errors_variance`; the excess is seeds that
     are better or worse on the whole distribution, `distribution_variance`. Its interval
     resamples seeds (by blocks, see the module docstring) and holds the test rows fixed: it
-    is the uncertainty from having finitely many seeds. Over splits, each split's three
+    is the uncertainty from having finitely many seeds (a resample that draws one seed of a
+    split has no variance and is left out). Over splits, each split's three
     variances are computed on its own seeds and rows and averaged with seed weights.
 
     Args:
@@ -412,9 +413,10 @@ def test_set_variance(
     batch = _batch(4 * max(len(m) for m in matrices) + rows + 3, resamples)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
-        parts = [_split_variances(_resampled_totals(m, size, rng), rows)[2] for m in matrices]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of one seed has no variance
+            parts = [_split_variances(_resampled_totals(m, size, rng), rows)[2] for m in matrices]
         draws[start : start + size] = sum(w * p for w, p in zip(weights, parts))
-    ci = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2]).tolist()
+    ci = np.quantile(draws[np.isfinite(draws)], [0.5 - level / 2, 0.5 + level / 2]).tolist()
     std, std_ci = math.sqrt(max(distribution, 0.0)), [math.sqrt(max(c, 0.0)) for c in ci]
     share = min(1.0, max(0.0, 1 - distribution / observed)) if observed > 0 else None
     summary = _summary_line(observed, rows, share, std, std_ci, splits)
@@ -441,10 +443,14 @@ def _split_variances(totals: np.ndarray, rows: int) -> tuple[np.ndarray, ...]:
 
 def _summary_line(observed: float, rows: int, share: float | None, std: float, ci: list[float], splits: int):
     where = " within a split" if splits > 1 else ""
-    accounted = "none" if share is None else f"{share:.0%}"
+    spread = (
+        f"the seeds' test accuracies{where} do not vary"
+        if share is None
+        else f"of the variance over seeds{where} (std {math.sqrt(observed):.3f}), the {rows} test rows "
+        f"account for {share:.0%}"
+    )
     return (
-        f"of the variance over seeds{where} (std {math.sqrt(observed):.3f}), the {rows} test rows account "
-        f"for {accounted}; on new rows from the same distribution the std would be {std:.3f} "
+        f"{spread}; on new rows from the same distribution the std would be {std:.3f} "
         f"[{ci[0]:.3f}, {ci[1]:.3f}]"
     )
 
@@ -714,7 +720,8 @@ def p_outperform(
     (accuracies take few), and P is read off the cumulative counts.
 
     Args:
-      a, b: one number per seed (accuracies); as many when paired.
+      a, b: one number per seed (accuracies); as many when paired. Non-finite values are
+        left out (with their pair, when paired).
       paired: whether seed s of A and of B share their random numbers.
       gamma: the meaningful-gain threshold of the verdict.
       level: the interval's confidence level.
@@ -727,6 +734,10 @@ def p_outperform(
     a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if paired and a.shape != b.shape:
         raise ValueError(f"a paired comparison needs equal seed counts, got {a.size} and {b.size}")
+    if paired:
+        a, b = (side[np.isfinite(a) & np.isfinite(b)] for side in (a, b))
+    else:
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0:
         return Outperform(None, None, None, None, gamma, paired, "no seeds")
     rng = np.random.default_rng(seed)

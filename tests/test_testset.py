@@ -170,6 +170,10 @@ def test_splits_are_pooled_with_seed_weights():
         )
     assert pooled.splits == 2 and "within a split" in pooled.summary
     assert testset.test_set_variance(c1[:1]).reason == "fewer than two seeds in every split"
+    few = testset.test_set_variance(c1[:2], resamples=200)  # half the resamples draw one seed twice
+    assert few.distribution_variance_ci95[0] <= few.distribution_variance_ci95[1]
+    same = testset.test_set_variance(np.tile(c1[:1], (5, 1)), resamples=50)
+    assert same.observed_variance == 0 and same.summary.startswith("the seeds' test accuracies do not vary")
 
 
 def test_block_bootstrap_is_the_seed_bootstrap_for_few_seeds():
@@ -311,6 +315,8 @@ def test_verdicts():
     assert testset.verdict(0.55, 0.7, gamma=0.6) == "better"
     strong = testset.p_outperform(np.full(50, 1.0), np.full(50, 0.9), paired=True)
     assert strong.verdict == "better" and strong.p_outperform == 1.0
+    holes = testset.p_outperform(np.r_[np.full(50, 0.8), np.nan], np.full(51, 0.9), paired=True)
+    assert holes.p_outperform == 0.0 and holes.verdict == "worse"
 
 
 def test_seeds_needed_for_decision():
