@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import run_job, settings_of
 from gophernet_jax import Sizes, forward, train_population
-from gophernet_jax.app import load_data
+from gophernet_jax.job import load_data
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import load_table, make_split
