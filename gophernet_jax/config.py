@@ -19,9 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gophernet_jax.dataset import ARTICLE_LABELS
-from gophernet_jax.model import TIES
+from gophernet_jax.model import ACTIVATIONS, INITS, LOSSES, TIES
 from gophernet_jax.statistics import OBJECTIVES
-from gophernet_jax.training import OPTIMIZERS, RULES, SOURCES
+from gophernet_jax.training import OPTIMIZERS, RULES, SCHEDULES, SOURCES
 
 _HERE = Path(__file__).resolve().parent
 
@@ -95,6 +95,15 @@ def _sources(key: str, value: Any) -> list[str]:
     return names
 
 
+def _widths(value: Any) -> int | list[int]:
+    widths = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ConfigError(
+            f"config key model.hidden: expected a width >= 1, or a list of them like [64, 64], got {value!r}"
+        )
+    return widths[0] if not isinstance(value, (list, tuple)) else widths
+
+
 def _grid(value: Any) -> dict[str, int] | None:
     if value is None:
         return None
@@ -159,16 +168,25 @@ class SeedsConfig:
 
 @dataclass
 class ModelConfig:
-    hidden: Any = 3  # int >= 1: hidden units
+    hidden: Any = 3  # int >= 1: hidden units; or a list of widths, one per hidden layer ([64, 64])
+    activation: Any = "sigmoid"  # sigmoid | tanh | relu | gelu (jax.nn)
+    init: Any = "uniform01"  # uniform01 (the article's U[0, 1)) | glorot_uniform | he_normal | lecun_normal
 
     def __post_init__(self) -> None:
-        self.hidden = _int("model.hidden", self.hidden, 1)
+        self.hidden = _widths(self.hidden)
+        self.activation = _choice("model.activation", self.activation, tuple(ACTIVATIONS))
+        self.init = _choice("model.init", self.init, INITS)
+
+    def widths(self) -> int | tuple[int, ...]:
+        """The hidden widths as `model.Sizes` takes them: an int for one layer, else a tuple."""
+        return self.hidden if isinstance(self.hidden, int) else tuple(self.hidden)
 
 
 @dataclass
 class TrainConfig:
     epochs: Any = 5000  # int >= 1
-    rule: Any = "autodiff"  # autodiff | article
+    rule: Any = "autodiff"  # autodiff | article (one sigmoid hidden layer and loss sse only)
+    loss: Any = "sse"  # sse (the article's, summed) | mse (averaged) | cross_entropy (softmax, averaged)
     dtype: Any = "float32"  # float32 | float64
     chunk_size: Any = 500  # int >= 1: seeds trained together; bounds memory
     batch_size: Any = None  # None: full batch (the article); int >= 1: mini-batches in a fresh order
@@ -176,6 +194,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.epochs = _int("train.epochs", self.epochs, 1)
         self.rule = _choice("train.rule", self.rule, tuple(RULES))
+        self.loss = _choice("train.loss", self.loss, LOSSES)
         self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
         self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
         if self.batch_size is not None:
@@ -185,11 +204,20 @@ class TrainConfig:
 @dataclass
 class OptimizerConfig:
     name: Any = "sgd"  # an optax alias: see training.OPTIMIZERS
-    learning_rate: Any = 0.3  # float > 0, on the summed loss
+    learning_rate: Any = 0.3  # float > 0 (on the summed loss for train.loss=sse)
+    # float >= 0, or null: adamw's own decoupled decay (null: optax's default), added to
+    # the direction (L2) for the others (null: none)
+    weight_decay: Any = None
+    schedule: Any = "constant"  # constant | cosine | warmup_cosine, over all the run's steps
+    warmup: Any = 0.1  # warmup_cosine: the share of the steps the rate rises over, in (0, 1)
 
     def __post_init__(self) -> None:
         self.name = _choice("optimizer.name", self.name, OPTIMIZERS)
         self.learning_rate = _number("optimizer.learning_rate", self.learning_rate, 0)
+        if self.weight_decay is not None:
+            self.weight_decay = _number("optimizer.weight_decay", self.weight_decay, 0, low_open=False)
+        self.schedule = _choice("optimizer.schedule", self.schedule, SCHEDULES)
+        self.warmup = _number("optimizer.warmup", self.warmup, 0, 1)
 
 
 @dataclass
@@ -316,6 +344,15 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
+        model = self.model
+        if self.train.rule == "article" and (
+            not isinstance(model.hidden, int) or model.activation != "sigmoid" or self.train.loss != "sse"
+        ):
+            raise ConfigError(
+                "config key train.rule: article is the reference program's update, for one sigmoid hidden "
+                f"layer and train.loss=sse (got model.hidden={model.hidden}, model.activation="
+                f"{model.activation}, train.loss={self.train.loss}); use train.rule=autodiff"
+            )
         key = "seeds.grid" if self.seeds.grid else "seeds.vary"
         varied = set(self.seeds.varied())
         if varied & {"split", "noise"} and self.data.path is None:
@@ -344,7 +381,6 @@ def register() -> None:
     `${job_dir:...}` available to `hydra.sweep.subdir`."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     OmegaConf.register_new_resolver("job_dir", job_dir_name, replace=True)
-    OmegaConf.register_new_resolver("shipped_data", lambda name: str(DATA_DIR / name), replace=True)
 
 
 def validate(cfg: DictConfig) -> Config:

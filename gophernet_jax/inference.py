@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gophernet_jax.model import Params, correct, forward, predicted_class, tied
-from gophernet_jax.store import TrainedRun
+from gophernet_jax.model import ARTICLE, Net, Params, correct, forward, predicted_class, tied
+from gophernet_jax.store import TrainedRun, run_net
 
 
 class SeedError(ValueError):
@@ -59,7 +59,7 @@ def _check_dtype(params: Params) -> None:
 
 def finite_seeds(params: Params) -> jax.Array:
     """Per seed: are all its parameters finite? Only these seeds join the ensemble."""
-    finite = [jnp.all(jnp.isfinite(p), axis=tuple(range(1, p.ndim))) for p in params]
+    finite = [jnp.all(jnp.isfinite(p), axis=tuple(range(1, p.ndim))) for p in jax.tree.leaves(params)]
     return jnp.logical_and.reduce(jnp.stack(finite), axis=0)
 
 
@@ -79,12 +79,12 @@ def _whole(a: jax.Array) -> jax.Array:
 
 
 def _seed_blocks(
-    params: Params, x: jax.Array, y: jax.Array | None = None, ties: str = "strict"
+    params: Params, x: jax.Array, y: jax.Array | None = None, ties: str = "strict", net: Net = ARTICLE
 ) -> dict[str, jax.Array]:
     """One pass over the seeds in blocks: the outputs summed over finite seeds, the finite
     seeds voting for each class (a seed that ties on a row does not vote there), their
     number, and (with labels `y`) every seed's count of rows correct under `ties`."""
-    params = Params(*map(_whole, params))
+    params = jax.tree.map(_whole, params)
     seeds, rows = params.w_hidden.shape[0], x.shape[0]
     size = max(1, min(seeds, BLOCK_OUTPUTS // max(rows, 1)))
     classes = params.b_out.shape[-1]
@@ -95,8 +95,8 @@ def _seed_blocks(
         # `member` leaves out the seeds that the block before it already counted.
         first = jnp.asarray(i, jnp.int32) * size
         start = jnp.minimum(first, seeds - size)
-        block = Params(*(jax.lax.dynamic_slice_in_dim(p, start, size) for p in params))
-        outputs = jax.vmap(forward, in_axes=(0, None))(block, x)
+        block = jax.tree.map(lambda p: jax.lax.dynamic_slice_in_dim(p, start, size), params)
+        outputs = jax.vmap(forward, in_axes=(0, None, None))(block, x, net)
         member = finite_seeds(block) & (start + jnp.arange(size, dtype=jnp.int32) >= first)
         own_class = jax.nn.one_hot(predicted_class(outputs), classes, dtype=jnp.int32)  # -1: all zero
         acc = dict(acc)
@@ -150,9 +150,9 @@ def vote_correct(votes: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Ar
     return correct(votes.astype(y.dtype), y, ties)
 
 
-@jax.jit
-def _ensemble(params: Params, x: jax.Array) -> Prediction:
-    c = _classes(_seed_blocks(params, jnp.asarray(x, params.w_hidden.dtype)))
+@partial(jax.jit, static_argnames="net")
+def _ensemble(params: Params, x: jax.Array, net: Net = ARTICLE) -> Prediction:
+    c = _classes(_seed_blocks(params, jnp.asarray(x, params.w_hidden.dtype), net=net))
     members = c.members.astype(c.mean_output.dtype)
     return Prediction(
         predicted=c.predicted,
@@ -175,7 +175,7 @@ def predict_ensemble(run: TrainedRun, x: np.ndarray) -> Prediction:
     _check_dtype(run.params)
     if not np.asarray(finite_seeds(run.params)).any():
         raise SeedError("no seed of the run has finite parameters: every one diverged")
-    return _ensemble(run.params, x)
+    return _ensemble(run.params, x, run_net(run))
 
 
 def seed_position(run: TrainedRun, seed: int) -> int:
@@ -187,9 +187,9 @@ def seed_position(run: TrainedRun, seed: int) -> int:
     return int(found[0])
 
 
-@jax.jit
-def _one_seed(params: Params, x: jax.Array) -> Prediction:
-    outputs = forward(params, jnp.asarray(x, params.w_hidden.dtype))
+@partial(jax.jit, static_argnames="net")
+def _one_seed(params: Params, x: jax.Array, net: Net = ARTICLE) -> Prediction:
+    outputs = forward(params, jnp.asarray(x, params.w_hidden.dtype), net)
     predicted = predicted_class(outputs)
     one_hot = jax.nn.one_hot(predicted, outputs.shape[-1], dtype=outputs.dtype)  # -1: all zero
     is_tied = tied(outputs)
@@ -202,16 +202,18 @@ def predict_seed(run: TrainedRun, x: np.ndarray, seed: int) -> Prediction:
     or -1 where its largest outputs tie."""
     _check_dtype(run.params)
     i = seed_position(run, seed)
-    return _one_seed(Params(*(p[i] for p in run.params)), x)
+    return _one_seed(jax.tree.map(lambda p: p[i], run.params), x, run_net(run))
 
 
-@partial(jax.jit, static_argnames="ties")
-def seed_correct(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+@partial(jax.jit, static_argnames=("ties", "net"))
+def seed_correct(
+    params: Params, x: jax.Array, y: jax.Array, ties: str = "strict", net: Net = ARTICLE
+) -> jax.Array:
     """Each seed's count of rows classified correctly on (x, y), as `model.correct` counts
     them under `ties`; over the row count, the accuracy that `results.csv` lists for a run
     scored with the same rule."""
     dtype = params.w_hidden.dtype
-    return _seed_blocks(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype), ties)["seeds"]
+    return _seed_blocks(params, jnp.asarray(x, dtype), jnp.asarray(y, dtype), ties, net)["seeds"]
 
 
 def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict") -> int:
@@ -219,17 +221,17 @@ def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict
     of accuracy go to the lowest seed index. A seed with non-finite parameters is chosen
     only if every seed has them."""
     _check_dtype(run.params)
-    counts = seed_correct(run.params, x, y, ties)
+    counts = seed_correct(run.params, x, y, ties, run_net(run))
     counts = np.where(np.asarray(finite_seeds(run.params)), np.asarray(counts), -1)
     order = np.lexsort((np.asarray(run.seeds), -counts))  # most rows correct, then lowest seed
     return int(run.seeds[order[0]])
 
 
-@partial(jax.jit, static_argnames="ties")
-def _report_counts(params: Params, x: jax.Array, y: jax.Array, ties: str) -> dict[str, jax.Array]:
+@partial(jax.jit, static_argnames=("ties", "net"))
+def _report_counts(params: Params, x: jax.Array, y: jax.Array, ties: str, net: Net) -> dict[str, jax.Array]:
     x = jnp.asarray(x, params.w_hidden.dtype)
     y = jnp.asarray(y, params.w_hidden.dtype)
-    acc = _seed_blocks(params, x, y, ties)
+    acc = _seed_blocks(params, x, y, ties, net)
     c = _classes(acc)
     return {
         "mean_output": jnp.sum(correct(c.mean_output, y, ties), dtype=jnp.int32),
@@ -253,7 +255,9 @@ def _standing(count: int, seed_counts: np.ndarray) -> dict[str, float]:
     }
 
 
-def ensemble_report(params: Params, x: np.ndarray, y: np.ndarray, ties: str = "strict") -> dict[str, Any]:
+def ensemble_report(
+    params: Params, x: np.ndarray, y: np.ndarray, ties: str = "strict", net: Net = ARTICLE
+) -> dict[str, Any]:
     """How the ensemble of a population does on labelled rows (x, y), against its single seeds.
 
     Every row is scored under `ties` (`model.TIES`): the ensemble's mean output and vote as
@@ -273,7 +277,7 @@ def ensemble_report(params: Params, x: np.ndarray, y: np.ndarray, ties: str = "s
       accuracies, tied rows and agreement are None.
     """
     _check_dtype(params)
-    counts = jax.device_get(_report_counts(params, x, y, ties))
+    counts = jax.device_get(_report_counts(params, x, y, ties, net))
     rows, members = int(np.shape(x)[0]), int(counts["members"])
     seed_acc = counts["seeds"] / rows
     report = {

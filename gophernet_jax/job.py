@@ -24,7 +24,7 @@ from gophernet_jax import progress, runtime
 from gophernet_jax.config import Config, ConfigError, data_file, portable_file
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.files import write_json
-from gophernet_jax.model import Sizes
+from gophernet_jax.model import Net, Sizes
 from gophernet_jax.splits import load_table, make_split, minmax_fit, stratified_parts
 from gophernet_jax.summary import Objective, Pairing, Summary, TiedRows
 from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, seed_indices, train_population
@@ -175,7 +175,12 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
 
 
 def _sizes(settings: Config, data: Data) -> Sizes:
-    return Sizes(data.train_set.x.shape[1], settings.model.hidden, data.train_set.y.shape[1])
+    return Sizes(data.train_set.x.shape[1], settings.model.widths(), data.train_set.y.shape[1])
+
+
+def net_of(settings: Config) -> Net:
+    """The activation and loss of the configured network."""
+    return Net(settings.model.activation, settings.train.loss)
 
 
 def _train(settings: Config, data: Data, show: bool) -> Population:
@@ -202,6 +207,11 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
         batch_size=settings.train.batch_size,
         order_seed=settings.data.order_seed,
         ties=settings.report.ties,
+        net=net_of(settings),
+        init=settings.model.init,
+        weight_decay=settings.optimizer.weight_decay,
+        schedule=settings.optimizer.schedule,
+        warmup=settings.optimizer.warmup,
     )
     # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
     # a small program per operation.
@@ -279,6 +289,7 @@ def pairing(settings: Config, data: Data, sizes: Sizes) -> Pairing:
     weights = _digest(
         str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
         _array_digest(init.astype(np.int64)),
+        *([] if settings.model.init == "uniform01" else [settings.model.init]),
     )  # fmt: skip
     return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.count)
 
@@ -382,7 +393,8 @@ def score(population: Population, data: Data, settings: Config) -> dict[str, Any
         from gophernet_jax.inference import ensemble_report
 
         test = data.test_set
-        summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=settings.report.ties)
+        ties, net = settings.report.ties, net_of(settings)
+        summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=ties, net=net)
     if settings.seeds.grid:
         from gophernet_jax.variance import variance_components
 

@@ -1,82 +1,176 @@
-"""The article's network: one sigmoid hidden layer, sigmoid outputs, squared error.
+"""The network family: the article's 4-3-3 sigmoid net is one member of a small MLP family.
 
-Every function here works on one network; `jax.vmap` makes it work on many.
+A network is its `Params` (widths are their shapes) and a `Net`: the hidden activation and
+the loss, which decides the outputs (sigmoid for `sse`/`mse`, softmax for `cross_entropy`).
+Every per-network function here works on one network; `jax.vmap` makes it work on many.
+The population functions below work on many at once, laid out with the seed axis last.
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 class Params(NamedTuple):
-    """The 4-3-3 network's weights, named as in the article (wHidden, bHidden, wOut, bOut)."""
+    """A network's weights, named as in the article (wHidden, bHidden, wOut, bOut).
 
-    w_hidden: jax.Array  # (features, hidden)
+    The article's net has one hidden layer; a deeper one keeps its second and later hidden
+    layers in `w_deeper`/`b_deeper` (empty for one layer, so the article's pytree is its
+    four arrays).
+    """
+
+    w_hidden: jax.Array  # (features, hidden) the first hidden layer
     b_hidden: jax.Array  # (hidden,)
-    w_out: jax.Array  # (hidden, classes)
+    w_out: jax.Array  # (last hidden, classes)
     b_out: jax.Array  # (classes,)
+    w_deeper: tuple[jax.Array, ...] = ()  # (units before, units) per later hidden layer
+    b_deeper: tuple[jax.Array, ...] = ()
 
 
 class Sizes(NamedTuple):
-    """Layer widths: input features, hidden units, output classes."""
+    """Layer widths: input features, hidden units (an int, or a tuple for several layers), classes."""
 
     features: int
-    hidden: int
+    hidden: int | tuple[int, ...]
     classes: int
+
+
+def hidden_widths(sizes: Sizes) -> tuple[int, ...]:
+    """The hidden layers' widths, first to last."""
+    return (sizes.hidden,) if isinstance(sizes.hidden, int) else tuple(sizes.hidden)
+
+
+def layer_shapes(sizes: Sizes) -> list[tuple[int, int]]:
+    """(inputs, outputs) of every layer's weights, first hidden layer to output layer."""
+    widths = (sizes.features, *hidden_widths(sizes), sizes.classes)
+    return list(zip(widths[:-1], widths[1:]))
 
 
 def param_count(sizes: Sizes) -> int:
     """Number of parameters of a network of these sizes (27 for the article's 4-3-3)."""
-    f, h, c = sizes
-    return f * h + h + h * c + c
+    return sum(a * b + b for a, b in layer_shapes(sizes))
 
 
-def init_params(key: jax.Array, sizes: Sizes, dtype: jnp.dtype = jnp.float32) -> Params:
-    """Draws every parameter, biases included, uniform on [0, 1), as the article does.
+#: Hidden activations (`model.activation`), from `jax.nn`.
+ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "gelu": jax.nn.gelu}
+#: Losses (`train.loss`): `sse` is the article's ½·Σ(y − out)² summed over rows, `mse` the
+#: same averaged over rows, both on sigmoid outputs; `cross_entropy` is softmax
+#: cross-entropy averaged over rows.
+LOSSES = ("sse", "mse", "cross_entropy")
+#: Initialisations (`model.init`): `uniform01` is the article's U[0, 1) for every weight and
+#: bias; the others are `jax.nn.initializers`' for the weights, with biases at zero.
+INITS = ("uniform01", "glorot_uniform", "he_normal", "lecun_normal")
 
-    One draw of all the numbers, cut in the article's fill order (wHidden row-major,
-    bHidden, wOut row-major, bOut): a single draw per seed keeps the many-seed
-    program quick to compile.
+
+class Net(NamedTuple):
+    """What a network computes beyond its widths: static, hashable."""
+
+    activation: str = "sigmoid"
+    loss: str = "sse"
+
+
+#: The article's network: sigmoid hidden units, sigmoid outputs, summed squared error.
+ARTICLE = Net()
+
+
+def _draw_uniform01(key: jax.Array, sizes: Sizes, dtype) -> list[jax.Array]:
+    # One draw of every number, cut in the article's fill order (wHidden row-major,
+    # bHidden, ..., wOut row-major, bOut): one draw per seed keeps the program quick to compile.
+    flat = jax.random.uniform(key, (param_count(sizes),), dtype=dtype)
+    parts, start = [], 0
+    for a, b in layer_shapes(sizes):
+        parts += [flat[start : start + a * b].reshape(a, b), flat[start + a * b : start + a * b + b]]
+        start += a * b + b
+    return parts
+
+
+def _draw_standard(key: jax.Array, sizes: Sizes, dtype, init: str) -> list[jax.Array]:
+    draw = getattr(jax.nn.initializers, init)()
+    shapes = layer_shapes(sizes)
+    keys = jax.random.split(key, len(shapes))
+    return [p for k, (a, b) in zip(keys, shapes) for p in (draw(k, (a, b), dtype), jnp.zeros((b,), dtype))]
+
+
+def init_params(
+    key: jax.Array, sizes: Sizes, dtype: jnp.dtype = jnp.float32, init: str = "uniform01"
+) -> Params:
+    """A network's initial parameters.
+
+    `uniform01` (the article's) draws every parameter, biases included, uniform on [0, 1),
+    in one draw cut in the article's fill order. The others (`INITS`) draw each layer's
+    weights with `jax.nn.initializers.<init>` from its own key (`split(key, layers)`),
+    biases at zero.
 
     Args:
       key: a `jax.random` key.
-      sizes: `Sizes(features, hidden, classes)`, e.g. `Sizes(4, 3, 3)`.
+      sizes: `Sizes(features, hidden, classes)`, e.g. `Sizes(4, 3, 3)` or `Sizes(64, (64, 64), 10)`.
       dtype: floating dtype of the parameters.
+      init: one of `INITS`.
 
     Returns:
-      `Params` of shapes (features, hidden), (hidden,), (hidden, classes), (classes,).
+      `Params`; w_hidden (features, first hidden), ..., w_out (last hidden, classes).
 
     Example:
       >>> p = init_params(jax.random.key(0), Sizes(4, 3, 3))
       >>> p.w_hidden.shape
       (4, 3)
     """
-    f, h, c = sizes
-    flat = jax.random.uniform(key, (param_count(sizes),), dtype=dtype)
-    cuts = [f * h, f * h + h, f * h + h + h * c]
-    w_hidden, b_hidden, w_out, b_out = jnp.split(flat, cuts)
-    return Params(w_hidden.reshape(f, h), b_hidden, w_out.reshape(h, c), b_out)
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+    parts = (
+        _draw_uniform01(key, sizes, dtype) if init == "uniform01" else _draw_standard(key, sizes, dtype, init)
+    )
+    w, b = parts[0::2], parts[1::2]
+    return Params(w[0], b[0], w[-1], b[-1], tuple(w[1:-1]), tuple(b[1:-1]))
 
 
-def hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Forward pass keeping the hidden activations, which backpropagation needs."""
-    hidden = jax.nn.sigmoid(x @ params.w_hidden + params.b_hidden)
-    return hidden, jax.nn.sigmoid(hidden @ params.w_out + params.b_out)
+def hidden_layers(params: Params) -> list[tuple[jax.Array, jax.Array]]:
+    """(weights, biases) of every hidden layer, first to last."""
+    return [(params.w_hidden, params.b_hidden), *zip(params.w_deeper, params.b_deeper)]
 
 
-def forward(params: Params, x: jax.Array) -> jax.Array:
+def outputs_of(logits: jax.Array, net: Net, axis: int = -1) -> jax.Array:
+    """The network's outputs from its output layer's pre-activations: softmax over the
+    classes for `cross_entropy`, a sigmoid each otherwise."""
+    return jax.nn.softmax(logits, axis=axis) if net.loss == "cross_entropy" else jax.nn.sigmoid(logits)
+
+
+def hidden_and_logits(params: Params, x: jax.Array, net: Net = ARTICLE) -> tuple[jax.Array, jax.Array]:
+    """Forward pass keeping the last hidden layer's activations, which backpropagation needs."""
+    act, hidden = ACTIVATIONS[net.activation], x
+    for w, b in hidden_layers(params):
+        hidden = act(hidden @ w + b)
+    return hidden, hidden @ params.w_out + params.b_out
+
+
+def hidden_and_output(params: Params, x: jax.Array, net: Net = ARTICLE) -> tuple[jax.Array, jax.Array]:
+    """Forward pass keeping the last hidden layer's activations, and the outputs."""
+    hidden, logits = hidden_and_logits(params, x, net)
+    return hidden, outputs_of(logits, net)
+
+
+def forward(params: Params, x: jax.Array, net: Net = ARTICLE) -> jax.Array:
     """The network's outputs, one row per sample, one column per class, each in (0, 1)."""
-    return hidden_and_output(params, x)[1]
+    return hidden_and_output(params, x, net)[1]
 
 
-def loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """½ · Σ (y − out)² summed over samples and classes, not averaged.
+def loss(
+    params: Params, x: jax.Array, y: jax.Array, net: Net = ARTICLE, weights: jax.Array | None = None
+) -> jax.Array:
+    """The training loss of `net.loss` (see `LOSSES`), rows weighted by `weights` if given.
 
-    Summed as in the article, so that a learning rate means what it means there:
-    0.3 on this sum is 0.3 · n on the mean.
+    `sse` is summed as in the article, so that a learning rate means what it means there:
+    0.3 on this sum is 0.3 · n on the mean. `mse` and `cross_entropy` average over rows
+    (a weighted mean with `weights`).
     """
-    return 0.5 * jnp.sum((y - forward(params, x)) ** 2)
+    logits = hidden_and_logits(params, x, net)[1]
+    w = jnp.ones(x.shape[0], logits.dtype) if weights is None else weights
+    if net.loss == "cross_entropy":
+        return jnp.sum(w * optax.softmax_cross_entropy(logits, y)) / jnp.sum(w)
+    total = 0.5 * jnp.sum(w[:, None] * (y - jax.nn.sigmoid(logits)) ** 2)
+    return total if net.loss == "sse" else total / jnp.sum(w)
 
 
 #: How a row whose largest output is shared is scored (`report.ties`): "strict" (the
@@ -133,27 +227,29 @@ def collapsed(outputs: jax.Array) -> jax.Array:
     return jnp.sum(used, axis=-1) <= 1
 
 
-def accuracy(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+def accuracy(
+    params: Params, x: jax.Array, y: jax.Array, ties: str = "strict", net: Net = ARTICLE
+) -> jax.Array:
     """Share of rows classified correctly (see `correct`; `ties="article"` is the article's count)."""
-    outputs = forward(params, x)
+    outputs = forward(params, x, net)
     return jnp.mean(correct(outputs, y, ties), dtype=outputs.dtype)
 
 
 # A population of networks with the seed axis last: w_hidden (features, hidden, seeds),
-# b_hidden (hidden, seeds), w_out (hidden, classes, seeds), b_out (classes, seeds).
-# With seeds on the minor axis, the contraction with the shared data is one matrix
-# product for all seeds, and the per-seed products vectorise across seeds; this runs
-# several times faster on a CPU than `vmap` over the leading axis.
+# b_hidden (hidden, seeds), ..., w_out (hidden, classes, seeds), b_out (classes, seeds).
+# With seeds on the minor axis, the contraction with the shared data is a matrix product
+# for many seeds at once, and the per-seed products of few units vectorise across seeds;
+# this runs several times faster on a CPU than `vmap` over a leading axis.
 
 
 def seeds_last(params: Params) -> Params:
     """Moves a population's leading seed axis to the end (see above)."""
-    return Params(*(jnp.moveaxis(a, 0, -1) for a in params))
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), params)
 
 
 def seeds_first(params: Params) -> Params:
     """Moves a population's trailing seed axis to the front: `Params` of a leading seed axis."""
-    return Params(*(jnp.moveaxis(a, -1, 0) for a in params))
+    return jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), params)
 
 
 def per_seed(a: jax.Array) -> jax.Array:
@@ -162,20 +258,82 @@ def per_seed(a: jax.Array) -> jax.Array:
     return a if a.ndim == 3 else a[:, :, None]
 
 
-def population_hidden_and_output(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Every seed's forward pass: hidden (samples, hidden, seeds), outputs (samples, classes, seeds).
+#: Seeds per block of a product with shared data (`shared_product`).
+SEED_BLOCK = 16
+
+
+def shared_product(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
+    """Σ_k x[n, k] · w[k, j, s] (`contract=1`) or Σ_k x[k, n] · w[k, j, s] (`contract=0`):
+    shared data times a seeds-last array, (n, units, seeds), one matrix product per block
+    of `SEED_BLOCK` seeds (the seed axis padded with zeros to whole blocks).
+
+    Every block's product has the same shape whatever the number of seeds, so a seed's
+    numbers do not depend on the width of its chunk. One product of width units × seeds
+    does: XLA's CPU matrix product (oneDNN's sgemm, which picks its kernel from the CPU at
+    run time) changes its arithmetic with that width on CPUs without AVX-512
+    (`ONEDNN_MAX_CPU_ISA=AVX2` shows it on any x86-64 machine).
+    """
+    k, units, seeds = w.shape
+    blocks = -(-seeds // SEED_BLOCK)
+    w = jnp.pad(w, ((0, 0), (0, 0), (0, blocks * SEED_BLOCK - seeds)))
+    w = jnp.moveaxis(w.reshape(k, units, blocks, SEED_BLOCK), 2, 0).reshape(blocks, k, units * SEED_BLOCK)
+    xb = jnp.broadcast_to(x, (blocks, *x.shape))
+    out = jax.lax.dot_general(xb, w, (((1 + contract,), (1,)), ((0,), (0,))))  # (blocks, n, units·block)
+    n = out.shape[1]
+    out = jnp.moveaxis(out.reshape(blocks, n, units, SEED_BLOCK), 0, 2)
+    return out.reshape(n, units, blocks * SEED_BLOCK)[:, :, :seeds]
+
+
+#: Per-seed products over at most this many inputs are unrolled into elementwise
+#: multiply-adds across the seeds (the article's 3 hidden units, 4 features): measured
+#: fastest there, and their program grows with the inputs only up to this bound.
+UNROLL = 8
+#: Per-seed products onto at most this many outputs (a classifier's output layer) are one
+#: fused multiply-and-reduce across the seeds; wider ones are batched matrix products with
+#: the seeds moved first (see README, Speed).
+FEW_OUTPUTS = 16
+
+
+def per_seed_product(h: jax.Array, w: jax.Array) -> jax.Array:
+    """Σ_j h[n, j, s] · w[j, k, s]: every seed's own product, (n, outputs, seeds).
+
+    The form is chosen by shape (`UNROLL`, `FEW_OUTPUTS`); none grows with the width past
+    `UNROLL` inputs, so neither does the compile time.
+    """
+    inputs, outputs, _ = w.shape
+    if inputs <= UNROLL:
+        return sum(h[:, j, None, :] * w[j] for j in range(inputs))
+    if outputs <= FEW_OUTPUTS:
+        return jnp.sum(h[:, :, None, :] * w[None], axis=1)
+    first = jnp.matmul(jnp.moveaxis(h, -1, 0), jnp.moveaxis(w, -1, 0))  # (seeds, n, outputs)
+    return jnp.moveaxis(first, 0, -1)
+
+
+def _product(h: jax.Array, w: jax.Array) -> jax.Array:
+    # Shared data (samples, inputs) or a seed's own (samples, inputs, seeds), times w.
+    return shared_product(h, w) if h.ndim == 2 else per_seed_product(h, w)
+
+
+def population_hidden_and_logits(
+    params: Params, x: jax.Array, net: Net = ARTICLE
+) -> tuple[jax.Array, jax.Array]:
+    """Every seed's forward pass: last hidden layer (samples, hidden, seeds), and the output
+    layer's pre-activations (samples, classes, seeds).
 
     `x` is (samples, features), shared by every seed, or (samples, features, seeds).
     """
-    features, hidden_units, seeds = params.w_hidden.shape
-    if x.ndim == 2:  # one matrix product for all seeds
-        pre = (x @ params.w_hidden.reshape(features, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
-    else:  # Σ_k x[n, k, s] · w_hidden[k, j, s], unrolled over the few features
-        pre = sum(x[:, k, None, :] * params.w_hidden[k] for k in range(features))
-    hidden = jax.nn.sigmoid(pre + params.b_hidden)
-    # Σ_j hidden[n, j, s] · w_out[j, c, s], unrolled over the few hidden units.
-    mixed = sum(hidden[:, j, None, :] * params.w_out[j] for j in range(hidden_units))
-    return hidden, jax.nn.sigmoid(mixed + params.b_out)
+    act, hidden = ACTIVATIONS[net.activation], x
+    for w, b in hidden_layers(params):
+        hidden = act(_product(hidden, w) + b)
+    return hidden, _product(hidden, params.w_out) + params.b_out
+
+
+def population_hidden_and_output(
+    params: Params, x: jax.Array, net: Net = ARTICLE
+) -> tuple[jax.Array, jax.Array]:
+    """Every seed's forward pass: hidden (samples, hidden, seeds), outputs (samples, classes, seeds)."""
+    hidden, logits = population_hidden_and_logits(params, x, net)
+    return hidden, outputs_of(logits, net, axis=1)
 
 
 def row_weights(weights: jax.Array) -> jax.Array:
@@ -184,17 +342,24 @@ def row_weights(weights: jax.Array) -> jax.Array:
 
 
 def population_loss(
-    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None, net: Net = ARTICLE
 ) -> jax.Array:
     """Every seed's `loss`, shape (seeds,); `y` is (samples, classes) or (samples, classes, seeds).
 
-    With `weights` (see `row_weights`), each row's squared error is weighted.
+    With `weights` (see `row_weights`), each row's loss is weighted.
     """
-    outputs = population_hidden_and_output(params, x)[1]
-    squared = (per_seed(y) - outputs) ** 2
+    logits = population_hidden_and_logits(params, x, net)[1]
+    if net.loss == "cross_entropy":
+        per_row = -jnp.sum(per_seed(y) * jax.nn.log_softmax(logits, axis=1), axis=1, keepdims=True)
+    else:
+        per_row = (per_seed(y) - jax.nn.sigmoid(logits)) ** 2
     if weights is not None:
-        squared = row_weights(weights) * squared
-    return 0.5 * jnp.sum(squared, axis=(0, 1))
+        per_row = row_weights(weights) * per_row
+    total = jnp.sum(per_row, axis=(0, 1))
+    if net.loss == "sse":
+        return 0.5 * total
+    rows = x.shape[0] if weights is None else jnp.sum(row_weights(weights), axis=(0, 1))
+    return (0.5 * total if net.loss == "mse" else total) / rows
 
 
 class Scores(NamedTuple):
@@ -205,9 +370,11 @@ class Scores(NamedTuple):
     collapsed: jax.Array  # ties on, or predicts one class for, every row (`collapsed`)
 
 
-def population_scores(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> Scores:
+def population_scores(
+    params: Params, x: jax.Array, y: jax.Array, ties: str = "strict", net: Net = ARTICLE
+) -> Scores:
     """Every seed's `Scores` on (x, y); `y` is (samples, classes) or (samples, classes, seeds)."""
-    outputs = jnp.moveaxis(population_hidden_and_output(params, x)[1], -1, 0)
+    outputs = jnp.moveaxis(population_hidden_and_output(params, x, net)[1], -1, 0)
     y = y if y.ndim == 2 else jnp.moveaxis(y, -1, 0)
     return Scores(
         accuracy=jnp.mean(correct(outputs, y, ties), axis=-1, dtype=outputs.dtype),
@@ -216,6 +383,8 @@ def population_scores(params: Params, x: jax.Array, y: jax.Array, ties: str = "s
     )
 
 
-def population_accuracy(params: Params, x: jax.Array, y: jax.Array, ties: str = "strict") -> jax.Array:
+def population_accuracy(
+    params: Params, x: jax.Array, y: jax.Array, ties: str = "strict", net: Net = ARTICLE
+) -> jax.Array:
     """Every seed's `accuracy`, shape (seeds,)."""
-    return population_scores(params, x, y, ties).accuracy
+    return population_scores(params, x, y, ties, net).accuracy

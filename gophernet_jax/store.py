@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gophernet_jax.files import write_bytes
-from gophernet_jax.model import TIES, Params
+from gophernet_jax.model import ACTIVATIONS, ARTICLE, LOSSES, TIES, Net, Params
 
 PARAMS_FILE = "params.npz"
 
@@ -38,6 +38,20 @@ class TrainedRun(NamedTuple):
     scaling: dict[str, Any] | None = None
 
 
+def _arrays(params: Params) -> dict[str, np.ndarray]:
+    # The first four by name; a deeper network's later hidden layers as w_deeper_0, b_deeper_0, ...
+    arrays = {name: getattr(params, name) for name in Params._fields[:4]}
+    for i, (w, b) in enumerate(zip(params.w_deeper, params.b_deeper)):
+        arrays |= {f"w_deeper_{i}": w, f"b_deeper_{i}": b}
+    return arrays
+
+
+def _params(data) -> Params:
+    deeper = sum(1 for name in data.files if name.startswith("w_deeper_"))
+    layers = [(data[f"w_deeper_{i}"], data[f"b_deeper_{i}"]) for i in range(deeper)]
+    return Params(*(data[name] for name in Params._fields[:4]), *map(tuple, zip(*layers)))
+
+
 def save_run(run_dir: Path, run: TrainedRun) -> Path:
     """Writes `run` to `run_dir/params.npz` atomically; returns the path."""
     meta = {
@@ -47,7 +61,7 @@ def save_run(run_dir: Path, run: TrainedRun) -> Path:
         "scaling": run.scaling,
     }
     buffer = io.BytesIO()
-    np.savez(buffer, **run.params._asdict(), seed=np.asarray(run.seeds), meta=np.array(json.dumps(meta)))
+    np.savez(buffer, **_arrays(run.params), seed=np.asarray(run.seeds), meta=np.array(json.dumps(meta)))
     path = Path(run_dir) / PARAMS_FILE
     write_bytes(buffer.getvalue(), path)
     return path
@@ -63,12 +77,23 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         raise StoreError(f"{run_dir}: not a run folder (no {PARAMS_FILE})")
     try:
         with np.load(path, allow_pickle=False) as data:
-            params = Params(*(data[name] for name in Params._fields))
+            params = _params(data)
             seeds, meta = data["seed"], json.loads(str(data["meta"]))
         names = tuple(meta["feature_names"]), tuple(meta["class_names"])
         return TrainedRun(params, seeds, *names, meta["config"], meta.get("scaling"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise StoreError(f"{path}: not a params file: {type(e).__name__}: {e}") from None
+
+
+def run_net(run: TrainedRun) -> Net:
+    """The activation and loss `run`'s networks were trained with: its config's
+    `model.activation` and `train.loss`, the article's where the config does not say (runs
+    made before the network family); a `StoreError` for an unknown one."""
+    activation = run.config.get("model", {}).get("activation", ARTICLE.activation)
+    loss = run.config.get("train", {}).get("loss", ARTICLE.loss)
+    if activation not in ACTIVATIONS or loss not in LOSSES:
+        raise StoreError(f"the run's model.activation {activation!r} or train.loss {loss!r} is unknown")
+    return Net(activation, loss)
 
 
 def run_ties(run: TrainedRun) -> str:

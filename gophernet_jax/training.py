@@ -21,10 +21,12 @@ import numpy as np
 import optax
 
 from gophernet_jax.model import (
+    ARTICLE,
+    Net,
     Params,
     Sizes,
-    forward,
     hidden_and_output,
+    hidden_widths,
     init_params,
     loss,
     per_seed,
@@ -35,6 +37,7 @@ from gophernet_jax.model import (
     row_weights,
     seeds_first,
     seeds_last,
+    shared_product,
 )
 from gophernet_jax.progress import report as progress_report
 from gophernet_jax.splits import Table, make_splits, split_sizes
@@ -47,17 +50,11 @@ Rule = Callable[..., Params]
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "nadam")
 
 
-def _weighted_loss(params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None) -> jax.Array:
-    if weights is None:
-        return loss(params, x, y)
-    return 0.5 * jnp.sum(weights[:, None] * (y - forward(params, x)) ** 2)
-
-
 def autodiff_direction(
-    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None, net: Net = ARTICLE
 ) -> Params:
-    """Exact backpropagation: `jax.grad` of the summed squared error `loss` (rows weighted)."""
-    return jax.grad(_weighted_loss)(params, x, y, weights)
+    """Exact backpropagation: `jax.grad` of the network's `loss` (rows weighted)."""
+    return jax.grad(loss)(params, x, y, net, weights)
 
 
 def _article_slope(a: jax.Array) -> jax.Array:
@@ -67,7 +64,9 @@ def _article_slope(a: jax.Array) -> jax.Array:
     return s * (1.0 - s)
 
 
-def article_direction(params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> Params:
+def article_direction(
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None, net: Net = ARTICLE
+) -> Params:
     """The article's hand-written update, slope quirk included, as a descent direction.
 
     The article adds `lr * adjustment`; a descent optimizer subtracts `lr * direction`,
@@ -90,14 +89,14 @@ RULES: dict[str, Rule] = {"autodiff": autodiff_direction, "article": article_dir
 
 
 def population_autodiff_direction(
-    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None, net: Net = ARTICLE
 ) -> Params:
     """`autodiff_direction` of every seed of a seeds-last population at once.
 
     Seeds do not interact, so the gradient of the loss summed over seeds holds each
     seed's own gradient; `jax.grad` then contracts with the shared data in single products.
     """
-    return jax.grad(lambda p: jnp.sum(population_loss(p, x, y, weights)))(params)
+    return jax.grad(lambda p: jnp.sum(population_loss(p, x, y, weights, net)))(params)
 
 
 @cache
@@ -131,7 +130,7 @@ def _unit_article_slope(a: jax.Array) -> jax.Array:
 
 
 def population_article_direction(
-    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None
+    params: Params, x: jax.Array, y: jax.Array, weights: jax.Array | None = None, net: Net = ARTICLE
 ) -> Params:
     """`article_direction` of every seed of a seeds-last population at once.
 
@@ -150,7 +149,7 @@ def population_article_direction(
     w_out = jnp.stack([jnp.sum(hidden[:, j, None, :] * d_out, axis=0) for j in range(hidden_units)])
     if x.ndim == 2:  # [x 1].T @ d_hidden for all seeds in one product: weights and biases
         x1 = jnp.concatenate([x, jnp.ones((samples, 1), x.dtype)], axis=1)
-        both = (x1.T @ d_hidden.reshape(samples, hidden_units * seeds)).reshape(-1, hidden_units, seeds)
+        both = shared_product(x1, d_hidden, contract=0)
         w_hidden, b_hidden = both[:-1], both[-1]
     else:
         w_hidden = jnp.sum(x[:, :, None, :] * d_hidden[:, None, :, :], axis=0)
@@ -164,14 +163,62 @@ POPULATION_RULES: dict[str, Rule] = {
 }
 
 
-def make_optimizer(name: str, learning_rate: jax.Array | float) -> optax.GradientTransformation:
+def _scheduled(schedule: str, peak, steps: int, warmup, count: jax.Array) -> jax.Array:
+    # Written out rather than optax's schedules, whose step counts must be Python numbers:
+    # here the warmup share stays traced, so a sweep over it compiles once.
+    peak = jnp.asarray(peak)
+    t = jnp.asarray(count, peak.dtype)
+    warm = jnp.zeros((), peak.dtype) if schedule == "cosine" else jnp.maximum(jnp.round(warmup * steps), 1)
+    fall = jnp.clip((t - warm) / jnp.maximum(steps - warm, 1), 0, 1)
+    down = peak * (0.5 * (1 + jnp.cos(jnp.pi * fall)))
+    return jnp.where(t < warm, peak * t / jnp.maximum(warm, 1), down)
+
+
+#: Learning-rate schedules (`optimizer.schedule`) over the run's steps.
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
+class Optimizer(NamedTuple):
+    """The optimizer's static choices: its name, schedule, steps in all, and whether a
+    weight decay is applied (its value is traced, like the learning rate)."""
+
+    name: str = "sgd"
+    schedule: str = "constant"
+    steps: int = 1
+    decay: bool = False
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: jax.Array | float,
+    *,
+    schedule: str = "constant",
+    steps: int = 1,
+    weight_decay: jax.Array | float | None = None,
+    warmup: jax.Array | float = 0.1,
+) -> optax.GradientTransformation:
     """The optax optimizer `name` (one of `OPTIMIZERS`) at this learning rate.
 
-    The learning rate may be a traced array, so changing it does not recompile.
+    The learning rate, weight decay and warmup share may be traced arrays, so changing them
+    does not recompile. `schedule` (one of `SCHEDULES`) shapes the rate over `steps` steps:
+    `cosine` decays it to 0, `warmup_cosine` first rises linearly from 0 over `warmup` of
+    the steps. `weight_decay` is adamw's own (decoupled); for the other optimizers it is
+    added to the direction (L2), `optax.add_decayed_weights`. None: adamw keeps optax's
+    default, the others none.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
-    return getattr(optax, name)(learning_rate)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    rate = (
+        learning_rate
+        if schedule == "constant"
+        else partial(_scheduled, schedule, learning_rate, steps, warmup)
+    )
+    if name == "adamw":
+        return optax.adamw(rate) if weight_decay is None else optax.adamw(rate, weight_decay=weight_decay)
+    opt = getattr(optax, name)(rate)
+    return opt if weight_decay is None else optax.chain(optax.add_decayed_weights(weight_decay), opt)
 
 
 def _rule(name: str, rules: dict[str, Rule]) -> Rule:
@@ -304,7 +351,6 @@ def _descend(
     return params, Curves(loss_curve, accuracy_curve)
 
 
-@partial(jax.jit, static_argnames=("epochs", "rule", "optimizer", "batch_size"))
 def train(
     params: Params,
     x: jax.Array,
@@ -316,23 +362,30 @@ def train(
     optimizer: str = "sgd",
     batch_size: int | None = None,
     order_key: jax.Array | None = None,
+    net: Net = ARTICLE,
+    weight_decay: float | None = None,
+    schedule: str = "constant",
+    warmup: float = 0.1,
 ) -> Params:
     """Trains one network by gradient descent: full-batch (the article's), or in mini-batches.
 
-    Computes in the dtype of `params` (float64 when `jax_enable_x64` is on and the
-    params are float64); `x`, `y` and the learning rate are cast to it.
+    One network is a population of one: this runs the population program (`train_population`'s
+    arithmetic) on a seed axis of length 1, in the dtype of `params` (float64 when
+    `jax_enable_x64` is on and the params are float64); `x`, `y` and the numbers are cast to it.
 
     Args:
       params: initial `Params`.
       x: features, (samples, features).
       y: one-hot targets, (samples, classes).
       epochs: number of passes over the training rows.
-      learning_rate: step size on the summed loss (the article uses 0.3); traced.
+      learning_rate: step size (on the summed loss for `sse`: the article uses 0.3); traced.
       rule: "autodiff" (exact gradient of `loss`) or "article" (the reference's update).
       optimizer: an optax alias from `OPTIMIZERS`; "sgd" is the article's plain step.
       batch_size: None (every row in one step per epoch) or the rows per step; each epoch
         then visits the rows in the order `epoch_order(order_key, epoch, ...)`.
       order_key: key of the data order; needed with a `batch_size`.
+      net: the activation and loss (`model.Net`); the article's by default.
+      weight_decay, schedule, warmup: see `make_optimizer`.
 
     Returns:
       The trained `Params`.
@@ -341,17 +394,81 @@ def train(
       >>> p = init_params(jax.random.key(0), Sizes(4, 3, 3))
       >>> p = train(p, x, y, epochs=5000, learning_rate=0.3, rule="article")
     """
-    dtype = params.w_hidden.dtype
-    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
-    direction = _rule(rule, RULES)
-    opt = make_optimizer(optimizer, jnp.asarray(learning_rate, dtype))
-    if batch_size is None:
-        update = _full_batch(opt, direction, x, y)
-    elif order_key is None:
+    if batch_size is not None and order_key is None:
         raise ValueError("train: a batch_size needs an order_key (the data order's key)")
+    check_rule(rule, net, params)
+    dtype = params.w_hidden.dtype
+    steps = epochs * (1 if batch_size is None else -(-len(x) // batch_size))
+    spec = _OneSpec(
+        net, rule, Optimizer(optimizer, schedule, steps, weight_decay is not None), epochs, batch_size
+    )
+    numbers = Numbers(
+        *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
+    )
+    order = jax.random.key(0) if order_key is None else order_key
+    one = jax.tree.map(lambda a: a[..., None], params)  # seeds last, one seed
+    trained = _train_one(one, jnp.asarray(x, dtype), jnp.asarray(y, dtype), numbers, order, spec)
+    return jax.tree.map(lambda a: a[..., 0], trained)
+
+
+class Numbers(NamedTuple):
+    """The numbers a sweep changes, traced beside the static spec: changing them reuses
+    the compiled program."""
+
+    learning_rate: jax.Array
+    weight_decay: jax.Array  # used only when the spec's optimizer has `decay`
+    warmup: jax.Array  # share of the steps, for `warmup_cosine`
+
+
+class _OneSpec(NamedTuple):
+    net: Net
+    rule: str
+    optimizer: Optimizer
+    epochs: int
+    batch_size: int | None
+
+
+def _optimizer(optimizer: Optimizer, numbers: Numbers) -> optax.GradientTransformation:
+    decay = numbers.weight_decay if optimizer.decay else None
+    return make_optimizer(
+        optimizer.name,
+        numbers.learning_rate,
+        schedule=optimizer.schedule,
+        steps=optimizer.steps,
+        weight_decay=decay,
+        warmup=numbers.warmup,
+    )
+
+
+def _update(spec, opt, x, y, order) -> Update:
+    """One epoch of `spec.rule` on a seeds-last population, full batch or in mini-batches
+    (`order` a key for every seed alike, or a key per seed)."""
+    direction = partial(POPULATION_RULES[spec.rule], net=spec.net)
+    if spec.batch_size is None:
+        return _full_batch(opt, direction, x, y)
+    return _mini_batches(opt, direction, x, y, spec.batch_size, order)
+
+
+@partial(jax.jit, static_argnames="spec")
+def _train_one(params, x, y, numbers, order, spec):
+    opt = _optimizer(spec.optimizer, numbers)
+    return _descend(params, opt, _update(spec, opt, x, y, order), None, epochs=spec.epochs)[0]
+
+
+def check_rule(rule: str, net: Net, sizes_or_params: Sizes | Params) -> None:
+    """The article's update exists only for its architecture: one sigmoid hidden layer, `sse`."""
+    _rule(rule, RULES)
+    if rule != "article":
+        return
+    if isinstance(sizes_or_params, Params):
+        layers = 1 + len(sizes_or_params.w_deeper)
     else:
-        update = _mini_batches(opt, direction, x, y, batch_size, order_key)
-    return _descend(params, opt, update, None, epochs=epochs)[0]
+        layers = len(hidden_widths(sizes_or_params))
+    if layers != 1 or net != ARTICLE:
+        raise ValueError(
+            "train.rule=article is the reference program's update: it needs one sigmoid hidden layer "
+            f"and train.loss=sse (got {layers} hidden layer(s), {net.activation}, {net.loss})"
+        )
 
 
 #: Every source of randomness but the initialisation has a stream of its own: a tag is
@@ -488,141 +605,90 @@ def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
     return x, y, x_val, y_val, x_test, y_test
 
 
-def _train_chunk(
-    indices,
-    base,
-    learning_rate,
-    data,
-    sources,
-    *,
-    raw,
-    sizes,
-    dtype,
-    epochs,
-    rule,
-    optimizer,
-    record_every,
-    progress,
-    batch_size,
-    shared_order,
-    ties,
-):
+class Spec(NamedTuple):
+    """The training program's static choices and shapes, built once per job and passed to
+    `jit` as one static argument; the numbers a sweep changes are `Numbers`, traced."""
+
+    sizes: Sizes
+    net: Net
+    init: str
+    rule: str
+    optimizer: Optimizer
+    dtype: str
+    epochs: int
+    batch_size: int | None
+    shared_order: bool  # one data order for every seed (order not varied)
+    record_every: int
+    progress: bool
+    ties: str
+    count: int
+    chunks: int
+    per_chunk: int
+    devices: int
+    raw: _Constant | None  # a raw table split inside the program, or None
+
+
+def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Population:
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
-    x, y, x_val, y_val, x_test, y_test = _chunk_data(indices, data, sources, raw, dtype)
+    x, y, x_val, y_val, x_test, y_test = _chunk_data(indices, data, sources, spec.raw, spec.dtype)
     keys = source_keys("init", base, indices[0])
-    params = seeds_last(jax.vmap(init_params, in_axes=(0, None, None))(keys, sizes, dtype))
-    direction = _rule(rule, POPULATION_RULES)
-    opt = make_optimizer(optimizer, learning_rate)
-    if batch_size is None:
-        update = _full_batch(opt, direction, x, y)
-    else:  # one order for every seed (order not varied: all at draw 0), or one per seed
-        order = source_keys("order", sources["order"], indices[3][:1] if shared_order else indices[3])
-        update = _mini_batches(opt, direction, x, y, batch_size, order[0] if shared_order else order)
+    draw = partial(init_params, sizes=spec.sizes, dtype=spec.dtype, init=spec.init)
+    params = seeds_last(jax.vmap(draw)(keys))
+    opt = _optimizer(spec.optimizer, numbers)
+    # one order for every seed (order not varied: all at draw 0), or one per seed
+    order = source_keys("order", sources["order"], indices[3][:1] if spec.shared_order else indices[3])
+    update = _update(spec, opt, x, y, order[0] if spec.shared_order else order)
+    net, ties = spec.net, spec.ties
 
     def measure(p):
-        return population_loss(p, x, y), population_accuracy(p, x_test, y_test, ties)
+        return population_loss(p, x, y, net=net), population_accuracy(p, x_test, y_test, ties, net)
 
-    every = record_every or (max(1, epochs // 10) if progress else 0)
+    every = spec.record_every or (max(1, spec.epochs // 10) if spec.progress else 0)
+    on_block = partial(progress_report, keys.shape[0] * every) if spec.progress else None
     params, curves = _descend(
-        params,
-        opt,
-        update,
-        measure,
-        epochs=epochs,
-        record_every=every,
-        on_block=partial(progress_report, keys.shape[0] * every) if progress else None,
+        params, opt, update, measure, epochs=spec.epochs, record_every=every, on_block=on_block
     )
-    curves = curves if record_every else None
-    final_loss = population_loss(params, x, y)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a), axis=tuple(range(a.ndim - 1))) for a in params]), 0)
-    test = population_scores(params, x_test, y_test, ties)
+    curves = curves if spec.record_every else None
+    final_loss = population_loss(params, x, y, net=net)
+    leaves = jax.tree.leaves(params)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a), axis=tuple(range(a.ndim - 1))) for a in leaves]), 0)
+    test = population_scores(params, x_test, y_test, ties, net)
     return Population(
         params=seeds_first(params),
         final_loss=final_loss,
-        train_accuracy=population_accuracy(params, x, y, ties),
+        train_accuracy=population_accuracy(params, x, y, ties, net),
         test_accuracy=test.accuracy,
         diverged=~(jnp.isfinite(final_loss) & finite),
         curves=None if curves is None else Curves(*(c.T for c in curves)),
-        val_accuracy=None if x_val is None else population_accuracy(params, x_val, y_val, ties),
+        val_accuracy=None if x_val is None else population_accuracy(params, x_val, y_val, ties, net),
         tied_rows=test.tied_rows,
         collapsed=test.collapsed,
     )
 
 
-@partial(
-    jax.jit,
-    static_argnames=(
-        "count",
-        "sizes",
-        "dtype",
-        "epochs",
-        "rule",
-        "optimizer",
-        "chunk_size",
-        "record_every",
-        "progress",
-        "devices",
-        "raw",
-        "batch_size",
-        "shared_order",
-        "ties",
-    ),
-)
-def _train_population(
-    base,
-    learning_rate,
-    data,
-    indices,
-    sources,
-    *,
-    count,
-    sizes,
-    dtype,
-    epochs,
-    rule,
-    optimizer,
-    chunk_size,
-    record_every,
-    progress,
-    devices,
-    raw=None,
-    batch_size=None,
-    shared_order=True,
-    ties="strict",
-) -> Population:
-    chunks, per_chunk = chunking(count, chunk_size, devices)
+@partial(jax.jit, static_argnames="spec")
+def run_population(base, numbers: Numbers, data, indices, sources, spec: Spec) -> Population:
+    """The population program: `spec.chunks` chunks of `spec.per_chunk` seeds, run one after
+    another by `lax.map` (memory is bounded by a chunk) and shared out among `spec.devices`
+    local devices (`jax.shard_map`). `indices` is `population_layout`'s."""
+    chunks, per_chunk, count = spec.chunks, spec.per_chunk, spec.count
     indices = jnp.moveaxis(indices.reshape(len(SOURCES), chunks, per_chunk), 1, 0)  # (chunks, sources, seeds)
-    data = None if data is None else tuple(None if a is None else jnp.asarray(a, dtype) for a in data)
-    one = partial(
-        _train_chunk,
-        raw=raw,
-        sizes=sizes,
-        dtype=dtype,
-        epochs=epochs,
-        rule=rule,
-        optimizer=optimizer,
-        record_every=record_every,
-        progress=progress,
-        batch_size=batch_size,
-        shared_order=shared_order,
-        ties=ties,
-    )
+    data = None if data is None else tuple(None if a is None else jnp.asarray(a, spec.dtype) for a in data)
 
-    def run(indices, base, learning_rate, data, sources):
-        # lax.map runs the chunks one after another: memory is bounded by one chunk.
-        return jax.lax.map(lambda i: one(i, base, learning_rate, data, sources), indices)
+    def run(indices, base, numbers, data, sources):
+        return jax.lax.map(lambda i: _train_chunk(i, base, numbers, data, sources, spec), indices)
 
-    if devices > 1:  # each local device trains its share of the chunks
+    if spec.devices > 1:  # each local device trains its share of the chunks
         mesh = jax.make_mesh(
-            (devices,),
+            (spec.devices,),
             ("seeds",),
             axis_types=(jax.sharding.AxisType.Auto,),
-            devices=jax.local_devices()[:devices],
+            devices=jax.local_devices()[: spec.devices],
         )
         split, shared = jax.sharding.PartitionSpec("seeds"), jax.sharding.PartitionSpec()
         run = jax.shard_map(run, mesh=mesh, in_specs=(split,) + (shared,) * 4, out_specs=split)
         indices = jax.lax.with_sharding_constraint(indices, jax.sharding.NamedSharding(mesh, split))
-    population = run(indices, base, learning_rate, data, sources)
+    population = run(indices, base, numbers, data, sources)
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
@@ -675,17 +741,22 @@ def train_population(
     batch_size: int | None = None,
     order_seed: int = 0,
     ties: str = "strict",
+    net: Net = ARTICLE,
+    init: str = "uniform01",
+    weight_decay: float | None = None,
+    schedule: str = "constant",
+    warmup: float = 0.1,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
-    Seed i starts from `init_params(fold_in(key(base), i), sizes)` and is trained as
-    `train` would train it (the same arithmetic up to float rounding: sums in another
-    order, and in float32 the `article` slope from a polynomial, `_unit_article_slope`): `lax.scan` runs
-    the epochs over a population laid out with seeds last (`model.seeds_last`), in chunks
-    of at most `chunk_size` seeds that `lax.map` runs one after another (memory is bounded
-    by a chunk), shared out among the local devices (`jax.shard_map`). The base seed and
-    the learning rate are traced: changing them reuses the compiled program. Only shapes
-    and names (count, sizes, epochs, rule, optimizer, dtype, batch size, tie rule) are static.
+    Seed i starts from `init_params(fold_in(key(base), i), sizes, init=init)` and is trained
+    as `train` would train it: `lax.scan` runs the epochs over a population laid out with
+    seeds last (`model.seeds_last`), in chunks of at most `chunk_size` seeds that `lax.map`
+    runs one after another (memory is bounded by a chunk), shared out among the local
+    devices (`jax.shard_map`). The static choices and shapes make one `Spec`; the base
+    seed, learning rate, weight decay and warmup share are traced: changing them reuses the
+    compiled program. A seed's numbers do not depend on the chunk width or the device count
+    (`model.shared_product`).
 
     With `record_every` k > 0, `curves` holds each seed's training loss and test accuracy
     at epochs 0, k, 2k, ... (`curve_epochs(epochs, k)`).
@@ -701,8 +772,10 @@ def train_population(
     drawn from `source_keys("order", order_seed, [j])` and the epoch (`epoch_order`):
     one order j = 0 for every seed, unless `order` is in `vary` or `grid`.
 
-    Scores follow `ties` (`model.TIES`). A seed whose loss or parameters go non-finite is
-    flagged in `diverged`; it never stops the others.
+    `net` (activation and loss), `init`, `weight_decay`, `schedule` and `warmup`: see
+    `model.Net`, `model.init_params` and `make_optimizer`. Scores follow `ties`
+    (`model.TIES`). A seed whose loss or parameters go non-finite is flagged in
+    `diverged`; it never stops the others.
 
     Returns:
       `Population` with a leading seed axis of length `count`; `val_accuracy` is None
@@ -710,7 +783,9 @@ def train_population(
     """
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
-    _rule(rule, RULES), make_optimizer(optimizer, 0.0)  # fail early, before tracing
+    make_optimizer(optimizer, 0.0, schedule=schedule)  # fail early, before tracing
+    sizes = Sizes(sizes[0], sizes[1] if isinstance(sizes[1], int) else tuple(sizes[1]), sizes[2])
+    check_rule(rule, net, sizes)
     varied = _check_sources(vary, grid, raw, batch_size)
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
@@ -727,28 +802,32 @@ def train_population(
         data = (*train_xy, *val, *test_xy)
     else:
         constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction)
-    # NumPy arguments: a jnp conversion here would compile a small program of its own.
-    return _train_population(
-        np.uint32(base),
-        np.asarray(learning_rate, dtype),
-        data,
-        indices,
-        sources,
-        raw=constant,
-        count=count,
-        sizes=Sizes(*sizes),
+    steps = epochs * (1 if batch_size is None else -(-rows // batch_size))
+    chunks, per_chunk = chunking(count, chunk_size, devices)
+    spec = Spec(
+        sizes=sizes,
+        net=net,
+        init=init,
+        rule=rule,
+        optimizer=Optimizer(optimizer, schedule, steps, weight_decay is not None),
         dtype=jnp.dtype(dtype).name,
         epochs=epochs,
-        rule=rule,
-        optimizer=optimizer,
-        chunk_size=chunk_size,
-        record_every=record_every,
-        progress=progress,
-        devices=devices,
         batch_size=batch_size,
         shared_order="order" not in varied,
+        record_every=record_every,
+        progress=progress,
         ties=ties,
+        count=count,
+        chunks=chunks,
+        per_chunk=per_chunk,
+        devices=devices,
+        raw=constant,
     )
+    numbers = Numbers(
+        *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
+    )
+    # NumPy arguments: a jnp conversion here would compile a small program of its own.
+    return run_population(np.uint32(base), numbers, data, indices, sources, spec)
 
 
 def raw_training_rows(raw: RawSplits) -> int:

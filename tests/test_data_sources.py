@@ -15,8 +15,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import run_job, settings_of
 from gophernet_jax import Sizes, forward, train_population
-from gophernet_jax.job import load_data
 from gophernet_jax.config import DATA_DIR
+from gophernet_jax.job import load_data
 from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import load_table, make_split
 from gophernet_jax.store import inputs_for, load_run
@@ -133,7 +133,7 @@ def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     kw = dict(epochs=5, learning_rate=0.3, dtype="float64")
     shared = train_population(0, 4, Sizes(4, 3, 3), split[:2], split[2:4], **kw)
     own = train_population(0, 4, Sizes(4, 3, 3), None, None, raw=raw, vary=("init", "split"), **kw)
-    for a, b in zip(shared.params, own.params):
+    for a, b in zip(jax.tree.leaves(shared.params), jax.tree.leaves(own.params)):
         assert_allclose(a[3], b[3], rtol=1e-12)
         assert not np.allclose(a[2], b[2])  # seed 2 had another split
     assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
@@ -222,4 +222,4 @@ def test_seeds_with_their_own_splits_train_on_a_column_constant_on_some_of_them(
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert results["test_accuracy"].notna().all() and (results["test_accuracy"] > 0).all()
     params = load_run(tmp_path / "run").params
-    assert all(np.isfinite(np.asarray(p)).all() for p in params)
+    assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(params))

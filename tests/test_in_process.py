@@ -91,7 +91,7 @@ def test_the_benchmarks_numpy_and_jax_timings_run_on_tiny_sizes(article_data):
 def test_the_handwritten_forward_pass_is_the_packages(article_data):
     """The benchmark's baseline computes what the package computes (its flat layout)."""
     params = init_params(jax.random.key(3), Sizes(4, 3, 3))
-    flat = np.concatenate([np.ravel(p) for p in params])[:, None]  # (27, 1 seed)
+    flat = np.concatenate([np.ravel(p) for p in jax.tree.leaves(params)])[:, None]  # (27, 1 seed)
     x = article_data[0].x
     np.testing.assert_allclose(handwritten.forward(flat, x)[..., 0], forward(params, x), rtol=1e-6)
 

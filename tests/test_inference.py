@@ -73,7 +73,7 @@ def assert_ok(proc: subprocess.CompletedProcess) -> None:
 
 
 def seed_params(params: Params, i: int) -> Params:
-    return Params(*(p[i] for p in params))
+    return jax.tree.map(lambda p: p[i], params)
 
 
 def numpy_correct(outputs: np.ndarray, y: np.ndarray, ties: str = "strict") -> np.ndarray:
@@ -117,7 +117,7 @@ def seed_outputs(run, test_set) -> np.ndarray:
 def test_run_holds_every_seed_and_its_config(run):
     assert run.params.w_hidden.shape == (SEEDS, 4, 3)
     assert run.params.b_out.shape == (SEEDS, 3)
-    assert all(p.dtype == np.float32 for p in run.params)
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(run.params))
     assert_array_equal(run.seeds, np.arange(SEEDS))
     assert (run.feature_names, run.class_names) == (FEATURES, CLASSES)
     assert run.config["seeds"]["count"] == SEEDS
@@ -152,7 +152,7 @@ def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_da
         dtype=cfg["train"]["dtype"],
         chunk_size=cfg["train"]["chunk_size"],
     )
-    for loaded, retrained in zip(run.params, population.params):
+    for loaded, retrained in zip(jax.tree.leaves(run.params), jax.tree.leaves(population.params)):
         assert_array_equal(loaded, np.asarray(retrained))
     x = test_set[0]
     assert_array_equal(ensemble_outputs(run.params, x), ensemble_outputs(population.params, x))
@@ -194,13 +194,13 @@ def test_ensemble_leaves_out_diverged_seeds(run, test_set):
     broken = run._replace(params=run.params._replace(w_out=run.params.w_out.copy()))
     broken.params.w_out[5, 0, 0] = np.nan
     rest = np.arange(SEEDS) != 5
-    healthy = run._replace(params=Params(*(p[rest] for p in run.params)), seeds=run.seeds[rest])
+    healthy = run._replace(params=jax.tree.map(lambda p: p[rest], run.params), seeds=run.seeds[rest])
     got, want = predict_ensemble(broken, x), predict_ensemble(healthy, x)
     assert np.isfinite(got.mean_output).all()
     assert_array_equal(got.predicted, want.predicted)
     assert_allclose(got.mean_output, want.mean_output, rtol=1e-6)
     assert ensemble_report(broken.params, *test_set)["members"] == SEEDS - 1
-    nothing = run._replace(params=Params(*(np.full_like(p, np.nan) for p in run.params)))
+    nothing = run._replace(params=jax.tree.map(lambda p: np.full_like(p, np.nan), run.params))
     with pytest.raises(SeedError, match="finite"):
         predict_ensemble(nothing, x)
 
@@ -212,7 +212,7 @@ def test_best_seed_is_the_most_accurate_and_ties_go_low(trained, run, test_set):
     best, worst = int(np.argmax(train_acc)), int(np.argmin(train_acc))
     assert train_acc[best] > train_acc[worst]
     order = np.array([worst, best, best])
-    twins = TrainedRun(Params(*(p[order] for p in run.params)), np.arange(3), FEATURES, CLASSES, {})
+    twins = TrainedRun(jax.tree.map(lambda p: p[order], run.params), np.arange(3), FEATURES, CLASSES, {})
     assert best_seed(twins, x, y) == 1
 
 
@@ -223,13 +223,13 @@ def test_predict_seed_out_of_range(run, test_set, seed):
 
 
 def test_float64_params_predict_in_float64(run, test_set, x64):
-    wide = run._replace(params=Params(*(p.astype(np.float64) for p in run.params)))
+    wide = run._replace(params=jax.tree.map(lambda p: p.astype(np.float64), run.params))
     assert predict_ensemble(wide, test_set[0]).mean_output.dtype == jnp.float64
     assert predict_seed(wide, test_set[0], 0).agreement.dtype == jnp.float64
 
 
 def test_float64_params_need_x64(run, test_set):
-    wide = run._replace(params=Params(*(p.astype(np.float64) for p in run.params)))
+    wide = run._replace(params=jax.tree.map(lambda p: p.astype(np.float64), run.params))
     assert not jax.config.jax_enable_x64
     with pytest.raises(ValueError, match="jax_enable_x64"):
         predict_ensemble(wide, test_set[0])
@@ -412,7 +412,7 @@ def stored_scaling(table: Table, split, dtype: str) -> dict:
 
 def raw_run(table: Table, scaling: dict | None, dtype: str) -> TrainedRun:
     sizes = Sizes(len(table.feature_names), 3, len(table.class_names))
-    params = Params(*(p[None] for p in init_params(jax.random.key(0), sizes, jnp.dtype(dtype))))
+    params = jax.tree.map(lambda p: p[None], init_params(jax.random.key(0), sizes, jnp.dtype(dtype)))
     config = {"data": {"path": "raw.csv"}}
     return TrainedRun(params, np.arange(1), table.feature_names, table.class_names, config, scaling)
 

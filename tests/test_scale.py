@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gophernet_jax import Params, Sizes, init_params, train_population
+from gophernet_jax import Sizes, init_params, train_population
 from gophernet_jax.model import seeds_last
 from gophernet_jax.training import (
     _article_slope,
@@ -303,7 +303,7 @@ def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
     train_set, _ = article_data
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(64))
     single = seeds_last(jax.vmap(init_params, in_axes=(0, None))(keys, Sizes(4, 3, 3)))
-    double = Params(*(a.astype(jnp.float64) for a in single))
+    double = jax.tree.map(lambda a: a.astype(jnp.float64), single)
     got, want = (
         population_article_direction(p, jnp.asarray(train_set.x, t), jnp.asarray(train_set.y, t))
         for p, t in ((single, jnp.float32), (double, jnp.float64))

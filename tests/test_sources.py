@@ -106,7 +106,7 @@ def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, articl
             one = train(
                 start, train_set.x, train_set.y, order_key=order_keys[i if "order" in vary else 0], **kw
             )
-            for a, b in zip(one, pop.params):
+            for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(pop.params)):
                 assert_allclose(b[i], a, rtol=1e-10, atol=1e-12)
 
 
