@@ -49,7 +49,7 @@ from gophernet_jax import runtime
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
 from gophernet_jax.model import Sizes
-from gophernet_jax.training import _train_population, chunking, population_layout
+from gophernet_jax.training import Numbers, chunking, population_layout, population_spec, run_population
 
 HANDWRITTEN = Path(__file__).resolve().parent / "handwritten.py"
 
@@ -83,18 +83,18 @@ def time_numpy(seeds: int, epochs: int, x, y, rule: str) -> float:
 
 def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     """Compile time, run time and XLA's memory figures of one population program."""
-    static = dict(count=seeds, sizes=Sizes(4, 3, 3), dtype="float32", epochs=epochs, rule=rule)
-    static |= dict(optimizer="sgd", chunk_size=chunk_size, record_every=0, progress=False)
-    static["devices"], indices = population_layout(seeds, chunk_size, ("init",))
+    spec = population_spec(seeds, Sizes(4, 3, 3), epochs=epochs, rule=rule, chunk_size=chunk_size)
+    indices = population_layout(seeds, chunk_size, ("init",))[1]
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     train_x, train_y, test_x, test_y = data
     data = (train_x, train_y, None, None, test_x, test_y)  # no validation part
-    args = (np.uint32(0), np.float32(0.3), data, indices, sources)
+    numbers = Numbers(np.float32(0.3), np.float32(0.0), np.float32(0.1))
+    args = (np.uint32(0), numbers, data, indices, sources, spec)
     start = time.perf_counter()
-    compiled = _train_population.lower(*args, **static).compile()
+    compiled = run_population.lower(*args).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
+    jax.block_until_ready(compiled(*args[:-1]))
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
     program_bytes = sum(
@@ -250,6 +250,48 @@ def end_to_end(args: argparse.Namespace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _net_worker(kind: str, case: int, args: argparse.Namespace, devices: int) -> dict:
+    command = [sys.executable, "-m", "gophernet_jax.netbench", kind, str(case)]
+    command += [str(args.net_seeds), str(args.net_epochs)]
+    done = subprocess.run(command, env=env_with_devices(devices), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def networks(args: argparse.Namespace) -> pd.DataFrame:
+    """Wider networks (`netbench.CASES`): the project's population trainer on every usable
+    core against a plain `jit(vmap(train_one))` with XLA's default single CPU device,
+    alternately, each in its own process; GFLOP/s of each and the machine's GEMM rate."""
+    from gophernet_jax.netbench import CASES, flops_per_seed_epoch
+
+    cores = runtime.usable_cores()
+    gemm = _net_worker("gemm", 0, args, 1)["gemm_gflops"]
+    print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
+    rows = []
+    for case, (table, _, hidden) in enumerate(CASES):
+        plain, ours = _net_worker("plain", case, args, 1), _net_worker("project", case, args, cores)
+        seed_epochs = args.net_seeds * args.net_epochs
+        flops = flops_per_seed_epoch(ours["rows"], tuple(ours["widths"]))
+        row = {"table": table, "hidden": "x".join(map(str, hidden)), "seeds": args.net_seeds}
+        row |= {"epochs": args.net_epochs, "devices": cores}
+        for name, run in (("project", ours), ("plain", plain)):
+            rate = seed_epochs / run["run_s"]
+            row |= {f"{name}_seed_epochs_per_s": rate, f"{name}_gflops": rate * flops / 1e9}
+            row |= {f"{name}_compile_s": run["compile_s"], f"{name}_loss": run["loss"]}
+        row["speedup"] = row["project_seed_epochs_per_s"] / row["plain_seed_epochs_per_s"]
+        row["gemm_gflops"] = gemm
+        rows.append(row)
+        print(
+            f"{table} hidden {row['hidden']}: project {row['project_seed_epochs_per_s']:.3g} seed-epochs/s "
+            f"({row['project_gflops']:.1f} GFLOP/s, compile {ours['compile_s']:.1f} s), plain jit(vmap) "
+            f"{row['plain_seed_epochs_per_s']:.3g} ({row['plain_gflops']:.1f} GFLOP/s, compile "
+            f"{plain['compile_s']:.1f} s): x{row['speedup']:.2f}; GEMM {gemm:.0f} GFLOP/s",
+            flush=True,
+        )
+    return pd.DataFrame(rows)
+
+
 def show(table: pd.DataFrame, out: Path) -> None:
     table.to_csv(out, index=False)
     with pd.option_context("display.width", 250, "display.float_format", "{:.3g}".format):
@@ -275,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         "--end-to-end", action=argparse.BooleanOptionalAction, default=True,
         help="time the user's two commands beside the hand-written script (default: on)",
     )  # fmt: skip
-    parser.add_argument("--only", choices=["rates", "end-to-end"], help="run one part of the benchmark")
+    parser.add_argument(
+        "--only", choices=["rates", "end-to-end", "networks"], help="run one part of the benchmark"
+    )
+    parser.add_argument("--net-seeds", type=int, default=200, help="seeds of each networks case")
+    parser.add_argument("--net-epochs", type=int, default=100, help="epochs of each networks case")
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
     parser.add_argument(
         "--end-to-end-epochs", type=int, default=5000, help="epochs of both commands (default: theirs)"
@@ -309,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         show(rates(args, imported), args.out)
     if do_e2e:
         show(end_to_end(args), e2e_out)
+    if args.only in (None, "networks"):
+        show(networks(args), args.out.with_name(f"{args.out.stem}_networks.csv"))
     return 0
 
 

@@ -719,6 +719,52 @@ def _check_sources(vary: Sequence[str], grid: Mapping[str, int] | None, raw, bat
     return varied
 
 
+def population_spec(
+    count: int,
+    sizes: Sizes,
+    *,
+    epochs: int,
+    rule: str = "autodiff",
+    optimizer: str = "sgd",
+    dtype: str = "float32",
+    chunk_size: int = 500,
+    record_every: int = 0,
+    progress: bool = False,
+    raw: _Constant | None = None,
+    batch_size: int | None = None,
+    steps_per_epoch: int = 1,
+    shared_order: bool = True,
+    ties: str = "strict",
+    net: Net = ARTICLE,
+    init: str = "uniform01",
+    decay: bool = False,
+    schedule: str = "constant",
+) -> Spec:
+    """The `Spec` of a population of `count` seeds (see `train_population`): the devices
+    that train it and its chunks, decided here once."""
+    devices = min(jax.local_device_count(), count)
+    chunks, per_chunk = chunking(count, chunk_size, devices)
+    return Spec(
+        sizes=sizes,
+        net=net,
+        init=init,
+        rule=rule,
+        optimizer=Optimizer(optimizer, schedule, epochs * steps_per_epoch, decay),
+        dtype=jnp.dtype(dtype).name,
+        epochs=epochs,
+        batch_size=batch_size,
+        shared_order=shared_order,
+        record_every=record_every,
+        progress=progress,
+        ties=ties,
+        count=count,
+        chunks=chunks,
+        per_chunk=per_chunk,
+        devices=devices,
+        raw=raw,
+    )
+
+
 def train_population(
     base: int,
     count: int,
@@ -790,7 +836,7 @@ def train_population(
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
-    devices, indices = population_layout(count, chunk_size, varied, grid)
+    indices = population_layout(count, chunk_size, varied, grid)[1]
     seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
         seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
@@ -802,27 +848,13 @@ def train_population(
         data = (*train_xy, *val, *test_xy)
     else:
         constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction)
-    steps = epochs * (1 if batch_size is None else -(-rows // batch_size))
-    chunks, per_chunk = chunking(count, chunk_size, devices)
-    spec = Spec(
-        sizes=sizes,
-        net=net,
-        init=init,
-        rule=rule,
-        optimizer=Optimizer(optimizer, schedule, steps, weight_decay is not None),
-        dtype=jnp.dtype(dtype).name,
-        epochs=epochs,
-        batch_size=batch_size,
-        shared_order="order" not in varied,
-        record_every=record_every,
-        progress=progress,
-        ties=ties,
-        count=count,
-        chunks=chunks,
-        per_chunk=per_chunk,
-        devices=devices,
-        raw=constant,
-    )
+    spec = population_spec(
+        count, sizes, epochs=epochs, rule=rule, optimizer=optimizer, dtype=dtype, chunk_size=chunk_size,
+        record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
+        steps_per_epoch=1 if batch_size is None else -(-rows // batch_size),
+        shared_order="order" not in varied, ties=ties, net=net, init=init,
+        decay=weight_decay is not None, schedule=schedule,
+    )  # fmt: skip
     numbers = Numbers(
         *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
     )
