@@ -106,3 +106,37 @@ def test_a_params_file_without_its_names_is_a_store_error_naming_it(two_jobs, tm
     np.savez(tmp_path / "params.npz", **arrays, meta=np.array("{}"))
     with pytest.raises(StoreError, match=f"{tmp_path / 'params.npz'}: not a params file"):
         load_run(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["model.activation=swish"], "model.activation"),
+        (["model.init=zeros"], "model.init"),
+        (["train.loss=hinge"], "train.loss"),
+        (["optimizer.schedule=step"], "optimizer.schedule"),
+        (["model.hidden=0"], "model.hidden"),
+        (["model.hidden=-3"], "model.hidden"),
+        (["model.hidden=[]"], "model.hidden"),
+        (["model.hidden=[8,0]"], "model.hidden"),
+        (["train.rule=article", "model.activation=tanh"], "train.rule"),
+        (["train.rule=article", "train.loss=cross_entropy"], "train.rule"),
+        (["train.rule=article", "model.hidden=[3,3]"], "train.rule"),
+    ],
+)
+def test_a_bad_network_setting_is_one_line_naming_its_key(overrides, key):
+    from gophernet_jax.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"config key {key}") as error:
+        settings_of(*overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_the_mlp_preset_is_where_a_user_starts():
+    settings = settings_of("model=mlp", "model.hidden=[64,64]")
+    assert (settings.model.widths(), settings.model.activation, settings.model.init) == (
+        (64, 64), "tanh", "glorot_uniform",
+    )  # fmt: skip
+    assert (settings.train.loss, settings.optimizer.name) == ("cross_entropy", "adam")
+    article = settings_of()
+    assert (article.model.hidden, article.train.loss, article.optimizer.learning_rate) == (3, "sse", 0.3)

@@ -12,8 +12,8 @@ from gophernet_jax.model import collapsed, correct, param_count, predicted_class
 def test_init_params_shapes_range_and_fill_order():
     key = jax.random.key(3)
     p = init_params(key, Sizes(4, 5, 3))
-    assert [a.shape for a in p] == [(4, 5), (5,), (5, 3), (3,)]
-    flat = np.concatenate([np.ravel(a) for a in p])
+    assert [a.shape for a in jax.tree.leaves(p)] == [(4, 5), (5,), (5, 3), (3,)]
+    flat = np.concatenate([np.ravel(a) for a in jax.tree.leaves(p)])
     assert flat.size == param_count(Sizes(4, 5, 3)) == 43
     assert flat.min() >= 0.0 and flat.max() < 1.0
     # Filled in the article's order from one draw: wHidden row-major, bHidden, wOut, bOut.
@@ -86,6 +86,33 @@ def test_accuracy_is_share_of_correct_rows(article_data):
 
 def test_params_is_a_pytree_with_named_fields():
     p = init_params(jax.random.key(0), Sizes(4, 3, 3))
-    assert isinstance(p, Params) and p._fields == ("w_hidden", "b_hidden", "w_out", "b_out")
+    assert isinstance(p, Params) and p._fields[:4] == ("w_hidden", "b_hidden", "w_out", "b_out")
+    assert p.w_deeper == p.b_deeper == ()  # one hidden layer: the pytree is the article's four arrays
+    assert len(jax.tree.leaves(p)) == 4
     doubled = jax.tree.map(lambda a: 2 * a, p)
     assert_allclose(doubled.b_out, 2 * p.b_out)
+
+
+def test_a_deeper_network_draws_every_layer_and_each_init_scheme():
+    sizes = Sizes(5, (7, 6), 3)
+    p = init_params(jax.random.key(0), sizes)
+    assert [a.shape for a in jax.tree.leaves(p)] == [(5, 7), (7,), (6, 3), (3,), (7, 6), (6,)]
+    assert sum(a.size for a in jax.tree.leaves(p)) == param_count(sizes)
+    glorot = init_params(jax.random.key(0), sizes, init="glorot_uniform")
+    limit = np.sqrt(6 / (7 + 6))
+    assert np.all(np.abs(glorot.w_deeper[0]) <= limit) and float(jnp.max(jnp.abs(glorot.b_out))) == 0.0
+    assert float(jnp.std(glorot.w_hidden)) > 0.1
+    with pytest.raises(ValueError, match="unknown init"):
+        init_params(jax.random.key(0), sizes, init="zeros")
+
+
+def test_cross_entropy_outputs_are_a_softmax_and_the_loss_its_mean():
+    from gophernet_jax.model import Net
+
+    net = Net("tanh", "cross_entropy")
+    p = init_params(jax.random.key(1), Sizes(4, (5, 5), 3), init="glorot_uniform")
+    x = jax.random.uniform(jax.random.key(2), (6, 4))
+    y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+    out = forward(p, x, net)
+    assert_allclose(np.sum(np.asarray(out), axis=1), 1.0, rtol=1e-6)
+    assert_allclose(float(loss(p, x, y, net)), float(-jnp.mean(jnp.sum(y * jnp.log(out), axis=1))), rtol=1e-5)

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -47,9 +48,9 @@ def test_article_rule_matches_numpy_reference(padded_data, x64, epochs, seed):
     p0 = init_params(jax.random.key(seed), ARTICLE, jnp.float64)
     got = train(p0, train_set.x, train_set.y, epochs=epochs, learning_rate=0.3, rule="article")
     want = reference_train(p0, train_set.x, train_set.y, epochs, 0.3, article_slope)
-    assert all(a.dtype == jnp.float64 for a in got)
+    assert all(a.dtype == jnp.float64 for a in jax.tree.leaves(got))
     assert (
-        rel_err(np.concatenate([np.ravel(a) for a in got]), np.concatenate([np.ravel(a) for a in want]))
+        rel_err(np.concatenate([np.ravel(a) for a in got[:4]]), np.concatenate([np.ravel(a) for a in want]))
         < 1e-12
     )
 
@@ -184,3 +185,55 @@ def _check_adam_trains(article_data):
 def test_float64_population_needs_x64(article_data):
     with pytest.raises(ValueError, match="jax_enable_x64"):
         _population(article_data, 2, dtype="float64")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, open: inside the population program the biases of a network wider than "
+    "UNROLL units take another step than the per-network oracle's (weights agree to 1e-17; the jitted "
+    "population gradient alone agrees)",
+)
+@pytest.mark.parametrize(
+    "hidden, activation, loss_name",
+    [((12,), "tanh", "cross_entropy"), ((9, 20), "relu", "mse"), ((20,), "gelu", "sse")],
+)
+def test_a_wide_or_deep_population_trains_each_seed_as_the_per_network_oracle(
+    article_data, x64, hidden, activation, loss_name
+):
+    """Every product form (unrolled, fused multiply-reduce, batched) against one network's
+    `jax.grad` of `loss`, with Adam and a schedule. (optax's Adam raises a float to an int
+    count: standard promotion here.)"""
+    with jax.numpy_dtype_promotion("standard"):
+        _check_against_oracle(article_data, hidden, activation, loss_name)
+
+
+def _check_against_oracle(article_data, hidden, activation, loss_name):
+    from gophernet_jax.model import Net
+    from gophernet_jax.training import autodiff_direction, make_optimizer
+
+    (train_set, test_set), net = article_data, Net(activation, loss_name)
+    sizes = Sizes(4, hidden if len(hidden) > 1 else hidden[0], 3)
+    kw = dict(epochs=4, learning_rate=0.05, optimizer="adam", dtype="float64", net=net, init="glorot_uniform")
+    pop = train_population(0, 3, sizes, train_set[:2], test_set[:2], schedule="cosine", **kw)
+    x, y = jnp.asarray(train_set.x), jnp.asarray(train_set.y)
+    for i in range(3):
+        p = init_params(seed_keys(0, 3)[i], sizes, jnp.float64, "glorot_uniform")
+        opt = make_optimizer("adam", 0.05, schedule="cosine", steps=4)
+        state = opt.init(p)
+        for _ in range(4):
+            updates, state = opt.update(autodiff_direction(p, x, y, None, net), state, p)
+            p = optax.apply_updates(p, updates)
+        for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(pop.params)):
+            assert_allclose(b[i], a, rtol=1e-9, atol=1e-12)
+
+
+def test_a_wide_network_seed_does_not_depend_on_its_chunk(article_data):
+    from gophernet_jax.model import Net
+
+    (train_set, test_set), net = article_data, Net("tanh", "cross_entropy")
+    kw = dict(epochs=20, learning_rate=0.01, optimizer="adam", net=net, init="glorot_uniform")
+    args = (Sizes(4, (24, 20), 3), train_set[:2], test_set[:2])
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam: a float to an int count
+        whole = train_population(0, 23, *args, **kw)
+        chunked = train_population(0, 23, *args, chunk_size=5, **kw)
+    assert_array_equal(np.asarray(whole.final_loss), np.asarray(chunked.final_loss))
