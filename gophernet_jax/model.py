@@ -90,7 +90,10 @@ def _draw_standard(key: jax.Array, sizes: Sizes, dtype, init: str) -> list[jax.A
     draw = getattr(jax.nn.initializers, init)()
     shapes = layer_shapes(sizes)
     keys = jax.random.split(key, len(shapes))
-    return [p for k, (a, b) in zip(keys, shapes) for p in (draw(k, (a, b), dtype), jnp.zeros((b,), dtype))]
+    weights = [draw(k, (a, b), dtype) for k, (a, b) in zip(keys, shapes)]
+    # zeros_like(w[0]): every seed gets zeros of its own under vmap. Unbatched zeros (jnp.zeros)
+    # gave wrong bias steps for populations of more than one seed (tests/test_training.py).
+    return [p for w in weights for p in (w, jnp.zeros_like(w[0]))]
 
 
 def init_params(

@@ -187,12 +187,6 @@ def test_float64_population_needs_x64(article_data):
         _population(article_data, 2, dtype="float64")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, open: inside the population program the biases of a network wider than "
-    "UNROLL units take another step than the per-network oracle's (weights agree to 1e-17; the jitted "
-    "population gradient alone agrees)",
-)
 @pytest.mark.parametrize(
     "hidden, activation, loss_name",
     [((12,), "tanh", "cross_entropy"), ((9, 20), "relu", "mse"), ((20,), "gelu", "sse")],
