@@ -343,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         args.only in (None, "rates"),
         args.only == "end-to-end" or (args.only is None and args.end_to_end),
     )
-    for path in [args.out] * do_rates + [e2e_out] * do_e2e:
+    do_networks = args.only in (None, "networks")
+    for path in [args.out] * (do_rates or do_networks) + [e2e_out] * do_e2e:
         path.parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
 
     if do_rates:
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         show(rates(args, imported), args.out)
     if do_e2e:
         show(end_to_end(args), e2e_out)
-    if args.only in (None, "networks"):
+    if do_networks:
         show(networks(args), args.out.with_name(f"{args.out.stem}_networks.csv"))
     return 0
 
