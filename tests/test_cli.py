@@ -264,11 +264,17 @@ def test_a_reader_that_closes_the_pipe_ends_nothing_and_prints_no_tracebacks(tmp
 
 @pytest.mark.slow
 def test_ctrl_c_during_training_exits_130_with_one_line_and_no_summary(tmp_path):
-    """Long enough (2000 seeds, 5000 epochs) that the signal lands while training runs."""
-    run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=5000"]
+    """Long enough (2000 seeds, 20000 epochs: about 20 s of training here) that the signal
+    lands while training runs: it is sent once the progress line shows training under way,
+    and under half done (a signal racing the run's end could find it finished)."""
+    run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=20000"]
     run += ["runtime.progress=true", f"hydra.run.dir={tmp_path / 'run'}"]
     proc = subprocess.Popen(run, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stderr.read(2) == b"\r["  # the progress line: compiled, training
+    seen = b""
+    while not seen.endswith(b"%"):
+        seen += proc.stderr.read(1)
+    assert int(seen.split(b"]")[-1].strip()[:-1]) < 50, seen
     proc.send_signal(signal.SIGINT)
     out, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130
