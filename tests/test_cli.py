@@ -269,7 +269,12 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_no_summary(tmp_path)
     and under half done (a signal racing the run's end could find it finished)."""
     run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=20000"]
     run += ["runtime.progress=true", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(run, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # pytest-xdist's workers ignore SIGINT, and a child inherits an ignored signal (Python
+    # then installs no handler): the CLI starts as from a shell, with SIGINT at its default.
+    proc = subprocess.Popen(
+        run, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     assert proc.stderr.read(2) == b"\r["  # the progress line: compiled, training
     seen = b""
     while not seen.endswith(b"%"):
