@@ -270,11 +270,13 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_no_summary(tmp_path)
     run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=20000"]
     run += ["runtime.progress=true", f"hydra.run.dir={tmp_path / 'run'}"]
     # pytest-xdist's workers ignore SIGINT, and a child inherits an ignored signal (Python
-    # then installs no handler): the CLI starts as from a shell, with SIGINT at its default.
+    # then installs no handler): the CLI starts as from a shell, with SIGINT at its default,
+    # set by a small launcher that then becomes the CLI (no preexec_fn in a threaded process).
+    default = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    default += "os.execv(sys.argv[1], sys.argv[1:])"
     proc = subprocess.Popen(
-        run, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+        [sys.executable, "-c", default, *run], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stderr.read(2) == b"\r["  # the progress line: compiled, training
     seen = b""
     while not seen.endswith(b"%"):
