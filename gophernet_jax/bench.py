@@ -84,11 +84,11 @@ def time_numpy(seeds: int, epochs: int, x, y, rule: str) -> float:
 def time_jax(seeds: int, epochs: int, data, rule: str, chunk_size: int) -> dict:
     """Compile time, run time and XLA's memory figures of one population program."""
     spec = population_spec(seeds, Sizes(4, 3, 3), epochs=epochs, rule=rule, chunk_size=chunk_size)
-    indices = population_layout(seeds, chunk_size, ("init",))[1]
+    indices = population_layout(spec, ("init",))
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     train_x, train_y, test_x, test_y = data
     data = (train_x, train_y, None, None, test_x, test_y)  # no validation part
-    numbers = Numbers(np.float32(0.3), np.float32(0.0), np.float32(0.1))
+    numbers = Numbers.of(0.3, None, 0.1, "float32")
     args = (np.uint32(0), numbers, data, indices, sources, spec)
     start = time.perf_counter()
     compiled = run_population.lower(*args).compile()

@@ -80,9 +80,9 @@ def project(x, y, hidden, seeds, epochs) -> dict:
     spec = population_spec(
         seeds, sizes, epochs=epochs, optimizer="adam", net=net, init="glorot_uniform", chunk_size=500
     )
-    indices = population_layout(seeds, 500, ("init",))[1]
+    indices = population_layout(spec, ("init",))
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
-    numbers = Numbers(np.float32(0.01), np.float32(0.0), np.float32(0.1))
+    numbers = Numbers.of(0.01, None, 0.1, "float32")
     program = jax.jit(lambda *a: run_population(*a, spec).final_loss)
     return _timed(program, np.uint32(0), numbers, (x, y, None, None, x, y), indices, sources)
 

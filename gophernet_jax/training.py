@@ -253,6 +253,11 @@ def _full_batch(opt: optax.GradientTransformation, direction: Rule, x: jax.Array
     return update
 
 
+def steps_per_epoch(rows: int, batch_size: int | None) -> int:
+    """Optimizer steps in one epoch: 1 for the full batch, else one per (last partial) batch."""
+    return 1 if batch_size is None else -(-rows // batch_size)
+
+
 def epoch_order(key: jax.Array, epoch: jax.Array, rows: int, batch_size: int) -> jax.Array:
     """The training rows of one epoch in mini-batches: (steps, batch_size) row indices.
 
@@ -260,7 +265,7 @@ def epoch_order(key: jax.Array, epoch: jax.Array, rows: int, batch_size: int) ->
     divide `rows`, the last batch is the smaller remainder: it is padded with the index
     `rows`, a row of weight 0, so every row is visited exactly once per epoch.
     """
-    steps = -(-rows // batch_size)
+    steps = steps_per_epoch(rows, batch_size)
     perm = jax.random.permutation(jax.random.fold_in(key, epoch), rows)
     padding = jnp.full(steps * batch_size - rows, rows, perm.dtype)
     return jnp.concatenate([perm, padding]).reshape(steps, batch_size)
@@ -398,13 +403,11 @@ def train(
         raise ValueError("train: a batch_size needs an order_key (the data order's key)")
     check_rule(rule, net, params)
     dtype = params.w_hidden.dtype
-    steps = epochs * (1 if batch_size is None else -(-len(x) // batch_size))
+    steps = epochs * steps_per_epoch(len(x), batch_size)
     spec = _OneSpec(
         net, rule, Optimizer(optimizer, schedule, steps, weight_decay is not None), epochs, batch_size
     )
-    numbers = Numbers(
-        *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
-    )
+    numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)
     order = jax.random.key(0) if order_key is None else order_key
     one = jax.tree.map(lambda a: a[..., None], params)  # seeds last, one seed
     trained = _train_one(one, jnp.asarray(x, dtype), jnp.asarray(y, dtype), numbers, order, spec)
@@ -418,6 +421,14 @@ class Numbers(NamedTuple):
     learning_rate: jax.Array
     weight_decay: jax.Array  # used only when the spec's optimizer has `decay`
     warmup: jax.Array  # share of the steps, for `warmup_cosine`
+
+    @classmethod
+    def of(cls, learning_rate, weight_decay, warmup, dtype) -> "Numbers":
+        """NumPy scalars of `dtype` (a jnp conversion would compile a small program of its
+        own); a weight decay of None is 0 (the spec then applies none)."""
+        return cls(
+            *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
+        )
 
 
 class _OneSpec(NamedTuple):
@@ -692,18 +703,13 @@ def run_population(base, numbers: Numbers, data, indices, sources, spec: Spec) -
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
-def population_layout(
-    count: int, chunk_size: int, varied: Sequence[str], grid: Mapping[str, int] | None = None
-) -> tuple[int, np.ndarray]:
-    """(devices, indices) of a population: how many local devices train it (never more than
-    its seeds: a single seed runs on one device), and each source's draw for every trained
-    seed, (len(SOURCES), chunks × seeds per chunk) uint32, padded to whole chunks with
-    seeds that repeat the first seeds' draws (dropped at the end)."""
-    devices = min(jax.local_device_count(), count)
-    chunks, per_chunk = chunking(count, chunk_size, devices)
-    wanted = seed_indices(count, varied, grid) if grid else seed_indices(count, varied)
-    indices = np.stack([np.resize(wanted[source], chunks * per_chunk) for source in SOURCES])
-    return devices, indices.astype(np.uint32)
+def population_layout(spec: Spec, varied: Sequence[str], grid: Mapping[str, int] | None = None) -> np.ndarray:
+    """Each source's draw for every seed `spec` trains, (len(SOURCES), chunks × seeds per
+    chunk) uint32: padded to whole chunks with seeds that repeat the first seeds' draws
+    (dropped at the end)."""
+    wanted = seed_indices(spec.count, varied, grid) if grid else seed_indices(spec.count, varied)
+    trained = spec.chunks * spec.per_chunk
+    return np.stack([np.resize(wanted[source], trained) for source in SOURCES]).astype(np.uint32)
 
 
 def _check_sources(vary: Sequence[str], grid: Mapping[str, int] | None, raw, batch_size) -> tuple[str, ...]:
@@ -741,7 +747,8 @@ def population_spec(
     schedule: str = "constant",
 ) -> Spec:
     """The `Spec` of a population of `count` seeds (see `train_population`): the devices
-    that train it and its chunks, decided here once."""
+    that train it (never more than its seeds: a single seed runs on one device) and its
+    chunks, decided here once."""
     devices = min(jax.local_device_count(), count)
     chunks, per_chunk = chunking(count, chunk_size, devices)
     return Spec(
@@ -836,7 +843,6 @@ def train_population(
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
-    indices = population_layout(count, chunk_size, varied, grid)[1]
     seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
         seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
@@ -851,13 +857,12 @@ def train_population(
     spec = population_spec(
         count, sizes, epochs=epochs, rule=rule, optimizer=optimizer, dtype=dtype, chunk_size=chunk_size,
         record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
-        steps_per_epoch=1 if batch_size is None else -(-rows // batch_size),
+        steps_per_epoch=steps_per_epoch(rows, batch_size),
         shared_order="order" not in varied, ties=ties, net=net, init=init,
         decay=weight_decay is not None, schedule=schedule,
     )  # fmt: skip
-    numbers = Numbers(
-        *(np.asarray(0.0 if v is None else v, dtype) for v in (learning_rate, weight_decay, warmup))
-    )
+    indices = population_layout(spec, varied, grid)
+    numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)
     # NumPy arguments: a jnp conversion here would compile a small program of its own.
     return run_population(np.uint32(base), numbers, data, indices, sources, spec)
 
