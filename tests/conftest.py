@@ -1,13 +1,30 @@
-"""Shared fixtures: the article's data, strict dtype promotion as in Equinox's tests."""
+"""Shared fixtures: the article's data, strict dtype promotion as in Equinox's tests; and the
+suite's one way to run a command (`command`, `cli`, `start`).
 
+The `slow` marker means one thing: the test (or a fixture it uses) starts another process,
+the CLI in a subprocess, a launcher's workers or pip. Every process start is counted where
+Python makes it (subprocess, multiprocessing's and loky's spawn, fork), and a test whose
+marker disagrees with what it did fails (`pytest_runtest_call`).
+The CLI runs in this process unless a test needs a process of its own (an environment, a
+signal, a pipe that closes): no interpreter start-up, and a program compiled by one test
+is reused by the next.
+"""
+
+import _posixsubprocess
 import atexit
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import jax
+import matplotlib
 import numpy as np
 import pytest
 
@@ -17,6 +34,9 @@ from gophernet_jax.config import DATA_DIR, RuntimeConfig
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
 # cache made for this session: the suite neither reads nor fills the user's own cache
 # (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs.
+# matplotlib's font cache stays where it was: under the suite's cache every process of the
+# suite would build it again (running fc-list).
+os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
 os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 # The tests' own process uses that cache too, as the CLI does: a program compiled by one
@@ -101,3 +121,240 @@ def synthetic_table(path: Path, rows: int = 100_000, features: int = 10, *, seed
     body = "\n".join(",".join([*map(repr, row.tolist()), name]) for row, name in zip(x, names))
     Path(path).write_text(f"{header}\n{body}\n")
     return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running commands: the suite's one helper, and the `slow` marker's check
+
+
+_starts: list[str] = []  # every process started by this worker, in order
+
+
+def _program(args) -> str:
+    first = args[0] if args else "?"
+    program = first[0] if isinstance(first, list | tuple) and first else first
+    return os.fsdecode(program) if isinstance(program, bytes | str) else str(program)
+
+
+def _counted(start, name: str):
+    """`start`, counting the Python processes it starts (a library's helper tool, such as
+    matplotlib's `fc-list` while it builds its font cache, is not one)."""
+
+    def counted(*args, **kwargs):
+        program = _program(args[1:] if name == "subprocess" else args)
+        if name == "fork" or "python" in Path(program).name or program == sys.executable:
+            _starts.append(f"{name} {program}")
+        return start(*args, **kwargs)
+
+    return counted
+
+
+# Where Python starts processes: subprocess (Popen), multiprocessing's and loky's spawn
+# (`_posixsubprocess.fork_exec`), and a bare fork.
+subprocess.Popen._execute_child = _counted(subprocess.Popen._execute_child, "subprocess")
+_posixsubprocess.fork_exec = _counted(_posixsubprocess.fork_exec, "spawn")
+os.fork = _counted(os.fork, "fork")
+_starting_fixtures: set[str] = set()  # fixtures whose set-up started a process
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    before = len(_starts)
+    result = yield
+    if len(_starts) > before:
+        _starting_fixtures.add(fixturedef.argname)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    before = len(_starts)
+    result = yield
+    started = len(_starts) > before or bool(_starting_fixtures & set(item.fixturenames))
+    slow = item.get_closest_marker("slow") is not None
+    if started and not slow:
+        pytest.fail(f"{item.nodeid} starts a process ({_starts[-1]}): mark it slow", pytrace=False)
+    if slow and not started:
+        pytest.fail(f"{item.nodeid} is marked slow but starts no process: drop the mark", pytrace=False)
+    return result
+
+
+class Done:
+    """A finished command: its exit status, its output, and the folder it wrote (or None)."""
+
+    def __init__(self, args, returncode: int, stdout: str, stderr: str, folder: Path | None = None):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+        self.dir = folder
+
+    def __repr__(self) -> str:  # what pytest shows when an assertion on it fails
+        return f"Done({self.args}, rc={self.returncode}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+    def results(self):
+        import pandas as pd
+
+        return pd.read_csv(self.dir / "results.csv")
+
+    def summary(self) -> dict:
+        return strict_json(self.dir / "summary.json")
+
+    def lines(self) -> list[str]:
+        """stderr's non-blank lines."""
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def _in_process_main(module: str):
+    """The function `python -m MODULE ARGS` runs, called with ARGS: returns an exit status."""
+    if module == "gophernet_jax":
+        from gophernet_jax import app
+
+        def run(argv):
+            sys.argv = ["gophernet_jax", *argv]  # Hydra reads its overrides there
+            app.main()
+            return 0
+
+        return run
+    if module == "gophernet_jax.predict":
+        from gophernet_jax import predict
+
+        return predict.main
+    if module == "gophernet_jax.sweep":
+        from gophernet_jax import sweep
+
+        return sweep.main
+    return None
+
+
+def _run_in_process(main, argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Runs `main(argv)` as its command would run: in `cwd`, with stdout and stderr
+    captured, an uncaught exception printed as Python prints it (exit status 1), and this
+    process's state (argv, folder, logging, JAX's cache settings, Hydra) put back after."""
+    import traceback
+
+    import jax
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gophernet_jax import runtime
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_interrupt = sys.argv, os.getcwd(), runtime.on_interrupt
+    saved_jax = {k: getattr(jax.config, k) for k in ("jax_compilation_cache_dir", "jax_enable_x64")}
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    # Hydra sets up logging with `logging.config.dictConfig`, which closes every handler
+    # logging knows of: pytest's own among them. The run gets a registry of its own.
+    saved_registry, saved_named = logging._handlerList[:], dict(logging._handlers)
+    del logging._handlerList[:]
+    code = 0
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            # The command runs with NumPy's promotion rules, not the suite's strict ones.
+            with jax.numpy_dtype_promotion("standard"):
+                try:
+                    code = main(argv) or 0
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    if not isinstance(e.code, int | None):
+                        print(e.code, file=sys.stderr)
+                except Exception:
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv, runtime.on_interrupt = saved_argv, saved_interrupt
+        for key, value in saved_jax.items():
+            jax.config.update(key, value)
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                with contextlib.suppress(Exception):
+                    handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        logging._handlerList[:] = saved_registry
+        logging._handlers.clear()
+        logging._handlers.update(saved_named)
+        GlobalHydra.instance().clear()
+    return code, out.getvalue(), err.getvalue()
+
+
+def command(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    process: bool = False,
+    folder: Path | None = None,
+) -> Done:
+    """`python ARGS` run in `cwd`, as a user would from a shell: `-m MODULE ...` of this
+    project runs in this process, unless `process` or an `env` asks for a process of its
+    own; anything else (`-c CODE`, `-m pip`) always starts one. `folder` is what it writes."""
+    cwd = Path(cwd)
+    cwd.mkdir(parents=True, exist_ok=True)
+    args = [str(a) for a in args]
+    main = _in_process_main(args[1]) if len(args) > 1 and args[0] == "-m" else None
+    if main is not None and not process and env is None:
+        code, stdout, stderr = _run_in_process(main, args[2:], cwd)
+        return Done(args, code, stdout, stderr, folder)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return Done(args, done.returncode, done.stdout, done.stderr, folder)
+
+
+def cli(
+    cwd: Path,
+    *overrides: str,
+    run_dir: Path | None = None,
+    sweep_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    process: bool = False,
+    timeout: float = 300,
+) -> Done:
+    """`python -m gophernet_jax OVERRIDES` in `cwd`, writing its run to `run_dir` (default
+    `cwd/run`) or, with `sweep_dir`, its multirun there (`hydra.sweep.dir`)."""
+    if sweep_dir is not None:
+        where, folder = f"hydra.sweep.dir={sweep_dir}", Path(sweep_dir)
+    else:
+        folder = Path(run_dir) if run_dir is not None else Path(cwd) / "run"
+        where = f"hydra.run.dir={folder}"
+    return command(
+        "-m", "gophernet_jax", *overrides, where, cwd=cwd, env=env, process=process, timeout=timeout,
+        folder=folder,
+    )  # fmt: skip
+
+
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Starts `python ARGS` in `cwd` in a process of its own and returns at once (for
+    processes that run side by side, or that a test signals), output piped."""
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> Done:
+    """Waits for a started process."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Done(proc.args, proc.returncode, stdout, stderr)
+
+
+def assert_ok(done: Done) -> Done:
+    """Exit status 0 and no traceback."""
+    assert done.returncode == 0, done
+    assert "Traceback" not in done.stdout + done.stderr, done
+    return done
+
+
+def assert_one_line_error(done: Done, *needles: str, status: int | None = None) -> str:
+    """A non-zero exit (or `status`) with one line on stderr, no traceback, holding every needle."""
+    assert done.returncode != 0 if status is None else done.returncode == status, done
+    assert "Traceback" not in done.stdout + done.stderr, done
+    lines = done.lines()
+    assert len(lines) == 1, done
+    for needle in needles:
+        assert needle in lines[0], done
+    return lines[0]

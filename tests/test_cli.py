@@ -1,4 +1,6 @@
-"""End-to-end tests of `python -m gophernet_jax`, run in a subprocess from a fresh folder."""
+"""End-to-end tests of `python -m gophernet_jax` from a fresh folder: in this process (see
+`conftest.command`), and in a process of its own where the test is about the process (the
+entry point, a closed pipe, Ctrl-C)."""
 
 import re
 import signal
@@ -11,7 +13,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from conftest import strict_json
+import conftest
+from conftest import Done, assert_ok, strict_json
 
 SUMMARY_KEYS = {"count", "mean", "std", "min", "q05", "median", "q95", "max", "histogram", "mean_ci95"}
 RESULT_COLUMNS = ["seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
@@ -19,56 +22,20 @@ SWEEP = ["+sweep=seeds", "seeds.count=50", "train.epochs=30"]
 DATA_HEADER = "sepal_length,sepal_width,petal_length,petal_width,setosa,virginica,versicolor"
 
 
-class Run:
-    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path):
-        self.returncode = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.dir = run_dir
-
-    def __repr__(self) -> str:  # shown by pytest when an assertion fails
-        return f"Run(rc={self.returncode}, stdout={self.stdout!r}, stderr={self.stderr!r})"
-
-    def results(self) -> pd.DataFrame:
-        return pd.read_csv(self.dir / "results.csv")
-
-    def summary(self) -> dict:
-        return strict_json(self.dir / "summary.json")
+def cli(where: Path, *overrides: str, process: bool = False) -> Done:
+    """The CLI in `where`, writing its outputs to `where/run` (in this process unless `process`)."""
+    return conftest.cli(where, *overrides, process=process)
 
 
-def cli(where: Path, *overrides: str) -> Run:
-    """Runs the CLI with `cwd=where`, writing its outputs to `where/run`."""
-    where.mkdir(parents=True, exist_ok=True)
-    run_dir = where / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gophernet_jax", *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return Run(proc, run_dir)
-
-
-def assert_ok(run: Run) -> None:
-    assert run.returncode == 0, run
-    assert "Traceback" not in run.stdout + run.stderr, run
-
-
-def assert_one_line_error(run: Run, *needles: str) -> str:
-    assert run.returncode != 0, run
-    assert "Traceback" not in run.stdout + run.stderr, run
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, run
-    for needle in needles:
-        assert needle in lines[0], run
+def assert_one_line_error(run: Done, *needles: str) -> str:
+    line = conftest.assert_one_line_error(run, *needles)
     assert not (run.dir / "results.csv").exists()
     assert not (run.dir / "summary.json").exists()
-    return lines[0]
+    return line
 
 
 @pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory) -> Run:
+def sweep_run(tmp_path_factory) -> Done:
     return cli(tmp_path_factory.mktemp("sweep"), *SWEEP)
 
 
@@ -77,7 +44,7 @@ def sweep_run(tmp_path_factory) -> Run:
 
 @pytest.mark.slow
 def test_single_seed_run(tmp_path):
-    run = cli(tmp_path, "train.epochs=50")
+    run = cli(tmp_path, "train.epochs=50", process=True)  # the entry point itself, as a shell runs it
     assert_ok(run)
 
     lines = [line for line in run.stdout.splitlines() if line.startswith("Accuracy")]
@@ -107,7 +74,6 @@ def test_single_seed_run(tmp_path):
     assert summary["config"]["train"]["epochs"] == 50
 
 
-@pytest.mark.slow
 def test_seed_sweep(sweep_run):
     run = sweep_run
     assert_ok(run)
@@ -146,7 +112,6 @@ def test_seed_sweep(sweep_run):
         assert re.search(rf"^\s+{re.escape(value)}\s+{count}\s", run.stdout, re.M), (value, run.stdout)
 
 
-@pytest.mark.slow
 def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert_ok(sweep_run)
     again = cli(tmp_path, *SWEEP)
@@ -156,7 +121,6 @@ def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert sweep_run.summary()["test_accuracy"] == again.summary()["test_accuracy"]
 
 
-@pytest.mark.slow
 def test_padding_row(tmp_path):
     run = cli(tmp_path, "data.padding_row=true", "seeds.count=5", "train.epochs=20")
     assert_ok(run)
@@ -169,7 +133,6 @@ def test_padding_row(tmp_path):
     assert_allclose(acc * 31, np.round(acc * 31), atol=1e-4)
 
 
-@pytest.mark.slow
 def test_divergence_is_flagged_not_fatal(tmp_path):
     # 1e30 only saturates the sigmoids (finite loss); 1e38 overflows float32 to inf/nan.
     run = cli(
@@ -188,7 +151,6 @@ def test_divergence_is_flagged_not_fatal(tmp_path):
     assert f"diverged seeds: {int(diverged.sum())}" in run.stdout
 
 
-@pytest.mark.slow
 def test_article_rule_in_float64(tmp_path):
     run = cli(tmp_path, "train.rule=article", "train.dtype=float64", "seeds.count=3", "train.epochs=10")
     assert_ok(run)
@@ -219,7 +181,6 @@ def test_article_rule_in_float64(tmp_path):
         "train.dtype=float16",
     ],
 )
-@pytest.mark.slow
 def test_bad_config_value(tmp_path, override):
     key, value = override.split("=")
     line = assert_one_line_error(cli(tmp_path, override), key)

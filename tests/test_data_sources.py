@@ -2,8 +2,6 @@
 
 import json
 import logging
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +11,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from conftest import run_job, settings_of
+import conftest
+from conftest import command, run_job, settings_of
 from gophernet_jax import Sizes, forward, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.job import load_data
@@ -24,11 +23,9 @@ from gophernet_jax.training import RawSplits, draw_key, seed_indices
 
 
 def cli(tmp_path, *args, folder="run"):
-    command = [sys.executable, "-m", "gophernet_jax", *args, f"hydra.run.dir={tmp_path / folder}"]
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    return conftest.cli(tmp_path, *args, run_dir=tmp_path / folder)
 
 
-@pytest.mark.slow
 def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     done = cli(tmp_path, "data=wine", "seeds.count=12", "train.epochs=200")
     assert done.returncode == 0, done.stderr
@@ -43,7 +40,6 @@ def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     assert (results["split_seed"] == 0).all() and list(results["init_seed"]) == list(range(12))
 
 
-@pytest.mark.slow
 def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     args = ["data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300"]
     run_job(tmp_path / "run", *args)
@@ -56,7 +52,6 @@ def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     assert not pd.read_csv(tmp_path / "other" / "results.csv")["final_loss"].equals(results["final_loss"])
 
 
-@pytest.mark.slow
 def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     done = cli(tmp_path, "+sweep=variance", "seeds.grid={split: 4, init: 10}", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -95,7 +90,6 @@ def test_bad_raw_data_settings_fail_in_one_line(tmp_path, args, key):
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in done.stderr
 
 
-@pytest.mark.slow
 def test_any_csv_with_one_hot_labels(tmp_path):
     table = load_table(DATA_DIR / "iris.csv", "species")
     frame = pd.DataFrame(table.x, columns=table.feature_names)
@@ -123,7 +117,6 @@ def test_seed_indices_follow_the_named_sources():
     assert_array_equal(three["order"], [0, 1] * 4)
 
 
-@pytest.mark.slow
 def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     """Seed 3 of a split-varying population is seed 3 trained on split 3, to rounding."""
     table = load_table(DATA_DIR / "iris.csv", "species")
@@ -139,15 +132,14 @@ def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
 
 
-@pytest.mark.slow
 def test_predict_scales_raw_rows_as_in_training(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "train.epochs=300")
     assert done.returncode == 0, done.stderr
     table = load_table(DATA_DIR / "iris.csv", "species")
     pd.DataFrame(table.x[:20], columns=table.feature_names).to_csv(tmp_path / "raw.csv", index=False)
     out = tmp_path / "pred.csv"
-    command = [sys.executable, "-m", "gophernet_jax.predict", str(tmp_path / "run"), "raw.csv", "--seed", "2"]
-    predicted = subprocess.run([*command, "--out", str(out)], cwd=tmp_path, capture_output=True, text=True)
+    predict = ["-m", "gophernet_jax.predict", tmp_path / "run", "raw.csv", "--seed", "2", "--out", out]
+    predicted = command(*predict, cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     # The run's split 0, scaled by its training rows, independently of the run's files.
     keys = draw_key("split", 0, 0), draw_key("noise", 0, 0)
@@ -160,14 +152,12 @@ def test_predict_scales_raw_rows_as_in_training(tmp_path):
     assert list(pd.read_csv(out)["predicted"]) == want
 
 
-@pytest.mark.slow
 def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "seeds.vary=[split]", "train.epochs=20")
     assert done.returncode == 0, done.stderr
     table = load_table(DATA_DIR / "iris.csv", "species")
     pd.DataFrame(table.x[:5], columns=table.feature_names).to_csv(tmp_path / "raw.csv", index=False)
-    command = [sys.executable, "-m", "gophernet_jax.predict", str(tmp_path / "run"), "raw.csv"]
-    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    refused = command("-m", "gophernet_jax.predict", tmp_path / "run", "raw.csv", cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: ") and "different splits" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1

@@ -4,8 +4,6 @@ both tie rules, and raw rows scaled as in training."""
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -16,6 +14,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from omegaconf import OmegaConf
 
+from conftest import Done, assert_ok, command
 from gophernet_jax import (
     Params,
     Sizes,
@@ -52,24 +51,17 @@ def ensemble_outputs(params: Params, x: jax.Array) -> jax.Array:
     return jax.vmap(forward, in_axes=(0, None))(params, x)
 
 
-def python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
+def python(*args: str, cwd: Path) -> Done:
+    return command(*args, cwd=cwd)
 
 
-def predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def predict(*args: str, cwd: Path) -> Done:
     return python("-m", "gophernet_jax.predict", *map(str, args), cwd=cwd)
 
 
 def cli_main(capsys, *args) -> str:
     assert predict_main([*map(str, args)]) == 0
     return capsys.readouterr().out
-
-
-def assert_ok(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, proc
-    assert "Traceback" not in proc.stdout + proc.stderr, proc
 
 
 def seed_params(params: Params, i: int) -> Params:
@@ -134,7 +126,6 @@ def test_loaded_accuracies_equal_results_csv(trained, run, test_set):
     assert_allclose(results["test_accuracy"], np.asarray(seed_correct(run.params, x, y)) / 30, rtol=1e-7)
 
 
-@pytest.mark.slow
 def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_data, test_set):
     # Retrain in this process from the saved config alone: same seeds, same numbers.
     cfg = run.config
@@ -458,7 +449,6 @@ def test_inputs_for_a_run_saved_without_the_scaling_dtype():
     assert_allclose(scaled, split.x_test, rtol=0, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_predicting_a_raw_runs_test_rows_reproduces_its_accuracies(tmp_path, capsys, monkeypatch):
     proc = python(
         "-m", "gophernet_jax", "data=iris", "seeds.count=20", "train.epochs=50",
@@ -502,7 +492,6 @@ def printed_accuracy(stdout: str) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.slow
 def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, cwd=tmp_path)
     assert_ok(proc)
@@ -537,7 +526,6 @@ def test_cli_one_seed(trained, seed_outputs, test_set, tmp_path):
     assert printed_accuracy(proc.stdout) == round(numpy_correct(seed_outputs[3], test_set[1]).mean(), 4)
 
 
-@pytest.mark.slow
 def test_cli_best_seed(trained, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, "--best", TRAIN_CSV, "--out", "best.csv", cwd=tmp_path)
     assert_ok(proc)
@@ -560,7 +548,6 @@ def tied_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return plain, article, tmp_path / "rows.csv"
 
 
-@pytest.mark.slow
 def test_cli_writes_tied_rows_and_scores_them_strictly_by_default(tmp_path):
     plain, _, rows = tied_runs(tmp_path)
     proc = predict(plain, rows, cwd=tmp_path)

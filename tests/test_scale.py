@@ -1,4 +1,4 @@
-"""Speed and scale, end to end in subprocesses: the benchmark command, several devices, the
+"""Speed and scale, end to end in processes of their own: the benchmark command, several devices, the
 progress line, the persistent compilation cache, and the submitit launcher; and in this
 process, the chunk layout and the article rule's float32 slope.
 
@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -18,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import conftest
+from conftest import Done, assert_ok
 from gophernet_jax import Sizes, init_params, train_population
 from gophernet_jax.model import seeds_last
 from gophernet_jax.training import (
@@ -54,21 +55,13 @@ def env_with_devices(devices: int | None) -> dict[str, str]:
 
 
 def start(where: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Starts `python *args` in `where`, output piped (so stderr is not a terminal)."""
-    where.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, *args], cwd=where, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """Starts `python *args` in `where`, in a process of its own, output piped (stderr no terminal)."""
+    return conftest.start(*args, cwd=where, env=env)
 
 
-def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+def finish(proc: subprocess.Popen) -> Done:
     """Waits for `proc`; fails the test if it did not exit 0 or printed a traceback."""
-    stdout, stderr = proc.communicate(timeout=300)
-    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    tail = f"{proc.args}\nexit {done.returncode}; stderr ends:\n{stderr[-3000:]}"
-    assert done.returncode == 0, tail
-    assert "Traceback" not in stdout + stderr, tail
-    return done
+    return assert_ok(conftest.finish(proc))
 
 
 def cli(where: Path, run_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -268,7 +261,6 @@ def test_padding_stays_under_one_seed_per_chunk_and_under_one_chunk():
             assert chunks * width - count < width, (count, devices)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["autodiff", "article"])
 def test_chunk_width_does_not_change_a_seeds_numbers(article_data, rule):
     # Seeds 0..29 trained in chunks of 30, of 7 (5 chunks, 5 padding seeds), and inside
@@ -298,7 +290,6 @@ def test_article_slope_in_float32_is_within_one_ulp_on_the_unit_interval():
     assert np.isnan(_unit_article_slope(jnp.float32(np.nan)))
 
 
-@pytest.mark.slow
 def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
     train_set, _ = article_data
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(64))
@@ -377,38 +368,46 @@ def test_submitit_local_sweep_summary_equals_the_basic_launchers(tmp_path):
 
 # --- the same numbers on CPUs without AVX-512 --------------------------------------------
 
-#: Trains seeds in a fresh process and prints their final losses and test accuracies as JSON.
-#: argv: rule, count, chunk size, epochs. XLA_FLAGS and ONEDNN_MAX_CPU_ISA come from the test.
+#: Trains seeds in a fresh process and prints, per rule, their final losses and test
+#: accuracies as JSON. argv: count, chunk size, epochs. XLA_FLAGS and ONEDNN_MAX_CPU_ISA come
+#: from the test.
 WIDTH_PROBE = """
 import json, sys
 from gophernet_jax import Sizes, load_split, train_population
 from gophernet_jax.config import DATA_DIR
-rule, count, chunk, epochs = sys.argv[1], *map(int, sys.argv[2:])
+count, chunk, epochs = map(int, sys.argv[1:])
 tr, te = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv", padding_row=True)
-pop = train_population(0, count, Sizes(4, 3, 3), (tr.x, tr.y), (te.x, te.y), epochs=epochs,
-                       learning_rate=0.3, rule=rule, chunk_size=chunk)
-print(json.dumps([pop.final_loss.tolist(), pop.test_accuracy.tolist()]))
+pops = {rule: train_population(0, count, Sizes(4, 3, 3), (tr.x, tr.y), (te.x, te.y), epochs=epochs,
+                               learning_rate=0.3, rule=rule, chunk_size=chunk)
+        for rule in ("autodiff", "article")}
+print(json.dumps({rule: [p.final_loss.tolist(), p.test_accuracy.tolist()] for rule, p in pops.items()}))
 """
 
 
-def _probe(rule: str, count: int, chunk: int, epochs: int, devices: int) -> list:
-    env = env_with_devices(devices) | {"ONEDNN_MAX_CPU_ISA": "AVX2"}
-    args = [sys.executable, "-c", WIDTH_PROBE, rule, str(count), str(chunk), str(epochs)]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("rule", ["autodiff", "article"])
-def test_avx2_matrix_kernels_leave_a_seed_independent_of_chunk_width_and_devices(rule):
+def test_avx2_matrix_kernels_leave_a_seed_independent_of_chunk_width_and_devices(tmp_path):
     """XLA's CPU matrix product is oneDNN's sgemm, which picks its kernel from the CPU when it
     runs; `ONEDNN_MAX_CPU_ISA=AVX2` gives any x86-64 machine the kernels of an AVX2 CPU
     (`--xla_cpu_max_isa` limits XLA's own code only, and did not show the dependence). With
     one product as wide as the chunk, 41 seeds in chunks of 10 on 1 against 2 devices differed
     in 27 of 41 final losses there, and 250 seeds against the first 250 of 1000 in 93. Exact
-    equality is asserted: this compares runs on this machine, not with committed numbers."""
-    one, two = _probe(rule, 41, 10, 200, 1), _probe(rule, 41, 10, 200, 2)
-    assert one == two
-    few, many = _probe(rule, 250, 500, 200, 2), _probe(rule, 1000, 500, 200, 2)
-    assert few[0] == many[0][:250] and few[1] == many[1][:250]
+    equality is asserted, for both rules: this compares runs on this machine, not with
+    committed numbers. The four processes run side by side."""
+    runs = {"one": (41, 10, 1), "two": (41, 10, 2), "few": (250, 500, 2), "many": (1000, 500, 2)}
+    procs = {
+        name: start(
+            tmp_path,
+            "-c",
+            WIDTH_PROBE,
+            str(count),
+            str(chunk),
+            "200",
+            env=env_with_devices(devices) | {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+        )  # fmt: skip
+        for name, (count, chunk, devices) in runs.items()
+    }
+    out = {name: json.loads(finish(proc).stdout.splitlines()[-1]) for name, proc in procs.items()}
+    for rule in ("autodiff", "article"):
+        assert out["one"][rule] == out["two"][rule], rule
+        few, many = out["few"][rule], out["many"][rule]
+        assert few[0] == many[0][:250] and few[1] == many[1][:250], rule

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import math
 import re
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -22,7 +21,7 @@ from omegaconf import OmegaConf
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import strict_json
+from conftest import Done, assert_one_line_error, cli, strict_json
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import DataError, load_split
 from gophernet_jax.splits import load_table, make_split, part_counts
@@ -32,22 +31,13 @@ DEAD = ["+sweep=seeds", "seeds.count=20", "train.epochs=200", "optimizer.learnin
 SMALL = ["seeds.count=8", "train.epochs=40", "report.curve_every=0"]
 
 
-def run(tmp: Path, *args: str, folder: str = "run") -> subprocess.CompletedProcess:
-    where = (
-        "hydra.sweep.dir" if "-m" in args or any(a.startswith("+search=") for a in args) else "hydra.run.dir"
-    )
-    command = [sys.executable, "-m", "gophernet_jax", *args, f"{where}={tmp / folder}"]
-    return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=600)
+def run(tmp: Path, *args: str, folder: str = "run") -> Done:
+    multirun = "-m" in args or any(a.startswith("+search=") for a in args)
+    return cli(tmp, *args, **{"sweep_dir" if multirun else "run_dir": tmp / folder})
 
 
-def one_line_error(done: subprocess.CompletedProcess, *needles: str) -> str:
-    assert done.returncode != 0, done
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+def one_line_error(done: Done, *needles: str) -> str:
+    return assert_one_line_error(done, *needles)
 
 
 # --- ties and collapsed networks ------------------------------------------------------------
@@ -65,7 +55,6 @@ def dead(tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
-@pytest.mark.slow
 def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     folder, done = dead["strict"]
     results = pd.read_csv(folder / "results.csv")
@@ -79,7 +68,6 @@ def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     assert ensemble["mean_output"] == 0.0 and ensemble["vote"] == 0.0
 
 
-@pytest.mark.slow
 def test_the_articles_tie_rule_still_gives_the_articles_numbers(dead):
     folder, done = dead["article"]
     results = pd.read_csv(folder / "results.csv")
@@ -91,7 +79,6 @@ def test_the_articles_tie_rule_still_gives_the_articles_numbers(dead):
 # --- a validation part ----------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_train_validation_and_test_rows_are_disjoint_and_add_up_to_the_table():
     table = load_table(DATA_DIR / "iris.csv", "species")
     split = make_split(table, draw_key("split", 4), test_fraction=0.2, val_fraction=0.2)
@@ -115,7 +102,6 @@ def test_a_class_too_small_for_three_parts_is_named():
         part_counts(labels, 0.2, 0.2, class_names=("a", "b"))
 
 
-@pytest.mark.slow
 def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     for args, folder in ((["data=iris"], "iris"), ([], "article")):
         done = run(tmp_path, *args, "data.val_fraction=0.2", *SMALL, folder=folder)
@@ -131,7 +117,6 @@ def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     assert summary["test_rows"] == len(test_set.x) and summary["train_rows"] + 30 == len(train_set.x)
 
 
-@pytest.mark.slow
 def test_each_seeds_validation_part_follows_its_split(tmp_path):
     done = run(tmp_path, "data=iris", "data.val_fraction=0.2", "seeds.vary=[init,split]", *SMALL)
     assert done.returncode == 0, done.stderr
@@ -152,7 +137,6 @@ def trials_of(storage, name: str) -> list:
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
-@pytest.mark.slow
 def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     done = run(
         tmp_path,
@@ -189,7 +173,6 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
         assert trial.user_attrs["collapsed"] == job["collapsed"]
 
 
-@pytest.mark.slow
 def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     args = [
         "-m",
@@ -202,7 +185,6 @@ def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     assert done.stderr.count("warning: report.objective (mean) is taken over the test rows") == 2
 
 
-@pytest.mark.slow
 def test_the_search_preset_continues_its_study_and_a_sqlite_study_asks_the_same_trials(tmp_path):
     args = ["+search=lr", *SMALL]
     first = run(tmp_path, *args, "hydra.sweeper.n_trials=2", folder="journal")
@@ -226,7 +208,6 @@ def test_the_search_preset_continues_its_study_and_a_sqlite_study_asks_the_same_
     assert not (tmp_path / "run" / "study.journal").exists()
 
 
-@pytest.mark.slow
 def test_a_failed_trial_reaches_the_sweeper_and_the_search_goes_on(tmp_path):
     args = ["-m", "hydra/sweeper=gophernet_optuna", "hydra.sweeper.sampler.seed=1"]
     args += [

@@ -2,8 +2,6 @@
 crossed designs over any sources."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -14,7 +12,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 
-from conftest import run_job
+import conftest
+from conftest import Done, assert_one_line_error, run_job
 from gophernet_jax import Sizes, init_params, train, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
@@ -30,17 +29,12 @@ ORDER_GRID = [
 ]
 
 
-def cli(tmp: Path, *args: str, folder: str = "run") -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "gophernet_jax", *args, f"hydra.run.dir={tmp / folder}"]
-    return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=600)
+def cli(tmp: Path, *args: str, folder: str = "run") -> Done:
+    return conftest.cli(tmp, *args, run_dir=tmp / folder)
 
 
-def one_line_error(done: subprocess.CompletedProcess, *needles: str) -> None:
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+def one_line_error(done: Done, *needles: str) -> None:
+    assert_one_line_error(done, *needles, status=2)
 
 
 # --- independent streams --------------------------------------------------------------------
@@ -92,7 +86,6 @@ def test_every_row_is_visited_once_per_epoch_and_the_order_changes_with_the_epoc
     assert not np.array_equal(first, second)
 
 
-@pytest.mark.slow
 def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, article_data):
     train_set, test_set = article_data
     kw = dict(epochs=12, learning_rate=0.3, batch_size=16)
@@ -110,7 +103,6 @@ def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, articl
                 assert_allclose(b[i], a, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.slow
 def test_the_full_batch_reproduces_the_committed_reference_study(tmp_path):
     """No batch size is the article's training: the numbers of the committed study. A seed's
     numbers do not depend on how many seeds train with it, so its first 250 seeds suffice."""
@@ -135,7 +127,6 @@ def order_grid(tmp_path_factory) -> Path:
     return tmp
 
 
-@pytest.mark.slow
 def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     summary = json.loads((order_grid / "first" / "summary.json").read_text())
     results = pd.read_csv(order_grid / "first" / "results.csv")
@@ -150,13 +141,11 @@ def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     assert (order_grid / "first" / "variance.png").is_file()
 
 
-@pytest.mark.slow
 def test_the_same_grid_twice_gives_the_same_numbers(order_grid):
     a, b = (pd.read_csv(order_grid / f / "results.csv") for f in ("first", "again"))
     pd.testing.assert_frame_equal(a, b)
 
 
-@pytest.mark.slow
 def test_the_two_way_splits_grid_is_the_grid_of_split_and_init(tmp_path):
     old = run_job(tmp_path / "old", "data=iris", "seeds.count=8", "seeds.splits=2", "train.epochs=30")
     new = run_job(tmp_path / "new", "data=iris", "seeds.grid={split: 2, init: 4}", "train.epochs=30")
@@ -175,12 +164,10 @@ def test_the_two_way_splits_grid_is_the_grid_of_split_and_init(tmp_path):
         (["train.batch_size=0"], ["train.batch_size"]),
     ],
 )
-@pytest.mark.slow
 def test_bad_designs_and_batch_sizes_name_their_key(tmp_path, overrides, needles):
     one_line_error(cli(tmp_path, *overrides, "train.epochs=5"), *needles)
 
 
-@pytest.mark.slow
 def test_order_seed_column_and_a_batch_size_on_the_articles_files(tmp_path):
     done = cli(tmp_path, "seeds.count=4", "seeds.vary=[init,order]", "train.batch_size=30", "train.epochs=20")
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,7 @@
 import itertools
 import json
-import subprocess
-import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 import gophernet_jax.statistics as statistics
+from conftest import assert_ok, command
 from gophernet_jax.statistics import (
     OBJECTIVES,
     best_of_n,
@@ -305,6 +305,7 @@ def test_objectives_match_numpy():
         objective(values, "best")
 
 
+@pytest.mark.slow
 def test_importing_the_module_does_not_import_scipy():
     code = (
         "import importlib.util, sys\n"
@@ -312,4 +313,4 @@ def test_importing_the_module_does_not_import_scipy():
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "assert not any(name.startswith('scipy') for name in sys.modules), 'scipy imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_ok(command("-c", code, cwd=Path.cwd()))

@@ -1,10 +1,8 @@
-"""Hydra multiruns end to end, in subprocesses, as a user runs them."""
+"""Hydra multiruns end to end, as a user runs them (in this process, see `conftest.command`)."""
 
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -13,16 +11,15 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from conftest import run_job, strict_json
+from conftest import Done, cli, command, run_job, strict_json
 from gophernet_jax.sweep import report_sweep
 
 SMALL = ["seeds.count=16", "train.epochs=60", "report.curve_every=20"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def sweep(tmp: Path, *args: str, folder: str = "sweep") -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "gophernet_jax", *args, *SMALL, f"hydra.sweep.dir={tmp / folder}"]
-    return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=600)
+def sweep(tmp: Path, *args: str, folder: str = "sweep") -> Done:
+    return cli(tmp, *args, *SMALL, sweep_dir=tmp / folder)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +48,6 @@ def copy_of(folder: Path, tmp_path: Path) -> Path:
     return tmp_path / "sweep"
 
 
-@pytest.mark.slow
 def test_summary_has_one_row_per_job_matching_its_results(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -68,7 +64,6 @@ def test_summary_has_one_row_per_job_matching_its_results(five_rates):
         assert row["ci95_low"] <= row["mean"] <= row["ci95_high"]
 
 
-@pytest.mark.slow
 def test_paired_differences_against_the_first_job(five_rates):
     folder, done = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -84,7 +79,6 @@ def test_paired_differences_against_the_first_job(five_rates):
     assert "p_better" in done.stdout and "diff_lo" in done.stdout
 
 
-@pytest.mark.slow
 def test_five_learning_rates_compile_the_training_program_once(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -95,7 +89,6 @@ def test_five_learning_rates_compile_the_training_program_once(five_rates):
     assert list(summary["cache_hits"][1:]) == [0, 0, 0, 0]
 
 
-@pytest.mark.slow
 def test_plots_are_written_and_open(five_rates):
     folder, _ = five_rates
     for png in [folder / "accuracy.png", folder / "curves.png"]:
@@ -110,7 +103,6 @@ def test_plots_are_written_and_open(five_rates):
     assert (folder / job / "accuracy.png").is_file() and (folder / job / "curves.png").is_file()
 
 
-@pytest.mark.slow
 def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path):
     first = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,abc,0.3")
     assert first.returncode != 0
@@ -127,7 +119,6 @@ def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path
     assert stamps == {job: (tmp_path / "sweep" / job / "summary.json").stat().st_mtime_ns for job in good}
 
 
-@pytest.mark.slow
 def test_an_extended_sweep_runs_only_its_new_jobs(two_rates, tmp_path):
     copy_of(two_rates, tmp_path)
     extended = sweep(tmp_path, "-m", "optimizer.learning_rate=0.03,0.1,0.3")
@@ -138,7 +129,6 @@ def test_an_extended_sweep_runs_only_its_new_jobs(two_rates, tmp_path):
     assert list(summary["optimizer.learning_rate"])[0] == 0.03  # ordered as the latest sweep
 
 
-@pytest.mark.slow
 def test_baseline_can_be_named(two_rates, tmp_path):
     # The same sweep again with a baseline named: report.baseline changes no result, so
     # both jobs are skipped, and only the comparison changes.
@@ -154,7 +144,6 @@ def test_baseline_can_be_named(two_rates, tmp_path):
     assert base["difference"].iloc[0] == 0.0
 
 
-@pytest.mark.slow
 def test_different_shapes_are_compared_unpaired(tmp_path):
     for num, hidden in enumerate((3, 5)):
         run_job(tmp_path / "sweep" / f"hidden={hidden}", f"model.hidden={hidden}", *SMALL, job_num=num)
@@ -163,7 +152,6 @@ def test_different_shapes_are_compared_unpaired(tmp_path):
     assert summary["unpaired_because"][1] == "different initial weights"
 
 
-@pytest.mark.slow
 def test_different_data_sets_are_never_paired(tmp_path):
     """iris and wine: other shapes and other test rows, whatever the config keys say."""
     done = sweep(tmp_path, "-m", "data=iris,wine")
@@ -174,7 +162,6 @@ def test_different_data_sets_are_never_paired(tmp_path):
     assert "different test rows" in done.stdout or "paired" in done.stdout
 
 
-@pytest.mark.slow
 def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     args = ["data=iris", "seeds.vary=[init,split]", *SMALL]
     for num, (split, rate) in enumerate([(0, 0.1), (0, 0.3), (1, 0.1), (1, 0.3)]):
@@ -187,11 +174,8 @@ def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     assert summary.loc[(1, 0.1), "unpaired_because"] == "different test rows"
 
 
-@pytest.mark.slow
 def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
-    command = [sys.executable, "-m", "gophernet_jax", "-m", "model.hidden=3,8", "train.epochs=30"]
-    command.append(f"hydra.sweep.dir={tmp_path / 'one'}")
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = cli(tmp_path, "-m", "model.hidden=3,8", "train.epochs=30", sweep_dir=tmp_path / "one")
     assert done.returncode == 0, done.stderr
     summary = pd.read_csv(tmp_path / "one" / "summary.csv")
     assert list(summary["seeds"]) == [1, 1] and (summary["status"] == "ok").all()
@@ -199,7 +183,6 @@ def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     assert summary["comparison_note"].notna().all()  # ...and the table says why
 
 
-@pytest.mark.slow
 def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     done = sweep(tmp_path, "-m", "optimizer.learning_rate=abc,0.3")
     assert done.returncode != 0 and "Traceback" not in done.stderr
@@ -208,16 +191,13 @@ def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     assert "baseline" in done.stderr
 
 
-@pytest.mark.slow
 def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     folder, _ = five_rates
     broken = folder.parent / "broken"
     shutil.copytree(folder, broken)
     job = pd.read_csv(folder / "summary.csv")["job"][2]
     (broken / job / "results.csv").write_text("")  # a finished job's file, emptied since
-    done = subprocess.run(
-        [sys.executable, "-m", "gophernet_jax.sweep", str(broken)], capture_output=True, text=True
-    )
+    done = command("-m", "gophernet_jax.sweep", broken, cwd=broken.parent)
     assert done.returncode == 3
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: the sweep report failed"), done.stderr
@@ -232,21 +212,20 @@ def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rate
     for name in ("gophernet_jax", "conf", "data"):
         shutil.copytree(REPO / name, tmp_path / "moved" / name, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "moved")}
-    rerun = [sys.executable, "-m", "gophernet_jax", "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3", *SMALL]
+    rerun = ["-m", "gophernet_jax", "-m", "optimizer.learning_rate=0.03,0.1,0.3,1,3", *SMALL]
     rerun += [
         "runtime.progress=false",
         "report.baseline='optimizer.learning_rate=0.3'",
         f"hydra.sweep.dir={folder}",
     ]
-    done = subprocess.run(rerun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = command(*rerun, cwd=tmp_path, env=env)  # a process of its own: PYTHONPATH finds the copy
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("skipped: this configuration already finished") == 5
-    where = [sys.executable, "-c", "import gophernet_jax; print(gophernet_jax.__file__)"]
-    found = subprocess.run(where, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    where = ["-c", "import gophernet_jax; print(gophernet_jax.__file__)"]
+    found = command(*where, cwd=tmp_path, env=env).stdout
     assert str(tmp_path / "moved") in found  # the moved copy ran, not this checkout
 
 
-@pytest.mark.slow
 def test_job_files_hold_no_machine_paths(five_rates):
     folder, _ = five_rates
     job = folder / pd.read_csv(folder / "summary.csv")["job"][0]
@@ -266,7 +245,6 @@ def test_committed_studies_hold_no_machine_paths():
             assert not pattern.search(path.read_text()), path
 
 
-@pytest.mark.slow
 def test_preset_runs_a_multirun_without_dash_m(tmp_path):
     done = sweep(tmp_path, "+sweep=lr")
     assert done.returncode == 0, done.stderr
@@ -288,10 +266,8 @@ def test_joblib_launcher_gives_the_basic_launchers_results(two_rates, tmp_path):
 
 @pytest.mark.slow
 def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
-    run = [sys.executable, "-m", "gophernet_jax", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"]
-    done = subprocess.run(
-        [*run, "runtime.compilation_cache=false"], cwd=tmp_path, capture_output=True, text=True
-    )
+    # A process of its own: this process's programs are compiled already, and its cache is on.
+    done = cli(tmp_path, *SMALL, "runtime.compilation_cache=false", process=True)
     assert done.returncode == 0, done.stderr
     summary = strict_json(tmp_path / "run" / "summary.json")
     assert summary["compilations"] >= 1 and summary["compile_seconds"] > 0
@@ -304,7 +280,6 @@ def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     assert "test accuracy over 16 seeds" in log and "results in run" in log
 
 
-@pytest.mark.slow
 def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp_path):
     folder = copy_of(two_rates, tmp_path)
     job = next(folder.glob("optimizer.learning_rate=0.3,*"))
