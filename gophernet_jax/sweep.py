@@ -336,9 +336,9 @@ def _corrected(base: pd.Series, row: pd.Series, paired: bool, per_job: dict) -> 
     """Nadeau–Bengio's corrected interval of the paired difference over the design's splits."""
     from gophernet_jax.testset import corrected_interval
 
-    design = row["_design"] or {}
+    design = row["_design"] if isinstance(row["_design"], dict) else {}  # NaN beside failed jobs
     groups = per_job["splits"].get(row["job"])
-    if not paired or "split" not in design or groups is None or row["_design"] != base["_design"]:
+    if not paired or "split" not in design or groups is None or design != base["_design"]:
         return [None, None, None]
     a, b = (per_job["accuracies"][r["job"]] for r in (base, row))
     found = corrected_interval(

@@ -240,3 +240,19 @@ def test_the_cli_stops_on_a_bad_test_set_setting_with_exit_2(tmp_path, override,
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: config key {key}"), lines[0]
+
+
+def test_the_decisions_stand_beside_a_failed_job(two_rates, tmp_path):
+    import shutil
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(two_rates, folder)
+    failed = folder / "lr=abc"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / ".hydra" / "overrides.yaml").write_text("- optimizer.learning_rate=abc\n")
+    (failed / "error.json").write_text(
+        json.dumps({"status": "failed", "error": "config key optimizer.learning_rate"})
+    )
+    table = sweep.report_sweep(folder)
+    assert list(table["status"]) == ["ok", "ok", "failed"]
+    assert table.iloc[1]["verdict"] is not None and table.iloc[2]["verdict"] is None
