@@ -541,9 +541,11 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
     log.info(format_report(population, summary, settings.seeds.base, settings.report.interval))
     if settings.seeds.count > 1:
-        from gophernet_jax.testrows import format_test_set
+        from gophernet_jax.testrows import format_corrected, format_test_set
 
-        for line in format_test_set(summary.test_set):
+        for line in format_test_set(summary.test_set) + format_corrected(
+            summary.test_accuracy.get("corrected")
+        ):
             log.info(line)
     if settings.seeds.count > 1 and summary.ensemble is not None:
         from gophernet_jax.inference import format_ensemble

@@ -214,3 +214,19 @@ def format_test_set(section: dict[str, Any] | None) -> list[str]:
             "ensemble is calibrated)"
         )
     return lines
+
+
+def format_corrected(corrected: dict[str, Any] | None) -> list[str]:
+    """The report's line on the mean over splits, corrected for their shared training rows."""
+    if not corrected or corrected.get("ci95") is None:
+        return []
+    low, high = corrected["ci95"]
+    needed = corrected["seeds_needed"]
+    if needed.get("seeds_per_split"):
+        more = f"±{needed['resolution']:g} needs {needed['seeds_per_split']} seeds per split"
+    else:
+        more = needed.get("reason") or ""
+    return [
+        f"  over the {corrected['splits']} splits, corrected for their shared training rows "
+        f"(Nadeau & Bengio): [{low:.4f}, {high:.4f}]; {more}"
+    ]

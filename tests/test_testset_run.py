@@ -132,6 +132,8 @@ def test_the_corrected_interval_over_splits_is_its_formula(split_grid):
     assert corrected["variance_factor"] == pytest.approx(factor)
     assert_allclose(corrected["ci95"], [means.mean() - half, means.mean() + half], rtol=1e-9)
     assert "Nadeau" in corrected["method"]
+    line = testrows.format_corrected(corrected)[0]
+    assert f"[{corrected['ci95'][0]:.4f}, {corrected['ci95'][1]:.4f}]" in line and "Nadeau" in line
 
 
 def test_poke_level_0_is_the_seeds_own_weights_and_level_1_one_float_step_of_one():
