@@ -48,7 +48,8 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from gophernet_jax.sweep import report_or_status
 
-        baseline = OmegaConf.select(config, "report.baseline")
-        status = report_or_status(Path(config.hydra.sweep.dir), baseline, is_search(config.hydra.sweeper))
+        baseline, gamma = (OmegaConf.select(config, f"report.{key}") for key in ("baseline", "gamma"))
+        sweep_dir, search = Path(config.hydra.sweep.dir), is_search(config.hydra.sweeper)
+        status = report_or_status(sweep_dir, baseline, search, gamma)
         if status:
             sys.exit(status)  # the files are written; the command says what failed

@@ -24,6 +24,8 @@ from gophernet_jax.statistics import OBJECTIVES
 from gophernet_jax.training import OPTIMIZERS, RULES, SCHEDULES, SOURCES
 
 _HERE = Path(__file__).resolve().parent
+#: `report.interval`: the interval of the mean a run prints.
+INTERVALS = ("seeds", "seeds_and_rows")
 
 
 def shipped(name: str) -> Path:
@@ -285,6 +287,12 @@ class ReportConfig:
     ties: Any = "strict"  # strict | article: does a tie for the largest output count as correct?
     objective: Any = "mean"  # the statistic a search optimises: mean, median, q05, q25, min, iqm
     resolution: Any = 0.005  # the half-width a 95% interval should reach: sets "seeds needed"
+    # The interval of the mean the report prints: seeds (test rows held fixed, as ever) or
+    # seeds_and_rows (the multi-bootstrap: would it hold on new test rows?). The summary has both.
+    interval: Any = "seeds"
+    # The sweep report's threshold for a meaningful gain: P(A > B) must be able to exceed it
+    # (Bouthillier et al.), in (0.5, 1).
+    gamma: Any = 0.75
 
     def __post_init__(self) -> None:
         self.curve_every = _int("report.curve_every", self.curve_every, 0)
@@ -293,6 +301,8 @@ class ReportConfig:
         self.ties = _choice("report.ties", self.ties, TIES)
         self.objective = _choice("report.objective", self.objective, OBJECTIVES)
         self.resolution = _number("report.resolution", self.resolution, 0, 1)
+        self.interval = _choice("report.interval", self.interval, INTERVALS)
+        self.gamma = _number("report.gamma", self.gamma, 0.5, 1)
 
 
 @dataclass

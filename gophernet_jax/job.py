@@ -27,6 +27,7 @@ from gophernet_jax.files import write_json
 from gophernet_jax.model import Net, Sizes
 from gophernet_jax.splits import load_table, make_split, minmax_fit, stratified_parts
 from gophernet_jax.summary import Objective, Pairing, Summary, TiedRows
+from gophernet_jax.testrows import RowResults, row_results, why_not
 from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, seed_indices, train_population
 
 log = logging.getLogger("gophernet_jax.app")  # the logger the run's report has always used
@@ -36,7 +37,7 @@ class Data(NamedTuple):
     """What a run trains on: the training, validation and test sets (split 0 of a raw
     table), the raw table when seeds draw their own split or noise inside the program, the
     scaling of raw rows when there is one split without noise, and a fingerprint of what
-    every seed is tested on."""
+    every seed is tested on, and where each test row comes from (`testrows`)."""
 
     train_set: Dataset
     test_set: Dataset
@@ -44,6 +45,7 @@ class Data(NamedTuple):
     raw: RawSplits | None = None
     scaling: dict[str, Any] | None = None
     test_rows: str = ""
+    test_row_ids: np.ndarray | None = None  # each test row's index in the table, or line in the file
 
 
 def _digest(*parts: Any) -> str:
@@ -104,7 +106,11 @@ def load_data(settings: Config) -> Data:
         train, test = data_file(data.train), data_file(data.test)
         train_set, test_set = load_split(train, test, data.labels, padding_row=data.padding_row)
         train_set, val_set = _hold_out(settings, train_set, test_set)
-        return Data(train_set, test_set, val_set, test_rows=_array_digest(test_set.x, test_set.y))
+        lines = np.arange(len(test_set.x)) + 2  # the header is line 1
+        if data.padding_row:
+            lines[-1] = -1  # the reference loader's padding row: no line holds it
+        digest = _array_digest(test_set.x, test_set.y)
+        return Data(train_set, test_set, val_set, test_rows=digest, test_row_ids=lines)
     table = load_table(data_file(data.path), data.label)
     raw = RawSplits(
         table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
@@ -116,6 +122,7 @@ def load_data(settings: Config) -> Data:
     train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
     test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
     val_set = Dataset(np.asarray(first.x_val), np.asarray(first.y_val), *names) if data.val_fraction else None
+    ids = np.asarray(first.test_idx)
     if set(settings.seeds.varied()) & {"split", "noise"}:
         indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
         draws = _array_digest(indices["split"], indices["noise"])
@@ -123,10 +130,10 @@ def load_data(settings: Config) -> Data:
             _array_digest(table.x, table.labels), data.test_fraction, data.val_fraction, data.split_seed,
             data.noise_seed, data.noise, settings.train.dtype, draws,
         )  # fmt: skip
-        return Data(train_set, test_set, val_set, raw, test_rows=test_rows)
+        return Data(train_set, test_set, val_set, raw, test_rows=test_rows, test_row_ids=ids)
     test_rows = _array_digest(test_set.x, test_set.y)
     if data.noise:
-        return Data(train_set, test_set, val_set, test_rows=test_rows)
+        return Data(train_set, test_set, val_set, test_rows=test_rows, test_row_ids=ids)
     # The scaling training used: fitted on the training rows in the run's dtype.
     low, span = minmax_fit(jax.numpy.asarray(table.x[np.asarray(first.train_idx)], settings.train.dtype))
     scaling = {
@@ -134,7 +141,7 @@ def load_data(settings: Config) -> Data:
         "span": np.asarray(span).tolist(),
         "dtype": settings.train.dtype,
     }
-    return Data(train_set, test_set, val_set, scaling=scaling, test_rows=test_rows)
+    return Data(train_set, test_set, val_set, scaling=scaling, test_rows=test_rows, test_row_ids=ids)
 
 
 def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
@@ -212,6 +219,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
         weight_decay=settings.optimizer.weight_decay,
         schedule=settings.optimizer.schedule,
         warmup=settings.optimizer.warmup,
+        row_results=why_not(settings, len(data.test_set.x)) is None,
     )
     # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
     # a small program per operation.
@@ -285,17 +293,20 @@ def summary_of(population: Population, data: Data, settings: Config) -> dict[str
 def pairing(settings: Config, data: Data, sizes: Sizes) -> Pairing:
     """Fingerprints of what makes seed i comparable across runs: its initial weights and the
     rows it is tested on. Two jobs are compared seed by seed only when both match."""
-    init = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["init"]
+    indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+    init, poke = indices["init"], indices["poke"]
     weights = _digest(
         str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
         _array_digest(init.astype(np.int64)),
         *([] if settings.model.init == "uniform01" else [settings.model.init]),
+        *([_array_digest(poke.astype(np.int64))] if poke.any() else []),  # poked weights are others
     )  # fmt: skip
     return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.count)
 
 
-def format_report(population: Population, summary: Summary, base: int) -> str:
-    """The lines printed at the end of a run: the article's line for one seed, a table for many."""
+def format_report(population: Population, summary: Summary, base: int, interval: str = "seeds") -> str:
+    """The lines printed at the end of a run: the article's line for one seed, a table for many.
+    With `interval` "seeds_and_rows" the mean's interval shown is the multi-bootstrap's."""
     from gophernet_jax.reporting import format_spread
 
     if summary.seeds == 1:
@@ -303,7 +314,15 @@ def format_report(population: Population, summary: Summary, base: int) -> str:
         flags = [f for f, on in (("diverged", summary.diverged), ("collapsed", summary.collapsed)) if on]
         flag = f"  ({', '.join(flags)})" if flags else ""
         return f"Accuracy = {acc:0.2f}  (seed 0 of base seed {base}, {summary.test_rows} test rows){flag}"
-    return format_spread(summary.to_json(), summary.test_rows)
+    document = summary.to_json()
+    accuracy = document["test_accuracy"]
+    if interval == "seeds_and_rows" and accuracy.get("mean_ci95_seeds_and_rows"):
+        accuracy = accuracy | {
+            "mean_ci95": accuracy["mean_ci95_seeds_and_rows"],
+            "mean_ci95_method": accuracy["mean_ci95_seeds_and_rows_method"],
+        }
+        document = document | {"test_accuracy": accuracy}
+    return format_spread(document, summary.test_rows)
 
 
 def _file_digest(path: str) -> str:
@@ -329,11 +348,13 @@ def config_hash(settings: Config) -> str:
     """Identifies what a job computes: a sweep run again skips jobs whose hash finished.
 
     Only what changes the results counts: data files by content (not by path), and
-    neither the runtime settings nor the sweep's choice of baseline.
+    neither the runtime settings nor the report's choices (the sweep's baseline, the
+    interval printed, the verdicts' gamma).
     """
     config = dataclasses.asdict(settings)
     config.pop("runtime")
-    config["report"].pop("baseline")
+    for key in ("baseline", "interval", "gamma"):  # the report's choices: the job computes both intervals
+        config["report"].pop(key)
     if config["data"]["path"] is not None:  # the article's files are not read then
         config["data"]["train"] = config["data"]["test"] = None
     for key in ("train", "test", "path"):
@@ -343,10 +364,16 @@ def config_hash(settings: Config) -> str:
 
 
 def write_outputs(
-    settings: Config, output_dir: Path, population: Population, data: Data, variance: dict | None
+    settings: Config,
+    output_dir: Path,
+    population: Population,
+    data: Data,
+    variance: dict | None,
+    rows: RowResults | None = None,
 ) -> None:
     """Every file of a finished job but summary.json, which `job` writes last, as the mark
-    of a complete job."""
+    of a complete job (`rows`: the population's `testrows.row_results`, made here when not
+    given)."""
     from gophernet_jax.files import write_csv
     from gophernet_jax.reporting import curve_quantiles, results_frame
     from gophernet_jax.store import TrainedRun, save_run
@@ -356,9 +383,12 @@ def write_outputs(
     draws = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
     shown = ["init", "split", "noise"] if settings.data.path is not None else []
     shown += ["order"] if settings.train.batch_size is not None else []
+    shown += ["init", "poke"] if "poke" in settings.seeds.varied() else []
+    shown = list(dict.fromkeys(shown))
     for i, source in enumerate(shown):  # which draw of each source every seed had
         results.insert(1 + i, f"{source}_seed", draws[source])
     write_csv(results, output_dir / "results.csv")
+    table = _write_rows(population, data, settings, output_dir, rows)
     config = portable_config(settings)
     names = data.train_set.feature_names, data.train_set.class_names
     run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
@@ -371,7 +401,7 @@ def write_outputs(
         write_csv(curves, output_dir / "curves.csv")
     if not plotted(settings):
         return
-    from gophernet_jax.plots import plot_accuracy, plot_curves, plot_variance
+    from gophernet_jax.plots import plot_accuracy, plot_curves, plot_rows, plot_variance
 
     test_rows = len(data.test_set.x)
     plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
@@ -380,13 +410,32 @@ def write_outputs(
     if variance is not None:
         grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
         plot_variance(grid, variance, output_dir / "variance.png")
+    if table is not None:
+        plot_rows(table, output_dir / "rows.png", settings.seeds.count)
     (output_dir / "error.json").unlink(missing_ok=True)
 
 
-def score(population: Population, data: Data, settings: Config) -> dict[str, Any]:
+def _write_rows(population, data, settings, output_dir: Path, rows: RowResults | None):
+    """rows.csv and rows_correct.npz (see `testrows`); returns the rows table, or None."""
+    from gophernet_jax.testrows import rows_frame, write_rows
+
+    rows = row_results(population, data, settings) if rows is None else rows
+    if rows is None:
+        return None
+    table = rows_frame(rows)
+    write_rows(rows, table, output_dir)
+    return table
+
+
+def score(
+    population: Population, data: Data, settings: Config, rows: RowResults | None = None
+) -> dict[str, Any]:
     """The summary's statistics (fields of a `Summary`): spreads, the ensemble against its
-    seeds, and for a grid where the variance comes from."""
+    seeds, for a grid where the variance comes from, and what the test rows explain
+    (`rows`: the population's `testrows.row_results`, made here when not given)."""
     summary = summary_of(population, data, settings)
+    rows = row_results(population, data, settings) if rows is None else rows
+    summary |= _test_rows(population, data, settings, rows, summary["test_accuracy"])
     if set(settings.seeds.varied()) & {"split", "noise"}:
         summary["ensemble"] = None  # the seeds were tested on different rows
     else:
@@ -402,6 +451,23 @@ def score(population: Population, data: Data, settings: Config) -> dict[str, Any
         values = np.asarray(population.test_accuracy).reshape(tuple(grid.values()))
         summary["variance"] = variance_components(values, tuple(grid))
     return summary
+
+
+def _test_rows(population, data, settings, rows, accuracy: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's `test_set`, and in `accuracy` (in place) the intervals over seeds and
+    rows and, where the split varies, over splits (Nadeau–Bengio)."""
+    from gophernet_jax.testrows import corrected_section, split_varies, test_set_section
+
+    if split_varies(settings) and settings.seeds.grid:
+        split = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["split"]
+        sizes = len(data.train_set.x), len(data.test_set.x)
+        values = np.asarray(population.test_accuracy, dtype=float)
+        accuracy["corrected"] = corrected_section(values, split, *sizes, settings.report.resolution)
+    if rows is None:
+        return {"test_set": {"reason": why_not(settings, len(data.test_set.x))}}
+    section, interval = test_set_section(rows)
+    accuracy |= interval
+    return {"test_set": section}
 
 
 def _import_in_background(*modules: str) -> None:
@@ -435,13 +501,14 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
     population, data, phases = run(settings)
     scored = time.perf_counter()
     with runtime.CompileCounter() as compiles:
-        summary = score(population, data, settings)
+        rows = row_results(population, data, settings)
+        summary = score(population, data, settings, rows)
     sizes = _sizes(settings, data)
     phases["score"] = time.perf_counter() - scored
     phases["compilations"] += compiles.count
     phases["cache_hits"] += compiles.cache_hits
     written = time.perf_counter()
-    write_outputs(settings, output_dir, population, data, summary.get("variance"))
+    write_outputs(settings, output_dir, population, data, summary.get("variance"), rows)
     timing = _timing(settings, phases)
     timing["phases"]["write"] = time.perf_counter() - written
     summary = Summary(
@@ -472,7 +539,14 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 
 
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
-    log.info(format_report(population, summary, settings.seeds.base))
+    log.info(format_report(population, summary, settings.seeds.base, settings.report.interval))
+    if settings.seeds.count > 1:
+        from gophernet_jax.testrows import format_corrected, format_test_set
+
+        for line in format_test_set(summary.test_set) + format_corrected(
+            summary.test_accuracy.get("corrected")
+        ):
+            log.info(line)
     if settings.seeds.count > 1 and summary.ensemble is not None:
         from gophernet_jax.inference import format_ensemble
 

@@ -371,18 +371,26 @@ class Scores(NamedTuple):
     accuracy: jax.Array  # share of rows correct (`correct`)
     tied_rows: jax.Array  # rows whose largest output is shared (`tied`)
     collapsed: jax.Array  # ties on, or predicts one class for, every row (`collapsed`)
+    predicted: jax.Array  # (seeds, rows) int8 (int16 past 127 classes): `predicted_class`, -1 where tied
+    correct: jax.Array  # (seeds, rows) bool: each row correct under the tie rule (`correct`)
 
 
 def population_scores(
     params: Params, x: jax.Array, y: jax.Array, ties: str = "strict", net: Net = ARTICLE
 ) -> Scores:
-    """Every seed's `Scores` on (x, y); `y` is (samples, classes) or (samples, classes, seeds)."""
+    """Every seed's `Scores` on (x, y); `y` is (samples, classes) or (samples, classes, seeds).
+
+    The per-row fields cost nothing where they are not used: a program that keeps only the
+    accuracy computes only it."""
     outputs = jnp.moveaxis(population_hidden_and_output(params, x, net)[1], -1, 0)
     y = y if y.ndim == 2 else jnp.moveaxis(y, -1, 0)
+    right = correct(outputs, y, ties)
     return Scores(
-        accuracy=jnp.mean(correct(outputs, y, ties), axis=-1, dtype=outputs.dtype),
+        accuracy=jnp.mean(right, axis=-1, dtype=outputs.dtype),
         tied_rows=jnp.sum(tied(outputs), axis=-1, dtype=jnp.int32),
         collapsed=collapsed(outputs),
+        predicted=predicted_class(outputs).astype(jnp.int8 if outputs.shape[-1] <= 127 else jnp.int16),
+        correct=right,
     )
 
 

@@ -146,3 +146,41 @@ def plot_search(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_rows(table: pd.DataFrame, path: Path, seeds: int | None = None) -> None:
+    """`rows.png`: the test rows sorted by the share of seeds that get them right, each bar
+    split into the classes the seeds predict there (ties in grey), labelled by row and true class.
+
+    `table` is rows.csv's frame (`testset.rows_table`): `row`, `label`, `correct_share`,
+    `tied_share`, `share_CLASS` per class, and `split` where splits have their own rows.
+    """
+    shares = [c for c in table.columns if c.startswith("share_")]
+    ordered = table.sort_values("correct_share", kind="stable").reset_index(drop=True)
+    n = len(ordered)
+    fig, ax = plt.subplots(figsize=(min(16, max(6, 0.3 * n + 1.5)), 4.2))
+    x, bottom = np.arange(n), np.zeros(n)
+    for k, column in enumerate(shares):
+        values = ordered[column].to_numpy(dtype=float)
+        ax.bar(x, values, bottom=bottom, width=0.85, color=f"C{k % 10}", label=f"predicted {column[6:]}")
+        bottom += values
+    ax.bar(
+        x, ordered["tied_share"].to_numpy(dtype=float), bottom=bottom, width=0.85, color="0.6", label="tied"
+    )
+    ax.plot(x, ordered["correct_share"], "_", color="black", markersize=9, mew=2, label="correct (tie rule)")
+    if n <= 80:
+        split = ordered["split"].astype(str) + ":" if "split" in ordered else ""
+        ax.set_xticks(x, split + ordered["row"].astype(str) + " " + ordered["label"].astype(str), rotation=90)
+        ax.tick_params(axis="x", labelsize=7)
+    else:
+        ax.set_xticks([])
+    where = " (split:row)" if "split" in ordered else ""
+    ax.set(
+        xlim=(-0.6, n - 0.4), ylim=(0, 1.0), ylabel="share of seeds", xlabel=f"test row{where} and its class"
+    )
+    who = f"{seeds} seeds" if seeds else "the seeds"
+    ax.set_title(f"test rows, hardest first: what {who} predict on each", fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _margins(fig, left=0.7, right=1.5, bottom=1.3 if n <= 80 else 0.4, top=0.3)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -48,7 +48,8 @@ class TiedRows(NamedTuple):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Summary:
     """A finished job's summary.json. Fields are in the file's order; the optional ones
-    (a validation part, a grid's variance, a sweep's job number) are left out when None."""
+    (a validation part, a grid's variance, the test rows' section of an older job, a sweep's
+    job number) are left out when None."""
 
     test_accuracy: Spread  # with "diverged" and "conditional_on" (the sources held fixed)
     train_accuracy: Spread
@@ -65,6 +66,8 @@ class Summary:
     seeds: int
     ensemble: dict[str, Any] | None  # None (written as null) when seeds had different test rows
     variance: dict[str, Any] | None = None
+    # What the test rows explain (`testrows`): Jordan's split of the variance, churn; or its reason
+    test_set: dict[str, Any] | None = None
     pairing: Pairing
     config: dict[str, Any]
     config_hash: str
@@ -77,7 +80,7 @@ class Summary:
     seed_epochs_per_second: float | None
     seconds: float
 
-    _OPTIONAL = ("val_accuracy", "variance", "job_num")
+    _OPTIONAL = ("val_accuracy", "variance", "test_set", "job_num")
     _TUPLES = {"tied_rows": TiedRows, "objective": Objective, "pairing": Pairing}
 
     def to_json(self) -> dict[str, Any]:

@@ -81,6 +81,8 @@ def _job_row(job: Path) -> dict[str, Any]:
             return {"status": "incomplete", "error": str(e)}
         acc = summary.test_accuracy
         low, high = acc["mean_ci95"] or (None, None)
+        rows_low, rows_high = acc.get("mean_ci95_seeds_and_rows") or (None, None)
+        corrected_low, corrected_high = (acc.get("corrected") or {}).get("ci95") or (None, None)
         best = acc.get("best_of_n") or {}
         return {
             "status": "ok",
@@ -90,6 +92,10 @@ def _job_row(job: Path) -> dict[str, Any]:
             **{k: acc[k] for k in STAT_COLUMNS},
             "ci95_low": low,
             "ci95_high": high,
+            "ci95_seeds_and_rows_low": rows_low,
+            "ci95_seeds_and_rows_high": rows_high,
+            "ci95_corrected_low": corrected_low,
+            "ci95_corrected_high": corrected_high,
             **{f"best_of_{n}": best.get(str(n)) for n in BEST_OF},
             "seeds_needed": acc.get("seeds_needed"),
             "diverged": summary.diverged,
@@ -102,6 +108,7 @@ def _job_row(job: Path) -> dict[str, Any]:
             "_test_rows": summary.test_rows,
             "_pairing": summary.pairing,
             "_design": (summary.variance or {}).get("levels"),
+            "_train_rows": summary.train_rows,
         }
     if error_file.is_file():
         try:
@@ -113,17 +120,18 @@ def _job_row(job: Path) -> dict[str, Any]:
 
 
 def collect(
-    sweep_dir: Path, baseline: str | None = None, *, search: bool = False
+    sweep_dir: Path, baseline: str | None = None, *, search: bool = False, gamma: float | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """summary (one row per job), results (every seed of every job) and plot data.
 
-    In a search the baseline is the best trial (the lowest objective error), unless one is named.
+    In a search the baseline is the best trial (the lowest objective error), unless one is
+    named. `gamma` is the verdicts' threshold (`report.gamma`; None: the baseline job's).
     """
     jobs = find_jobs(sweep_dir)
     overrides = {job.name: _overrides(job) for job in jobs}
     keys = sorted({k for o in overrides.values() for k in o})
     swept = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1] or keys
-    rows, results, curves, accuracies, by_job = [], [], {}, {}, {}
+    rows, results, curves, accuracies, by_job, blocks, splits = [], [], {}, {}, {}, {}, {}
     for number, job in enumerate(jobs):
         values = {k: overrides[job.name].get(k, "") for k in swept}
         row = {**values, "trial": number, "job": job.name, **_job_row(job)}
@@ -133,6 +141,8 @@ def collect(
             seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
+            splits[job.name] = seeds["split_seed"].to_numpy() if "split_seed" in seeds else None
+            blocks[job.name] = _blocks(job)
             accuracies[job.name] = (label, by_job[job.name])
             if (job / "curves.csv").is_file():
                 curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv))
@@ -140,7 +150,8 @@ def collect(
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:
             summary[column] = summary[column].astype("Int64")  # integers, with gaps for failed jobs
-    problem = _add_comparison(summary, by_job, baseline, search=search)
+    per_job = {"accuracies": by_job, "blocks": blocks, "splits": splits}
+    problem = _add_comparison(summary, per_job, baseline, search=search, gamma=gamma)
     hidden = [c for c in summary.columns if c.startswith("_")]
     extras = {
         "curves": curves,
@@ -150,6 +161,19 @@ def collect(
     }
     long = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     return summary.drop(columns=hidden), long, extras
+
+
+def _blocks(job: Path):
+    """A job's seeds dealt into blocks of correct rows (`testset.seed_blocks`), from its
+    rows_correct.npz, or None when it kept none: bounded whatever its seed count."""
+    from gophernet_jax.testrows import load_correct
+    from gophernet_jax.testset import seed_blocks
+
+    found = _read(job, load_correct)
+    if found is None:
+        return None
+    correct, groups = found
+    return seed_blocks(correct, groups=groups), groups
 
 
 def _common(summary: pd.DataFrame, column: str) -> int | None:
@@ -166,7 +190,14 @@ COMPARISON_COLUMNS += [
     "holds",
     "seeds_needed_for_difference",
 ]
+#: Beside the seed-only columns: over seeds and test rows, corrected over splits, and decisions.
+DECISION_COLUMNS = ["difference_ci95_seeds_and_rows_low", "difference_ci95_seeds_and_rows_high"]
+DECISION_COLUMNS += ["difference_ci95_corrected_low", "difference_ci95_corrected_high", "corrected_method"]
+DECISION_COLUMNS += ["p_outperform", "p_outperform_ci95_low", "p_outperform_ci95_high", "verdict"]
+DECISION_COLUMNS += ["seeds_needed_for_decision"]
 COMPARISON_COLUMNS += ["comparison_note"]
+_SEED_COLUMNS = list(COMPARISON_COLUMNS)
+COMPARISON_COLUMNS = COMPARISON_COLUMNS[:-1] + DECISION_COLUMNS + COMPARISON_COLUMNS[-1:]
 
 
 def pairing_of(base: Pairing, other: Pairing) -> tuple[bool, str]:
@@ -185,11 +216,19 @@ def pairing_of(base: Pairing, other: Pairing) -> tuple[bool, str]:
 
 
 def _add_comparison(
-    summary: pd.DataFrame, accuracies: dict[str, Any], baseline: str | None, *, search: bool
+    summary: pd.DataFrame,
+    per_job: dict[str, dict[str, Any]],
+    baseline: str | None,
+    *,
+    search: bool,
+    gamma: float | None = None,
 ) -> str | None:
     """Differences against the baseline job, in place: paired seed by seed where the jobs'
     seeds are comparable (`pairing_of`), unpaired otherwise, with Bonferroni-simultaneous
-    intervals over the m comparisons. Returns a problem to report, or None."""
+    intervals over the m comparisons; beside them the interval over seeds and test rows
+    (the multi-bootstrap, both draws shared by the two jobs), the Nadeau–Bengio corrected
+    one where the split varies over a design, and P(job > baseline) with its verdict
+    (`testset.p_outperform`). Returns a problem to report, or None."""
     for c in COMPARISON_COLUMNS:
         summary[c] = None
     ok = summary[summary["status"] == "ok"]
@@ -201,6 +240,11 @@ def _add_comparison(
         return str(e)
     from gophernet_jax.statistics import compare
 
+    try:
+        gamma = _gamma(base, gamma)
+    except ReportError as e:
+        return str(e)
+    accuracies = per_job["accuracies"]
     comparisons = max(1, len(ok) - 1)
     for i, row in ok.iterrows():
         own = row["job"] == base["job"]  # the baseline beside itself: not a comparison
@@ -215,7 +259,7 @@ def _add_comparison(
         )
         low, high = result["difference_ci95"] or (None, None)
         sim_low, sim_high = result.get("difference_ci95_simultaneous") or (None, None)
-        summary.loc[i, COMPARISON_COLUMNS] = [
+        summary.loc[i, _SEED_COLUMNS] = [
             base["job"],
             paired,
             why or None,
@@ -231,7 +275,77 @@ def _add_comparison(
             None if own else result.get("seeds_needed"),
             result.get("reason"),
         ]
+        if not own:
+            summary.loc[i, DECISION_COLUMNS] = _decisions(base, row, paired, per_job, gamma)
     return None
+
+
+def _gamma(base: pd.Series, gamma: float | None) -> float:
+    """The verdicts' threshold: as given, else the baseline job's `report.gamma`, checked."""
+    from gophernet_jax.testset import GAMMA
+
+    if gamma is None:
+        gamma = (base["_config"].get("report") or {}).get("gamma", GAMMA)
+    number = isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+    if not number or not 0.5 < gamma < 1:
+        raise ReportError(f"config key report.gamma: expected a number in (0.5, 1), got {gamma!r}")
+    return float(gamma)
+
+
+def _decisions(base: pd.Series, row: pd.Series, paired: bool, per_job: dict, gamma: float) -> list[Any]:
+    """The columns after the seed-only ones: the interval over seeds and rows, the corrected
+    one, P(row's job > baseline) with its interval and verdict, and Noether's seeds."""
+    from gophernet_jax.testset import p_outperform, seeds_needed_for_decision
+
+    a, b = (per_job["accuracies"][r["job"]] for r in (base, row))
+    multi = _seeds_and_rows(base, row, paired, per_job)
+    corrected = _corrected(base, row, paired, per_job)
+    decided = p_outperform(b, a, paired=paired, gamma=gamma)
+    return [
+        *multi,
+        *corrected,
+        decided.p_outperform,
+        decided.p_outperform_ci95_low,
+        decided.p_outperform_ci95_high,
+        decided.verdict,
+        seeds_needed_for_decision(gamma=gamma),
+    ]
+
+
+def _seeds_and_rows(base: pd.Series, row: pd.Series, paired: bool, per_job: dict) -> list[float | None]:
+    """The multi-bootstrap interval of the difference, where both jobs kept their correct rows
+    and were tested on the same rows with the same splits per seed."""
+    from gophernet_jax.testset import difference_ci95_seeds_and_rows
+
+    a, b = per_job["blocks"].get(base["job"]), per_job["blocks"].get(row["job"])
+    if a is None or b is None or base["_pairing"].test_rows != row["_pairing"].test_rows:
+        return [None, None]
+    (a, groups_a), (b, groups_b) = a, b
+    if (groups_a is None) != (groups_b is None) or (
+        groups_a is not None and not np.array_equal(groups_a, groups_b)
+    ):
+        return [None, None]
+    try:
+        found = difference_ci95_seeds_and_rows(a, b, paired=paired)
+    except ValueError:  # other splits, blocks or rows: not the same test draw
+        return [None, None]
+    return found.ci95 or [None, None]
+
+
+def _corrected(base: pd.Series, row: pd.Series, paired: bool, per_job: dict) -> list[Any]:
+    """Nadeau–Bengio's corrected interval of the paired difference over the design's splits."""
+    from gophernet_jax.testset import corrected_interval
+
+    design = row["_design"] if isinstance(row["_design"], dict) else {}  # NaN beside failed jobs
+    groups = per_job["splits"].get(row["job"])
+    if not paired or "split" not in design or groups is None or design != base["_design"]:
+        return [None, None, None]
+    a, b = (per_job["accuracies"][r["job"]] for r in (base, row))
+    found = corrected_interval(
+        b - a, groups=groups, n_train=int(row["_train_rows"]), n_test=int(row["_test_rows"])
+    )
+    low, high = found.ci95 or (None, None)
+    return [low, high, found.method]
 
 
 def _pick_baseline(
@@ -297,15 +411,20 @@ def format_comparison(summary: pd.DataFrame) -> str:
     dropped += ["p_tie", "objective_on", "comparison_note", "seeds_needed", "seeds_needed_for_difference"]
     dropped += [f"best_of_{n}" for n in BEST_OF if n != 5]
     dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]
+    dropped += [c for c in summary.columns if "seeds_and_rows" in c or "corrected" in c]
+    dropped += ["p_outperform_ci95_low", "p_outperform_ci95_high", "seeds_needed_for_decision"]
     short = {"ci95_low": "mean_lo", "ci95_high": "mean_hi", "difference": "diff", "best_of_5": "best5"}
     short |= {"simultaneous_ci95_low": "diff_lo", "simultaneous_ci95_high": "diff_hi", "objective": "obj"}
+    short |= {"p_outperform": "p_out"}
     shown = summary.drop(columns=dropped, errors="ignore").rename(columns=short)
     options = ("display.width", 220, "display.max_columns", 40, "display.float_format", "{:.4f}".format)
     with pd.option_context(*options):
         return shown.to_string(index=False, na_rep="-")
 
 
-def report_sweep(sweep_dir: Path, baseline: str | None = None, *, search: bool = False) -> pd.DataFrame:
+def report_sweep(
+    sweep_dir: Path, baseline: str | None = None, *, search: bool = False, gamma: float | None = None
+) -> pd.DataFrame:
     """Writes summary.csv, results.csv, summary.json and the plots into `sweep_dir`; prints the table.
 
     Raises:
@@ -315,7 +434,7 @@ def report_sweep(sweep_dir: Path, baseline: str | None = None, *, search: bool =
     from gophernet_jax.plots import plot_accuracy, plot_curves, plot_search
 
     sweep_dir = Path(sweep_dir)
-    summary, results, extras = collect(sweep_dir, baseline, search=search)
+    summary, results, extras = collect(sweep_dir, baseline, search=search, gamma=gamma)
     write_csv(summary, sweep_dir / "summary.csv")
     write_csv(results, sweep_dir / "results.csv")
     jobs = summary.astype(object).where(summary.notna(), None).to_dict(orient="records")
@@ -356,11 +475,11 @@ def _shown_jobs(summary: pd.DataFrame, search: bool) -> list[str]:
     return list(ok["job"])
 
 
-def report_or_status(sweep_dir: Path, baseline: str | None, search: bool) -> int:
+def report_or_status(sweep_dir: Path, baseline: str | None, search: bool, gamma: float | None = None) -> int:
     """Writes the report; the exit status: 0, 1 when a job failed, 2 for a report that cannot
     be made as asked, 3 when the report itself failed (a bug: said in one line)."""
     try:
-        summary = report_sweep(sweep_dir, baseline, search=search)
+        summary = report_sweep(sweep_dir, baseline, search=search, gamma=gamma)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

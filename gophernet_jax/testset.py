@@ -441,6 +441,27 @@ def _split_variances(totals: np.ndarray, rows: int) -> tuple[np.ndarray, ...]:
     return _variances(totals[..., 0], totals[..., 3:], totals[..., 1], totals[..., 2], rows)
 
 
+def split_variances(blocks: SeedBlocks) -> list[dict[str, float | int | None]]:
+    """Each split's own (observed, independent-errors, distribution) variances, the parts
+    `test_set_variance` pools with seed weights; None for a split of fewer than two seeds.
+
+    Returns:
+      One dict per split: `split`, `seeds`, `observed_variance`, `independent_errors_variance`,
+      `distribution_variance`.
+    """
+    found = []
+    for g, seeds in enumerate(blocks.seeds.sum(axis=1).tolist()):
+        parts: list[float | None] = [None] * 3
+        if seeds >= 2 and blocks.rows >= 2:
+            totals = np.concatenate(
+                [[seeds, blocks.hits[g].sum(), blocks.hits_sq[g].sum()], blocks.correct[g].sum(axis=0)]
+            ).astype(float)
+            parts = [float(v) for v in _split_variances(totals, blocks.rows)]
+        names = ("observed_variance", "independent_errors_variance", "distribution_variance")
+        found.append({"split": g, "seeds": int(seeds), **dict(zip(names, parts))})
+    return found
+
+
 def _summary_line(observed: float, rows: int, share: float | None, std: float, ci: list[float], splits: int):
     where = " within a split" if splits > 1 else ""
     spread = (

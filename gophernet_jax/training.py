@@ -486,8 +486,9 @@ def check_rule(rule: str, net: Net, sizes_or_params: Sizes | Params) -> None:
 #: folded into its base key before the draw's index. Initialisation keeps
 #: `fold_in(key(base), i)`, so populations trained before the streams keep their weights;
 #: the tags are >= 2**31, so another stream's base key could equal an initialisation key
-#: only for seed indices >= 2**31.
-SOURCES = ("init", "split", "noise", "order")
+#: only for seed indices >= 2**31. `poke` is last, so the others keep their rows in
+#: `population_layout` (see `poke_params`).
+SOURCES = ("init", "split", "noise", "order", "poke")
 STREAM_TAGS = {s: zlib.crc32(f"gophernet_jax/{s}".encode()) | 1 << 31 for s in SOURCES[1:]}
 
 
@@ -527,6 +528,10 @@ class Population(NamedTuple):
     val_accuracy: jax.Array | None = None  # with a validation part
     tied_rows: jax.Array | None = None  # test rows whose largest output is shared
     collapsed: jax.Array | None = None  # ties on, or predicts one class for, every test row
+    # Per seed and test row, when asked (`row_results=True`): the predicted class (int8, -1 where the
+    # largest output is tied) and whether the row counts as correct under the run's tie rule.
+    test_predicted: jax.Array | None = None
+    test_correct: jax.Array | None = None
 
 
 def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
@@ -637,14 +642,15 @@ class Spec(NamedTuple):
     per_chunk: int
     devices: int
     raw: _Constant | None  # a raw table split inside the program, or None
+    rows: bool = False  # also return every seed's predicted class and correctness per test row
+    poke: bool = False  # the poke source varies: some seeds' initial weights are moved (`poke_params`)
 
 
 def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Population:
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
     x, y, x_val, y_val, x_test, y_test = _chunk_data(indices, data, sources, spec.raw, spec.dtype)
     keys = source_keys("init", base, indices[0])
-    draw = partial(init_params, sizes=spec.sizes, dtype=spec.dtype, init=spec.init)
-    params = seeds_last(jax.vmap(draw)(keys))
+    params = seeds_last(_initial_params(indices, base, spec.sizes, spec.dtype, spec.init, spec.poke))
     opt = _optimizer(spec.optimizer, numbers)
     # one order for every seed (order not varied: all at draw 0), or one per seed
     order = source_keys("order", sources["order"], indices[3][:1] if spec.shared_order else indices[3])
@@ -674,6 +680,60 @@ def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Populatio
         val_accuracy=None if x_val is None else population_accuracy(params, x_val, y_val, ties, net),
         tied_rows=test.tied_rows,
         collapsed=test.collapsed,
+        test_predicted=test.predicted if spec.rows else None,
+        test_correct=test.correct if spec.rows else None,
+    )
+
+
+def poke_params(params: Params, key: jax.Array) -> Params:
+    """One network's parameters with one of them moved by one float step (`jnp.nextafter`).
+
+    The parameter is drawn uniformly from all of them, in `jax.tree.leaves` order with each
+    leaf row-major (for the article's net: w_hidden, b_hidden, w_out, b_out, 27 in all), and
+    the direction, up or down with chance ½ each, from `key`. Every other number keeps its bits.
+    """
+    leaves, tree = jax.tree.flatten(params)
+    flat = jnp.concatenate([a.ravel() for a in leaves])
+    where_key, which_way = jax.random.split(key)
+    index = jax.random.randint(where_key, (), 0, flat.size)
+    toward = jnp.where(jax.random.bernoulli(which_way), jnp.inf, -jnp.inf).astype(flat.dtype)
+    moved = jnp.where(jnp.arange(flat.size) == index, jnp.nextafter(flat, toward), flat)
+    sizes = np.cumsum([a.size for a in leaves])[:-1].tolist()
+    parts = jnp.split(moved, sizes) if sizes else [moved]
+    return jax.tree.unflatten(tree, [p.reshape(a.shape) for p, a in zip(parts, leaves)])
+
+
+def _initial_params(indices, base, sizes: Sizes, dtype, init: str, poke: bool) -> Params:
+    """Seeds-first initial parameters of the seeds `indices` gives (`population_layout`'s rows):
+    draw `indices[0]` of init, poked (`poke_params`) with draw `indices[4]` of the poke stream of
+    base seed `base` where that index is not 0. Level 0 is the seed's own weights, bit for bit."""
+    draw = partial(init_params, sizes=sizes, dtype=dtype, init=init)
+    params = jax.vmap(draw)(source_keys("init", base, indices[0]))
+    if not poke:
+        return params
+    level = indices[SOURCES.index("poke")]
+    poked = jax.vmap(poke_params)(params, source_keys("poke", base, level))
+    return jax.tree.map(
+        lambda p, q: jnp.where((level > 0).reshape(-1, *[1] * (p.ndim - 1)), q, p), params, poked
+    )
+
+
+def initial_params(
+    base: int,
+    count: int,
+    sizes: Sizes,
+    *,
+    vary: Sequence[str] = ("init",),
+    grid: Mapping[str, int] | None = None,
+    dtype: str = "float32",
+    init: str = "uniform01",
+) -> Params:
+    """The initial parameters (leading seed axis) that `train_population` starts its seeds from,
+    poke included: for checking what a population was trained from."""
+    indices = np.stack([a for a in seed_indices(count, vary, grid).values()]).astype(np.uint32)
+    poke = "poke" in (grid or vary)
+    return jax.jit(_initial_params, static_argnums=(2, 3, 4, 5))(
+        indices, np.uint32(base), sizes, dtype, init, poke
     )
 
 
@@ -745,6 +805,8 @@ def population_spec(
     init: str = "uniform01",
     decay: bool = False,
     schedule: str = "constant",
+    rows: bool = False,
+    poke: bool = False,
 ) -> Spec:
     """The `Spec` of a population of `count` seeds (see `train_population`): the devices
     that train it (never more than its seeds: a single seed runs on one device) and its
@@ -769,6 +831,8 @@ def population_spec(
         per_chunk=per_chunk,
         devices=devices,
         raw=raw,
+        rows=rows,
+        poke=poke,
     )
 
 
@@ -799,6 +863,7 @@ def train_population(
     weight_decay: float | None = None,
     schedule: str = "constant",
     warmup: float = 0.1,
+    row_results: bool = False,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
@@ -827,8 +892,16 @@ def train_population(
 
     `net` (activation and loss), `init`, `weight_decay`, `schedule` and `warmup`: see
     `model.Net`, `model.init_params` and `make_optimizer`. Scores follow `ties`
-    (`model.TIES`). A seed whose loss or parameters go non-finite is flagged in
-    `diverged`; it never stops the others.
+    (`model.TIES`); with `row_results`, `test_predicted` and `test_correct` hold every seed's
+    predicted class and correctness per test row ((count, test rows): 2 bytes a cell).
+
+    With `poke` in `vary` or `grid`, seed i's initial weights are moved by one float step
+    in one weight where its poke level is not 0 (`poke_params`, drawn from
+    `source_keys("poke", base, [level])`): `grid={"init": I, "poke": P}` separates the
+    spread of initialisations from the chaos of training.
+
+    A seed whose loss or parameters go non-finite is flagged in `diverged`; it never stops
+    the others.
 
     Returns:
       `Population` with a leading seed axis of length `count`; `val_accuracy` is None
@@ -859,7 +932,7 @@ def train_population(
         record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
         steps_per_epoch=steps_per_epoch(rows, batch_size),
         shared_order="order" not in varied, ties=ties, net=net, init=init,
-        decay=weight_decay is not None, schedule=schedule,
+        decay=weight_decay is not None, schedule=schedule, rows=row_results, poke="poke" in varied,
     )  # fmt: skip
     indices = population_layout(spec, varied, grid)
     numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)

@@ -31,7 +31,9 @@ BATCH_BYTES = 64 * 2**20
 # contrast and its square, and the marginal means (at most half a grid each, since L >= 2).
 _GRID_COPIES = 5
 _WORDS = {"split": "the split", "init": "initialisation", "noise": "the noise", "order": "the data order"}
+_WORDS["poke"] = "the poke (one float step of one initial weight)"
 _PLURALS = {"split": "splits", "init": "initialisations", "noise": "noise draws", "order": "orders"}
+_PLURALS["poke"] = "pokes"
 
 Effect = tuple[int, ...]  # the axes (sources) an effect involves, in source order
 
