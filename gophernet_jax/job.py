@@ -117,7 +117,7 @@ def load_data(settings: Config) -> Data:
     test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
     val_set = Dataset(np.asarray(first.x_val), np.asarray(first.y_val), *names) if data.val_fraction else None
     if set(settings.seeds.varied()) & {"split", "noise"}:
-        indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+        indices = _draws(settings)
         draws = _array_digest(indices["split"], indices["noise"])
         test_rows = _digest(
             _array_digest(table.x, table.labels), data.test_fraction, data.val_fraction, data.split_seed,
@@ -148,7 +148,7 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     rows, batch = len(data.train_set.x), settings.train.batch_size
     if batch is not None and batch > rows:
         raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
-    count, epochs = settings.seeds.count, settings.train.epochs
+    count, epochs = settings.seeds.trained(), settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
     with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
         with progress.Progress(count * epochs) if show else contextlib.nullcontext():
@@ -174,6 +174,12 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     return population, data, phases
 
 
+def _draws(settings: Config) -> dict[str, np.ndarray]:
+    """Each source's draw for every seed the job trains (its slice: seeds `seeds.start`.. on)."""
+    seeds = settings.seeds
+    return seed_indices(seeds.trained(), seeds.varied(), seeds.grid, seeds.start)
+
+
 def _sizes(settings: Config, data: Data) -> Sizes:
     return Sizes(data.train_set.x.shape[1], settings.model.widths(), data.train_set.y.shape[1])
 
@@ -188,7 +194,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
     val = data.val_set
     population = train_population(
         settings.seeds.base,
-        settings.seeds.count,
+        settings.seeds.trained(),
         sizes,
         (data.train_set.x, data.train_set.y),
         (data.test_set.x, data.test_set.y),
@@ -212,6 +218,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
         weight_decay=settings.optimizer.weight_decay,
         schedule=settings.optimizer.schedule,
         warmup=settings.optimizer.warmup,
+        start=settings.seeds.start,
     )
     # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
     # a small program per operation.
@@ -231,8 +238,9 @@ def held_fixed(settings: Config) -> list[str]:
 
 
 def design_of(settings: Config) -> dict[str, int] | None:
-    """The crossed design of the seeds (`seeds.grid`), or None when they are independent."""
-    return dict(settings.seeds.grid) if settings.seeds.grid else None
+    """The crossed design of the seeds (`seeds.grid`), or None when they are independent
+    (or a slice of the design, whose cells the pooled population crosses again)."""
+    return dict(settings.seeds.grid) if settings.seeds.grid and settings.seeds.slices == 1 else None
 
 
 def objective_of(population: Population, settings: Config) -> Objective:
@@ -285,16 +293,16 @@ def summary_of(population: Population, data: Data, settings: Config) -> dict[str
 def pairing(settings: Config, data: Data, sizes: Sizes) -> Pairing:
     """Fingerprints of what makes seed i comparable across runs: its initial weights and the
     rows it is tested on. Two jobs are compared seed by seed only when both match."""
-    init = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["init"]
+    init = _draws(settings)["init"]
     weights = _digest(
         str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
         _array_digest(init.astype(np.int64)),
         *([] if settings.model.init == "uniform01" else [settings.model.init]),
     )  # fmt: skip
-    return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.count)
+    return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.trained())
 
 
-def format_report(population: Population, summary: Summary, base: int) -> str:
+def format_report(population: Population, summary: Summary, base: int, start: int = 0) -> str:
     """The lines printed at the end of a run: the article's line for one seed, a table for many."""
     from gophernet_jax.reporting import format_spread
 
@@ -302,7 +310,8 @@ def format_report(population: Population, summary: Summary, base: int) -> str:
         acc = float(population.test_accuracy[0])
         flags = [f for f, on in (("diverged", summary.diverged), ("collapsed", summary.collapsed)) if on]
         flag = f"  ({', '.join(flags)})" if flags else ""
-        return f"Accuracy = {acc:0.2f}  (seed 0 of base seed {base}, {summary.test_rows} test rows){flag}"
+        rows = summary.test_rows
+        return f"Accuracy = {acc:0.2f}  (seed {start} of base seed {base}, {rows} test rows){flag}"
     return format_spread(summary.to_json(), summary.test_rows)
 
 
@@ -352,8 +361,8 @@ def write_outputs(
     from gophernet_jax.store import TrainedRun, save_run
     from gophernet_jax.training import curve_epochs
 
-    results = results_frame(population, settings.seeds.base)
-    draws = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+    results = results_frame(population, settings.seeds.base, settings.seeds.start)
+    draws = _draws(settings)
     shown = ["init", "split", "noise"] if settings.data.path is not None else []
     shown += ["order"] if settings.train.batch_size is not None else []
     for i, source in enumerate(shown):  # which draw of each source every seed had
@@ -361,7 +370,8 @@ def write_outputs(
     write_csv(results, output_dir / "results.csv")
     config = portable_config(settings)
     names = data.train_set.feature_names, data.train_set.class_names
-    run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
+    seeds = np.arange(settings.seeds.start, settings.seeds.start + settings.seeds.trained())
+    run = TrainedRun(population.params, seeds, *names, config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
     curves = None
@@ -395,7 +405,7 @@ def score(population: Population, data: Data, settings: Config) -> dict[str, Any
         test = data.test_set
         ties, net = settings.report.ties, net_of(settings)
         summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=ties, net=net)
-    if settings.seeds.grid:
+    if design_of(settings):  # a whole grid: a slice's variance is the pooled population's
         from gophernet_jax.variance import variance_components
 
         grid = settings.seeds.grid
@@ -420,7 +430,7 @@ def _import_in_background(*modules: str) -> None:
 def plotted(settings: Config) -> bool:
     """Does the job draw its plots? Not for one seed: a distribution of one value says
     nothing, and drawing costs a single run more than its training (curves.csv is written)."""
-    return settings.seeds.count > 1
+    return settings.seeds.trained() > 1
 
 
 def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summary:
@@ -459,7 +469,7 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
 
 
 def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
-    seed_epochs = settings.seeds.count * settings.train.epochs
+    seed_epochs = settings.seeds.trained() * settings.train.epochs
     training = phases["compile"] + phases["train"]
     return {
         "phases": {k: phases[k] for k in ("load", "compile", "train", "score")},
@@ -472,8 +482,8 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 
 
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
-    log.info(format_report(population, summary, settings.seeds.base))
-    if settings.seeds.count > 1 and summary.ensemble is not None:
+    log.info(format_report(population, summary, settings.seeds.base, settings.seeds.start))
+    if settings.seeds.trained() > 1 and summary.ensemble is not None:
         from gophernet_jax.inference import format_ensemble
 
         log.info(format_ensemble(summary.ensemble))
