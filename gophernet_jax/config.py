@@ -170,10 +170,11 @@ class SeedsConfig:
         of count/K seeds that starts there, which must be one of the K; a grid's cells
         are its seeds, so a grid in one job starts at cell 0."""
         self.slices = _int("seeds.slices", self.slices, 1)
-        if self.count % self.slices:
+        if self.count % self.slices or (self.slices > 1 and self.count // self.slices < 2):
+            # a slice of one seed would be a chunk of one, computed another way (population_spec)
             raise ConfigError(
-                f"config key seeds.slices: expected a divisor of seeds.count ({self.count}), "
-                f"got {self.slices}"
+                f"config key seeds.slices: expected a divisor of seeds.count ({self.count}) that leaves "
+                f">= 2 seeds per slice, got {self.slices}"
             )
         self.start = _int("seeds.start", self.start, 0, 2**32 - self.count)
         width = self.count // self.slices

@@ -48,14 +48,23 @@ class Pooled(NamedTuple):
     summary: Any = None  # summary.Summary
 
 
+def _saved_seeds(job: Path) -> dict[str, Any]:
+    """The job's seeds settings: from the config Hydra saved with it, or from its summary
+    (a copied study may keep no `.hydra/config.yaml`)."""
+    config = job / ".hydra" / "config.yaml"
+    if config.is_file():
+        return OmegaConf.to_container(OmegaConf.load(config).seeds, resolve=True)
+    seeds = json.loads((job / "summary.json").read_text())["config"]["seeds"]
+    return seeds | ({"grid": None} if seeds.get("splits") else {})  # seeds.splits makes the grid again
+
+
 def _member(job: Path) -> Member | None:
-    """The slice `job` trains, from the config Hydra saved with it; None for a job that is
-    not a slice (one slice, or a config that cannot be read: its own row says so)."""
+    """The slice `job` trains; None for a job that is not a slice (one slice, or a config
+    that cannot be read or that the job refused: its own row says so)."""
     from gophernet_jax.config import SeedsConfig
 
     try:  # the seeds as the job validated them (a grid sets the count)
-        seeds = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "config.yaml").seeds, resolve=True)
-        seeds = SeedsConfig(**seeds)
+        seeds = SeedsConfig(**_saved_seeds(job))
     except Exception:  # noqa: BLE001 - a config the job refused (its row says why): no slice
         return None
     if seeds.slices == 1:
@@ -115,9 +124,13 @@ def whole_settings(member: Member) -> "Config":  # noqa: F821
     return whole_population(validate(Conf.merge(Conf.structured(Config), saved)))
 
 
+#: Reads floats back exactly as written: pandas 3's default parser does (and deprecates the
+#: argument); pandas 2's default can be an ulp off.
+EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def _results(job: Path) -> pd.DataFrame:
-    # round_trip: the numbers are read back exactly as written (pandas' default parser can be an ulp off)
-    return pd.read_csv(job / "results.csv", float_precision="round_trip")
+    return pd.read_csv(job / "results.csv", **EXACT_FLOATS)
 
 
 def pooled_population(members: list[Member], dtype: str) -> "Population":  # noqa: F821

@@ -751,9 +751,14 @@ def population_spec(
     schedule: str = "constant",
 ) -> Spec:
     """The `Spec` of a population of `count` seeds (see `train_population`): the devices
-    that train it (never more than its seeds: a single seed runs on one device) and its
-    chunks, decided here once."""
-    devices = min(jax.local_device_count(), count)
+    that train it and its chunks, decided here once.
+
+    A device gets at least two seeds (a single seed runs on one device): XLA computes a
+    chunk of one seed another way, whose last bits differ from the same seed's in a wider
+    chunk, so 2 seeds on 2 devices would not be the first 2 seeds of a larger population
+    (nor a slice of one, `seeds.slices`). Wider chunks agree bit for bit.
+    """
+    devices = min(jax.local_device_count(), max(1, count // 2))
     chunks, per_chunk = chunking(count, chunk_size, devices)
     return Spec(
         sizes=sizes,
