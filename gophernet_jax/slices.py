@@ -54,8 +54,12 @@ def _saved_seeds(job: Path) -> dict[str, Any]:
     config = job / ".hydra" / "config.yaml"
     if config.is_file():
         return OmegaConf.to_container(OmegaConf.load(config).seeds, resolve=True)
-    seeds = json.loads((job / "summary.json").read_text())["config"]["seeds"]
-    return seeds | ({"grid": None} if seeds.get("splits") else {})  # seeds.splits makes the grid again
+    return _unsplit(json.loads((job / "summary.json").read_text())["config"]["seeds"])
+
+
+def _unsplit(seeds: dict[str, Any]) -> dict[str, Any]:
+    """Saved seeds settings as they can be validated again: `seeds.splits` makes its grid again."""
+    return seeds | ({"grid": None} if seeds.get("splits") else {})
 
 
 def _member(job: Path) -> Member | None:
@@ -121,6 +125,7 @@ def whole_settings(member: Member) -> "Config":  # noqa: F821
     from gophernet_jax.summary import Summary
 
     saved = Summary.from_json(member.job / "summary.json").config
+    saved = saved | {"seeds": _unsplit(saved["seeds"])}
     return whole_population(validate(Conf.merge(Conf.structured(Config), saved)))
 
 

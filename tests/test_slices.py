@@ -67,6 +67,24 @@ def test_slices_written_in_process_pool_into_the_one_job(tmp_path):
     assert sweep.report_or_status(folder, None, False) == 0
 
 
+@pytest.mark.parametrize("design", [["seeds.grid={split: 2, init: 4}"], ["seeds.splits=2", "seeds.count=8"]])
+def test_slices_of_a_grid_pool_into_its_design(tmp_path, design):
+    """A grid's slices are runs of its cells; pooled, the design's interval and variance
+    components are the one job's."""
+    one = tmp_path / "one"
+    whole = run_job(one, "data=iris", *design, *SMALL)
+    folder = tmp_path / "sweep"
+    for start in (0, 4):
+        overrides = ["data=iris", *design, "seeds.slices=2", f"seeds.start={start}", *SMALL]
+        job = folder / f"seeds.start={start}"
+        assert "variance" not in run_job(job, *overrides)  # a slice of a design has no design of its own
+        (job / ".hydra").mkdir()
+        OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")  # as Hydra quotes them
+    sweep.report_sweep(folder)
+    assert_same_population(folder / "pooled", one)
+    assert whole["variance"] is not None and (folder / "pooled" / "variance.png").is_file()
+
+
 @pytest.mark.parametrize(
     "overrides, key",
     [
