@@ -57,10 +57,10 @@ def test_slices_written_in_process_pool_into_the_one_job(tmp_path):
     """The report pools job folders that are slices (here without Hydra's config.yaml, as
     in a copied study: the summary's config says so)."""
     one = tmp_path / "one"
-    run_job(one, "seeds.count=8", *SMALL)
+    run_job(one, "seeds.count=10", *SMALL)  # the shapes of the test above: compiled once
     folder = tmp_path / "sweep"
-    for j, start in enumerate((0, 4)):
-        overrides = ["seeds.count=8", "seeds.slices=2", f"seeds.start={start}", *SMALL]
+    for j, start in enumerate((0, 5)):
+        overrides = ["seeds.count=10", "seeds.slices=2", f"seeds.start={start}", *SMALL]
         run_job(folder / f"seeds.start={start}", *overrides, job_num=j)
     sweep.report_sweep(folder)
     assert_same_population(folder / "pooled", one)
@@ -116,7 +116,7 @@ def cli(where: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=where, capture_output=True, text=True, timeout=300)
 
 
-COUNT = ["seeds.count=8", *SMALL]
+COUNT = ["seeds.count=10", *SMALL]  # slices of 5: the in-process tests' shapes, in the compilation cache
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_slices_under_joblib_pool_into_the_one_job(joblib_sweep, one_job):
     assert_same_population(folder / "pooled", one_job)
     assert not (folder / "pooled" / "incomplete.json").exists()
     pooled = json.loads((folder / "pooled" / "summary.json").read_text())
-    assert [s["start"] for s in pooled["pooled_from"]] == [0, 4]
+    assert [s["start"] for s in pooled["pooled_from"]] == [0, 5]
 
 
 @pytest.mark.slow
@@ -159,11 +159,11 @@ def test_slices_under_submitit_local_pool_into_the_one_job(tmp_path, one_job):
 def test_a_missing_slice_is_named_and_a_rerun_trains_only_it(joblib_sweep, one_job, tmp_path, capsys):
     original, args = joblib_sweep
     folder = shutil.copytree(original, tmp_path / "s")
-    lost = next(folder.glob("*seeds.start=4*"))
+    lost = next(folder.glob("*seeds.start=5*"))
     shutil.rmtree(lost)
     assert sweep.main([str(folder)]) == 1  # the report again: `python -m gophernet_jax.sweep FOLDER`
     report = capsys.readouterr()
-    assert "slice seeds.start=4 (seeds 4..7): missing" in report.err and "Traceback" not in report.err
+    assert "slice seeds.start=5 (seeds 5..9): missing" in report.err and "Traceback" not in report.err
     assert "INCOMPLETE" in report.out
     incomplete = json.loads((folder / "pooled" / "incomplete.json").read_text())
     assert incomplete["complete"] is False and len(incomplete["missing"]) == 1
@@ -184,7 +184,7 @@ def test_a_failed_slice_is_named_and_the_sweep_exits_1(joblib_sweep, tmp_path):
     (failed / "error.json").write_text(json.dumps({"status": "failed", "error": "out of memory"}))
     assert sweep.report_or_status(folder, None, False) == 1
     missing = json.loads((folder / "pooled" / "incomplete.json").read_text())["missing"]
-    assert missing == [f"slice seeds.start=0 (seeds 0..3): failed in {failed.name}: out of memory"]
+    assert missing == [f"slice seeds.start=0 (seeds 0..4): failed in {failed.name}: out of memory"]
 
 
 @pytest.mark.parametrize(
