@@ -22,6 +22,21 @@ class OutputFolderCheck(Callback):
         _make_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
+class SliceCheck(Callback):
+    """A slices sweep (`conf/sweep/slices.yaml`) whose `seeds.slices` cannot cut
+    `seeds.count` stops with one line naming the key, exit status 2, before Hydra's sweeper
+    reads the slices' starts (where the same error would end in a traceback)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from gophernet_jax.config import ConfigError, SeedsConfig
+
+        try:  # the seeds of the command line (a seeds.start there runs that slice alone)
+            SeedsConfig(**OmegaConf.to_container(config.seeds, resolve=True))
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+
 def _make_folder(folder: str, key: str) -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)

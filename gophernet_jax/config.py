@@ -6,6 +6,7 @@ one line that names its key (`ConfigError`), raised by `__post_init__` when
 `OmegaConf.to_object` builds the validated objects.
 """
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -135,6 +136,8 @@ class SeedsConfig:
     vary: Any = field(default_factory=lambda: ["init"])  # sources that follow the seed index
     splits: Any = 0  # int >= 0: > 0 is seeds.grid={split: splits, init: count/splits}
     grid: Any = None  # {source: levels}: a full factorial design over these sources
+    start: Any = 0  # int >= 0: the index of the first seed this job trains (a grid's: its first cell)
+    slices: Any = 1  # int >= 1 dividing count: the population is trained as this many jobs (+sweep=slices)
 
     def __post_init__(self) -> None:
         self.grid = _grid(self.grid)
@@ -162,10 +165,41 @@ class SeedsConfig:
                 raise ConfigError("config key seeds.vary: with seeds.grid the grid names the varied sources")
             self.count = size
         self.base = _int("seeds.base", self.base, 0, 2**32 - 1)
+        self._check_slice()
+
+    def _check_slice(self) -> None:
+        """A job trains seeds `start`.. of its population: with `slices` K > 1, the slice
+        of count/K seeds that starts there, which must be one of the K; a grid's cells
+        are its seeds, so a grid in one job starts at cell 0."""
+        self.slices = _int("seeds.slices", self.slices, 1)
+        if self.count % self.slices or (self.slices > 1 and self.count // self.slices < 2):
+            # a slice of one seed would be a chunk of one, computed another way (population_spec)
+            raise ConfigError(
+                f"config key seeds.slices: expected a divisor of seeds.count ({self.count}) that leaves "
+                f">= 2 seeds per slice, got {self.slices}"
+            )
+        self.start = _int("seeds.start", self.start, 0, 2**32 - self.count)
+        width = self.count // self.slices
+        if self.grid and self.slices == 1 and self.start:
+            raise ConfigError(
+                f"config key seeds.start: a grid (seeds.grid) is trained from its first cell; train part "
+                f"of it with seeds.slices, got {self.start}"
+            )
+        if self.slices > 1 and (self.start % width or self.start >= self.count):
+            starts = ", ".join(str(j * width) for j in range(min(self.slices, 4)))
+            more = ", ..." if self.slices > 4 else ""
+            raise ConfigError(
+                f"config key seeds.start: {self.slices} slice(s) of seeds.count={self.count} start at "
+                f"{starts}{more}, got {self.start}"
+            )
 
     def varied(self) -> list[str]:
         """The sources whose draw follows the seed: the grid's, or `vary`."""
         return list(self.grid) if self.grid else list(self.vary)
+
+    def trained(self) -> int:
+        """How many seeds this job trains: its slice of the population (all of it with one slice)."""
+        return self.count // self.slices
 
 
 @dataclass
@@ -377,6 +411,13 @@ class Config:
             )
 
 
+def whole_population(settings: Config) -> Config:
+    """The population a slice (`seeds.slices`) belongs to, as one job would train it."""
+    grid = None if settings.seeds.splits else settings.seeds.grid  # seeds.splits makes the grid again
+    seeds = dataclasses.replace(settings.seeds, start=0, slices=1, grid=grid)
+    return dataclasses.replace(settings, seeds=seeds)
+
+
 def job_dir_name(override_dirname: str) -> str:
     """A job's folder name from its overrides: the same overrides, the same folder.
 
@@ -386,11 +427,20 @@ def job_dir_name(override_dirname: str) -> str:
     return name if len(name) <= 150 else f"{name[:130]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+def slice_starts(seeds: DictConfig) -> str:
+    """The first seed of every slice of a population (`seeds.slices` of `seeds.count`), as
+    a sweep over `seeds.start` ("0,500,1000,1500"): `conf/sweep/slices.yaml` sweeps it."""
+    values = OmegaConf.to_container(seeds, resolve=True)
+    checked = SeedsConfig(**{k: v for k, v in values.items() if k != "start"})
+    return ",".join(str(j * checked.trained()) for j in range(checked.slices))
+
+
 def register() -> None:
     """Makes the schema the base of `conf/config.yaml` (its defaults list names it), and
-    `${job_dir:...}` available to `hydra.sweep.subdir`."""
+    `${job_dir:...}` available to `hydra.sweep.subdir`, `${slice_starts:...}` to a sweep."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     OmegaConf.register_new_resolver("job_dir", job_dir_name, replace=True)
+    OmegaConf.register_new_resolver("slice_starts", slice_starts, replace=True)
 
 
 def validate(cfg: DictConfig) -> Config:

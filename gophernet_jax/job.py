@@ -124,7 +124,7 @@ def load_data(settings: Config) -> Data:
     val_set = Dataset(np.asarray(first.x_val), np.asarray(first.y_val), *names) if data.val_fraction else None
     ids = np.asarray(first.test_idx)
     if set(settings.seeds.varied()) & {"split", "noise"}:
-        indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+        indices = _draws(settings)
         draws = _array_digest(indices["split"], indices["noise"])
         test_rows = _digest(
             _array_digest(table.x, table.labels), data.test_fraction, data.val_fraction, data.split_seed,
@@ -155,7 +155,7 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     rows, batch = len(data.train_set.x), settings.train.batch_size
     if batch is not None and batch > rows:
         raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
-    count, epochs = settings.seeds.count, settings.train.epochs
+    count, epochs = settings.seeds.trained(), settings.train.epochs
     show = progress.wanted(settings.runtime.progress)
     with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
         with progress.Progress(count * epochs) if show else contextlib.nullcontext():
@@ -181,6 +181,12 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
     return population, data, phases
 
 
+def _draws(settings: Config) -> dict[str, np.ndarray]:
+    """Each source's draw for every seed the job trains (its slice: seeds `seeds.start`.. on)."""
+    seeds = settings.seeds
+    return seed_indices(seeds.trained(), seeds.varied(), seeds.grid, seeds.start)
+
+
 def _sizes(settings: Config, data: Data) -> Sizes:
     return Sizes(data.train_set.x.shape[1], settings.model.widths(), data.train_set.y.shape[1])
 
@@ -195,7 +201,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
     val = data.val_set
     population = train_population(
         settings.seeds.base,
-        settings.seeds.count,
+        settings.seeds.trained(),
         sizes,
         (data.train_set.x, data.train_set.y),
         (data.test_set.x, data.test_set.y),
@@ -220,6 +226,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
         schedule=settings.optimizer.schedule,
         warmup=settings.optimizer.warmup,
         row_results=why_not(settings, len(data.test_set.x)) is None,
+        start=settings.seeds.start,
     )
     # On the host from here on: NumPy on a jax.Array (np.sum calls its .sum) would compile
     # a small program per operation.
@@ -239,8 +246,9 @@ def held_fixed(settings: Config) -> list[str]:
 
 
 def design_of(settings: Config) -> dict[str, int] | None:
-    """The crossed design of the seeds (`seeds.grid`), or None when they are independent."""
-    return dict(settings.seeds.grid) if settings.seeds.grid else None
+    """The crossed design of the seeds (`seeds.grid`), or None when they are independent
+    (or a slice of the design, whose cells the pooled population crosses again)."""
+    return dict(settings.seeds.grid) if settings.seeds.grid and settings.seeds.slices == 1 else None
 
 
 def objective_of(population: Population, settings: Config) -> Objective:
@@ -293,7 +301,7 @@ def summary_of(population: Population, data: Data, settings: Config) -> dict[str
 def pairing(settings: Config, data: Data, sizes: Sizes) -> Pairing:
     """Fingerprints of what makes seed i comparable across runs: its initial weights and the
     rows it is tested on. Two jobs are compared seed by seed only when both match."""
-    indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+    indices = _draws(settings)
     init, poke = indices["init"], indices["poke"]
     weights = _digest(
         str(jax.config.jax_default_prng_impl), settings.seeds.base, list(sizes), settings.train.dtype,
@@ -301,10 +309,12 @@ def pairing(settings: Config, data: Data, sizes: Sizes) -> Pairing:
         *([] if settings.model.init == "uniform01" else [settings.model.init]),
         *([_array_digest(poke.astype(np.int64))] if poke.any() else []),  # poked weights are others
     )  # fmt: skip
-    return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.count)
+    return Pairing(init=weights, test_rows=data.test_rows, seeds=settings.seeds.trained())
 
 
-def format_report(population: Population, summary: Summary, base: int, interval: str = "seeds") -> str:
+def format_report(
+    population: Population, summary: Summary, base: int, interval: str = "seeds", start: int = 0
+) -> str:
     """The lines printed at the end of a run: the article's line for one seed, a table for many.
     With `interval` "seeds_and_rows" the mean's interval shown is the multi-bootstrap's."""
     from gophernet_jax.reporting import format_spread
@@ -313,7 +323,8 @@ def format_report(population: Population, summary: Summary, base: int, interval:
         acc = float(population.test_accuracy[0])
         flags = [f for f, on in (("diverged", summary.diverged), ("collapsed", summary.collapsed)) if on]
         flag = f"  ({', '.join(flags)})" if flags else ""
-        return f"Accuracy = {acc:0.2f}  (seed 0 of base seed {base}, {summary.test_rows} test rows){flag}"
+        rows = summary.test_rows
+        return f"Accuracy = {acc:0.2f}  (seed {start} of base seed {base}, {rows} test rows){flag}"
     document = summary.to_json()
     accuracy = document["test_accuracy"]
     if interval == "seeds_and_rows" and accuracy.get("mean_ci95_seeds_and_rows"):
@@ -379,8 +390,8 @@ def write_outputs(
     from gophernet_jax.store import TrainedRun, save_run
     from gophernet_jax.training import curve_epochs
 
-    results = results_frame(population, settings.seeds.base)
-    draws = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
+    results = results_frame(population, settings.seeds.base, settings.seeds.start)
+    draws = _draws(settings)
     shown = ["init", "split", "noise"] if settings.data.path is not None else []
     shown += ["order"] if settings.train.batch_size is not None else []
     shown += ["init", "poke"] if "poke" in settings.seeds.varied() else []
@@ -391,7 +402,8 @@ def write_outputs(
     table = _write_rows(population, data, settings, output_dir, rows)
     config = portable_config(settings)
     names = data.train_set.feature_names, data.train_set.class_names
-    run = TrainedRun(population.params, np.arange(settings.seeds.count), *names, config, data.scaling)
+    seeds = np.arange(settings.seeds.start, settings.seeds.start + settings.seeds.trained())
+    run = TrainedRun(population.params, seeds, *names, config, data.scaling)
     save_run(output_dir, run)
     label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
     curves = None
@@ -411,7 +423,7 @@ def write_outputs(
         grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
         plot_variance(grid, variance, output_dir / "variance.png")
     if table is not None:
-        plot_rows(table, output_dir / "rows.png", settings.seeds.count)
+        plot_rows(table, output_dir / "rows.png", settings.seeds.trained())
     (output_dir / "error.json").unlink(missing_ok=True)
 
 
@@ -444,7 +456,7 @@ def score(
         test = data.test_set
         ties, net = settings.report.ties, net_of(settings)
         summary["ensemble"] = ensemble_report(population.params, test.x, test.y, ties=ties, net=net)
-    if settings.seeds.grid:
+    if design_of(settings):  # a whole grid: a slice's variance is the pooled population's
         from gophernet_jax.variance import variance_components
 
         grid = settings.seeds.grid
@@ -458,8 +470,8 @@ def _test_rows(population, data, settings, rows, accuracy: dict[str, Any]) -> di
     rows and, where the split varies, over splits (Nadeau–Bengio)."""
     from gophernet_jax.testrows import corrected_section, split_varies, test_set_section
 
-    if split_varies(settings) and settings.seeds.grid:
-        split = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)["split"]
+    if split_varies(settings) and design_of(settings):  # a slice of a design is not the design
+        split = _draws(settings)["split"]
         sizes = len(data.train_set.x), len(data.test_set.x)
         values = np.asarray(population.test_accuracy, dtype=float)
         accuracy["corrected"] = corrected_section(values, split, *sizes, settings.report.resolution)
@@ -486,7 +498,7 @@ def _import_in_background(*modules: str) -> None:
 def plotted(settings: Config) -> bool:
     """Does the job draw its plots? Not for one seed: a distribution of one value says
     nothing, and drawing costs a single run more than its training (curves.csv is written)."""
-    return settings.seeds.count > 1
+    return settings.seeds.trained() > 1
 
 
 def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summary:
@@ -526,7 +538,7 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
 
 
 def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
-    seed_epochs = settings.seeds.count * settings.train.epochs
+    seed_epochs = settings.seeds.trained() * settings.train.epochs
     training = phases["compile"] + phases["train"]
     return {
         "phases": {k: phases[k] for k in ("load", "compile", "train", "score")},
@@ -539,15 +551,17 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 
 
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
-    log.info(format_report(population, summary, settings.seeds.base, settings.report.interval))
-    if settings.seeds.count > 1:
+    log.info(
+        format_report(population, summary, settings.seeds.base, settings.report.interval, settings.seeds.start)
+    )
+    if settings.seeds.trained() > 1:
         from gophernet_jax.testrows import format_corrected, format_test_set
 
         for line in format_test_set(summary.test_set) + format_corrected(
             summary.test_accuracy.get("corrected")
         ):
             log.info(line)
-    if settings.seeds.count > 1 and summary.ensemble is not None:
+    if settings.seeds.trained() > 1 and summary.ensemble is not None:
         from gophernet_jax.inference import format_ensemble
 
         log.info(format_ensemble(summary.ensemble))

@@ -10,9 +10,10 @@ import numpy as np
 from gophernet_jax.training import Population
 
 
-def results_frame(population: Population, base: int) -> "pd.DataFrame":  # noqa: F821
-    """One row per seed: its index, the run's base seed, accuracies (validation when there
-    is a validation part), final loss, divergence, tied test rows and collapse."""
+def results_frame(population: Population, base: int, start: int = 0) -> "pd.DataFrame":  # noqa: F821
+    """One row per seed: its index (from `start`, a slice's first seed), the run's base seed,
+    accuracies (validation when there is a validation part), final loss, divergence, tied
+    test rows and collapse."""
     import pandas as pd  # only where a frame is made: it costs a fifth of a second at start-up
 
     count = population.final_loss.shape[0]
@@ -21,7 +22,7 @@ def results_frame(population: Population, base: int) -> "pd.DataFrame":  # noqa:
         val = {"val_accuracy": np.asarray(population.val_accuracy, dtype=float)}
     return pd.DataFrame(
         {
-            "seed": np.arange(count),
+            "seed": np.arange(start, start + count),
             "base_seed": base,
             "train_accuracy": np.asarray(population.train_accuracy, dtype=float),
             **val,

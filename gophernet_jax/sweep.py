@@ -462,7 +462,10 @@ def report_sweep(
     if best is not None and search:
         print(f"best trial: {best['job']} ({best['objective_on']} {best['objective']:.4f})")
     print(f"summary.csv, results.csv and plots in {sweep_dir}")
-    if extras["problem"]:
+    from gophernet_jax.slices import report_slices
+
+    slices = report_slices(sweep_dir, summary)  # pooled/: the populations that jobs trained in slices
+    if extras["problem"] and slices != set(summary["job"]):  # slices are pooled, not compared
         raise ReportError(extras["problem"])
     return summary
 
@@ -490,7 +493,12 @@ def report_or_status(sweep_dir: Path, baseline: str | None, search: bool, gamma:
     failed = summary[summary["status"] != "ok"]
     for _, row in failed.iterrows():
         print(f"error: job {row['job']} {row['status']}: {row['error']}", file=sys.stderr)
-    return 1 if len(failed) else 0
+    from gophernet_jax.slices import incomplete
+
+    missing = incomplete(sweep_dir)  # a pooled population without all its slices
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if len(failed) or missing else 0
 
 
 def main(argv: list[str] | None = None) -> int:

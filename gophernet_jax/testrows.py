@@ -64,12 +64,12 @@ def splits_of(settings) -> int:
         return 1
     if settings.seeds.grid:
         return settings.seeds.grid["split"]
-    return settings.seeds.count
+    return settings.seeds.trained()
 
 
 def why_not(settings, test_rows: int) -> str | None:
     """Why a run keeps no per-row results (too many cells or splits), or None when it does."""
-    count = settings.seeds.count
+    count = settings.seeds.trained()
     if count * test_rows > ROW_CELLS:
         return f"{count} seeds × {test_rows} test rows is more than the {ROW_CELLS} cells kept per row"
     if splits_of(settings) > ROW_SPLITS:
@@ -80,13 +80,13 @@ def why_not(settings, test_rows: int) -> str | None:
     return None
 
 
-def _split_test_rows(settings, table, splits: int) -> np.ndarray:
-    """(splits, rows) the table rows each split tests on (the order the program tests them in)."""
+def _split_test_rows(settings, table, splits: int, first: int = 0) -> np.ndarray:
+    """(splits, rows) the table rows splits `first`.. test on (the order the program tests them in)."""
     from gophernet_jax.splits import make_splits
     from gophernet_jax.training import source_keys
 
     data = settings.data
-    keys = source_keys("split", np.uint32(data.split_seed), np.arange(splits, dtype=np.uint32))
+    keys = source_keys("split", np.uint32(data.split_seed), np.arange(first, first + splits, dtype=np.uint32))
     options = {"test_fraction": data.test_fraction, "val_fraction": data.val_fraction}
     return np.asarray(jax.jit(lambda k: make_splits(table, k, None, **options).test_idx)(keys))
 
@@ -100,10 +100,13 @@ def row_results(population, data, settings) -> RowResults | None:
     class_names = tuple(data.test_set.class_names)
     groups = None
     if split_varies(settings):
+        seeds = settings.seeds
+        split = seed_indices(seeds.trained(), seeds.varied(), seeds.grid, seeds.start)["split"]
+        # A slice (`seeds.start`) holds some of the population's splits: counted from its first.
+        first = 0 if seeds.grid else int(split.min())
         splits = splits_of(settings)
-        indices = seed_indices(settings.seeds.count, settings.seeds.varied(), settings.seeds.grid)
-        groups = indices["split"].astype(np.int64)
-        row_ids = _split_test_rows(settings, data.raw.table, splits)
+        groups = split.astype(np.int64) - first
+        row_ids = _split_test_rows(settings, data.raw.table, splits, first)
         labels = data.raw.table.labels[row_ids]
     else:
         labels = np.argmax(data.test_set.y, axis=1)[None]

@@ -566,17 +566,19 @@ class RawSplits(NamedTuple):
 
 
 def seed_indices(
-    count: int, vary: Sequence[str] = ("init",), grid: Mapping[str, int] | None = None
+    count: int, vary: Sequence[str] = ("init",), grid: Mapping[str, int] | None = None, start: int = 0
 ) -> dict[str, np.ndarray]:
-    """Per seed i, the index of its draw of each source (`SOURCES`).
+    """Per seed i of seeds `start`..`start + count - 1`, the index of its draw of each
+    source (`SOURCES`).
 
     A source named in `vary` follows i; the others stay at 0 (one draw for all seeds).
     With a `grid` {source: levels}, the population is a full factorial design: seed i is
     cell `np.unravel_index(i, levels)`, the first source varying slowest, and the sources
     not in the grid stay at 0. `{"split": S, "init": I}` gives seed i split i // I and
-    initialisation i % I.
+    initialisation i % I. A seed's draws depend on i alone, so seeds from `start` on are
+    the same seeds as in a population from 0 (a slice of a grid is a run of its cells).
     """
-    i = np.arange(count)
+    i = np.arange(start, start + count)
     if grid:
         cells = dict(zip(grid, np.unravel_index(i, tuple(grid.values()))))
         return {source: cells.get(source, np.zeros_like(i)) for source in SOURCES}
@@ -763,11 +765,13 @@ def run_population(base, numbers: Numbers, data, indices, sources, spec: Spec) -
     return jax.tree.map(lambda a: a.reshape(chunks * per_chunk, *a.shape[2:])[:count], population)
 
 
-def population_layout(spec: Spec, varied: Sequence[str], grid: Mapping[str, int] | None = None) -> np.ndarray:
-    """Each source's draw for every seed `spec` trains, (len(SOURCES), chunks × seeds per
-    chunk) uint32: padded to whole chunks with seeds that repeat the first seeds' draws
-    (dropped at the end)."""
-    wanted = seed_indices(spec.count, varied, grid) if grid else seed_indices(spec.count, varied)
+def population_layout(
+    spec: Spec, varied: Sequence[str], grid: Mapping[str, int] | None = None, start: int = 0
+) -> np.ndarray:
+    """Each source's draw for every seed `spec` trains (seeds `start`.. on), (len(SOURCES),
+    chunks × seeds per chunk) uint32: padded to whole chunks with seeds that repeat the
+    first seeds' draws (dropped at the end)."""
+    wanted = seed_indices(spec.count, varied, grid or None, start)
     trained = spec.chunks * spec.per_chunk
     return np.stack([np.resize(wanted[source], trained) for source in SOURCES]).astype(np.uint32)
 
@@ -809,9 +813,14 @@ def population_spec(
     poke: bool = False,
 ) -> Spec:
     """The `Spec` of a population of `count` seeds (see `train_population`): the devices
-    that train it (never more than its seeds: a single seed runs on one device) and its
-    chunks, decided here once."""
-    devices = min(jax.local_device_count(), count)
+    that train it and its chunks, decided here once.
+
+    A device gets at least two seeds (a single seed runs on one device): XLA computes a
+    chunk of one seed another way, whose last bits differ from the same seed's in a wider
+    chunk, so 2 seeds on 2 devices would not be the first 2 seeds of a larger population
+    (nor a slice of one, `seeds.slices`). Wider chunks agree bit for bit.
+    """
+    devices = min(jax.local_device_count(), max(1, count // 2))
     chunks, per_chunk = chunking(count, chunk_size, devices)
     return Spec(
         sizes=sizes,
@@ -864,6 +873,7 @@ def train_population(
     schedule: str = "constant",
     warmup: float = 0.1,
     row_results: bool = False,
+    start: int = 0,
 ) -> Population:
     """Trains `count` seeds of base seed `base` in one jit-compiled program and scores them.
 
@@ -889,6 +899,9 @@ def train_population(
     With `batch_size`, every epoch visits the training rows in mini-batches, in an order
     drawn from `source_keys("order", order_seed, [j])` and the epoch (`epoch_order`):
     one order j = 0 for every seed, unless `order` is in `vary` or `grid`.
+
+    With `start`, the seeds are `start`..`start + count - 1`: seed i is the same seed, bit
+    for bit, as seed i of a population from 0 (a slice of it; `seeds.start`).
 
     `net` (activation and loss), `init`, `weight_decay`, `schedule` and `warmup`: see
     `model.Net`, `model.init_params` and `make_optimizer`. Scores follow `ties`
@@ -934,7 +947,7 @@ def train_population(
         shared_order="order" not in varied, ties=ties, net=net, init=init,
         decay=weight_decay is not None, schedule=schedule, rows=row_results, poke="poke" in varied,
     )  # fmt: skip
-    indices = population_layout(spec, varied, grid)
+    indices = population_layout(spec, varied, grid, start)
     numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)
     # NumPy arguments: a jnp conversion here would compile a small program of its own.
     return run_population(np.uint32(base), numbers, data, indices, sources, spec)
