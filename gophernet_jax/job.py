@@ -551,9 +551,8 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 
 
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
-    log.info(
-        format_report(population, summary, settings.seeds.base, settings.report.interval, settings.seeds.start)
-    )
+    seeds = settings.seeds
+    log.info(format_report(population, summary, seeds.base, settings.report.interval, seeds.start))
     if settings.seeds.trained() > 1:
         from gophernet_jax.testrows import format_corrected, format_test_set
 
