@@ -144,6 +144,7 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
     import jax
 
     from gophernet_jax.store import load_run
+    from gophernet_jax.testrows import load_correct, load_predicted
     from gophernet_jax.training import Population
 
     members = sorted(members, key=lambda m: m.start)
@@ -153,6 +154,10 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
         raise ValueError(f"the slices' results.csv hold seeds other than 0..{count - 1}")
     runs = [load_run(m.job) for m in members]
     params = jax.tree.map(lambda *leaves: np.concatenate(leaves), *(run.params for run in runs))
+    # Each slice's per-row results, where every slice kept them (rows.csv and test_set pool too).
+    correct = [load_correct(m.job) for m in members]
+    predicted = [load_predicted(m.job) for m in members]
+    rows = all(c is not None for c in correct) and all(p is not None for p in predicted)
     return Population(
         params=params,
         final_loss=frame["final_loss"].to_numpy(dtype),  # the training dtype: exact, as trained
@@ -162,6 +167,8 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
         val_accuracy=frame["val_accuracy"].to_numpy(np.float64) if "val_accuracy" in frame else None,
         tied_rows=frame["tied_rows"].to_numpy(np.int64),
         collapsed=frame["collapsed"].to_numpy(bool),
+        test_predicted=np.concatenate(predicted) if rows else None,
+        test_correct=np.concatenate([c[0] for c in correct]) if rows else None,
     )
 
 

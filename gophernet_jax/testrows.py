@@ -178,14 +178,18 @@ def corrected_section(values: np.ndarray, groups: np.ndarray, train_rows: int, t
 
 def write_rows(rows: RowResults, table: "pd.DataFrame", output_dir: Path) -> None:  # noqa: F821
     """rows.csv (`table`, `rows_frame`'s) and rows_correct.npz (each seed's correct rows as
-    packed bits, and its split)."""
+    packed bits, its predicted classes, and its split: what the slices of a population pool)."""
     from gophernet_jax.files import write_bytes, write_csv
 
     write_csv(table, output_dir / "rows.csv")
     buffer = io.BytesIO()
     groups = np.zeros(0, np.int64) if rows.groups is None else rows.groups
     np.savez_compressed(
-        buffer, correct=np.packbits(rows.correct, axis=1), rows=np.int64(rows.correct.shape[1]), groups=groups
+        buffer,
+        correct=np.packbits(rows.correct, axis=1),
+        rows=np.int64(rows.correct.shape[1]),
+        groups=groups,
+        predicted=np.asarray(rows.predicted, np.int8),
     )
     write_bytes(buffer.getvalue(), output_dir / CORRECT_FILE)
 
@@ -201,6 +205,15 @@ def load_correct(job: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
         correct = np.unpackbits(found["correct"], axis=1, count=rows).astype(bool)
         groups = found["groups"]
     return correct, (groups if groups.size else None)
+
+
+def load_predicted(job: Path) -> np.ndarray | None:
+    """A job's (seeds, rows) int8 predicted classes (-1 tied), or None when it kept none."""
+    path = Path(job) / CORRECT_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as found:
+        return found["predicted"] if "predicted" in found.files else None
 
 
 def format_test_set(section: dict[str, Any] | None) -> list[str]:

@@ -170,6 +170,11 @@ def pytest_fixture_setup(fixturedef, request):
 def pytest_runtest_call(item):
     before = len(_starts)
     result = yield
+    # joblib keeps its workers for the next sweep of this process: a test starts its own.
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    if loky is not None and loky._executor is not None:
+        loky._executor.shutdown(wait=True)
+        loky._executor = None
     started = len(_starts) > before or bool(_starting_fixtures & set(item.fixturenames))
     slow = item.get_closest_marker("slow") is not None
     if started and not slow:
@@ -326,13 +331,13 @@ def cli(
     )  # fmt: skip
 
 
-def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None, text: bool = True) -> subprocess.Popen:
     """Starts `python ARGS` in `cwd` in a process of its own and returns at once (for
-    processes that run side by side, or that a test signals), output piped."""
+    processes that run side by side, or that a test reads or signals), output piped."""
     Path(cwd).mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=text,
     )  # fmt: skip
 
 

@@ -4,7 +4,6 @@ entry point, a closed pipe, Ctrl-C)."""
 
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -205,14 +204,8 @@ def test_missing_test_data(tmp_path):
 @pytest.mark.slow
 def test_a_reader_that_closes_the_pipe_ends_nothing_and_prints_no_tracebacks(tmp_path):
     """`... | head -n 3`: the run finishes and writes its files; output after is dropped."""
-    command = [sys.executable, "-m", "gophernet_jax", *SWEEP[:2], "train.epochs=20"]
-    proc = subprocess.Popen(
-        [*command, f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = ["-m", "gophernet_jax", *SWEEP[:2], "train.epochs=20", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = conftest.start(*command, cwd=tmp_path)
     while "test accuracy" not in (line := proc.stdout.readline()) and line:
         pass  # the reader takes the report's first line and goes
     proc.stdout.close()
@@ -228,16 +221,14 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_no_summary(tmp_path)
     """Long enough (2000 seeds, 20000 epochs: about 20 s of training here) that the signal
     lands while training runs: it is sent once the progress line shows training under way,
     and under half done (a signal racing the run's end could find it finished)."""
-    run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=20000"]
+    run = [sys.executable, "-m", "gophernet_jax", "seeds.count=2000", "train.epochs=20000"]  # argv for execv
     run += ["runtime.progress=true", f"hydra.run.dir={tmp_path / 'run'}"]
     # pytest-xdist's workers ignore SIGINT, and a child inherits an ignored signal (Python
     # then installs no handler): the CLI starts as from a shell, with SIGINT at its default,
     # set by a small launcher that then becomes the CLI (no preexec_fn in a threaded process).
     default = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
     default += "os.execv(sys.argv[1], sys.argv[1:])"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", default, *run], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = conftest.start("-c", default, *run, cwd=tmp_path, text=False)
     assert proc.stderr.read(2) == b"\r["  # the progress line: compiled, training
     seen = b""
     while not seen.endswith(b"%"):

@@ -41,7 +41,6 @@ def test_loss_is_half_summed_squared_error_not_mean():
     assert_allclose(loss(p, x, y), expected, rtol=1e-6)
 
 
-@pytest.mark.slow
 def test_check_grads_on_loss(x64):
     p = init_params(jax.random.key(0), Sizes(4, 3, 3), jnp.float64)
     x = jax.random.uniform(jax.random.key(1), (9, 4), dtype=jnp.float64)

@@ -103,8 +103,16 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
         "tmp/b.csv",
         "--rules",
         "article",
+        "--net-seeds",
+        "2",
+        "--net-epochs",
+        "2",
     ]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--no-end-to-end"))
+    # The networks' table, beside the plain jit(vmap) script, at 2 seeds × 2 epochs.
+    networks = pd.read_csv(tmp_path / "tmp" / "b_networks.csv")
+    assert list(networks["table"]) == ["digits", "wine", "wine"] and (networks["seeds"] == 2).all()
+    assert (networks["speedup"] > 0).all() and (networks["plain_seed_epochs_per_s"] > 0).all()
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
     assert list(zip(table["rule"], table["seeds"])) == [("article", 8)]

@@ -419,7 +419,6 @@ def test_noise_has_the_requested_spread_and_follows_its_key():
     assert not np.array_equal(add_noise(jax.random.key(2), x, 0.2), noisy)
 
 
-@pytest.mark.slow
 def test_noise_seed_is_its_own_source(iris):
     split_key = jax.random.key(0)
     clean = make_split(iris, split_key)
@@ -439,7 +438,6 @@ def test_negative_noise_is_refused(iris):
 # --- one program -----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_vmapped_splits_compile_once_and_match_single_splits(iris):
     batched = jax.jit(
         jax.vmap(lambda s, n, noise: make_split(iris, s, n, test_fraction=0.2, noise=noise), (0, 0, None))
@@ -468,14 +466,12 @@ def test_compile_counter_sees_a_new_shape(iris):
     assert counter.count + counter.cache_hits >= 1  # compiled, or loaded from the cache
 
 
-@pytest.mark.slow
 def test_make_splits_batches(wine):
     batch = make_splits(wine, keys(3), keys(3, 9), test_fraction=0.2, noise=0.02)
     assert batch.x_train.shape == (3, 142, 13) and batch.y_test.shape == (3, 36, 3)
     assert_array_equal(make_splits(wine, keys(3)).test_idx, batch.test_idx)
 
 
-@pytest.mark.slow
 def test_float64_splits(iris, x64):
     split = make_split(iris, jax.random.key(0), dtype="float64")
     assert split.x_train.dtype == jnp.float64 and split.y_train.dtype == jnp.float64

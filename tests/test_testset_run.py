@@ -5,8 +5,6 @@ Jobs run in this process (`conftest.run_job`); only the exit-status test starts 
 """
 
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 
-from conftest import run_job, settings_of, strict_json
+from conftest import assert_one_line_error, cli, run_job, settings_of, strict_json
 from gophernet_jax import Sizes, job, sweep, testrows
 from gophernet_jax.config import DATA_DIR, ConfigError
 from gophernet_jax.summary import Summary
@@ -230,18 +228,14 @@ def test_a_bad_test_set_setting_is_one_line_naming_its_key(override, key):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, key",
     [("report.interval=rows", "report.interval"), ("report.gamma=2", "report.gamma")]
     + [("seeds.grid={init: 3, poke: 1}", "seeds.grid.poke")],
 )
 def test_the_cli_stops_on_a_bad_test_set_setting_with_exit_2(tmp_path, override, key):
-    command = [sys.executable, "-m", "gophernet_jax", override, f"hydra.run.dir={tmp_path / 'run'}"]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"error: config key {key}"), lines[0]
+    line = assert_one_line_error(cli(tmp_path, override), status=2)
+    assert line.startswith(f"error: config key {key}"), line
 
 
 def test_the_decisions_stand_beside_a_failed_job(two_rates, tmp_path):

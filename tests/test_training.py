@@ -99,7 +99,6 @@ def _population(data, count, base=0, **kw):
     return train_population(base, count, ARTICLE, (tr.x, tr.y), (te.x, te.y), **kw)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["autodiff", "article"])
 def test_population_equals_a_loop_of_train(article_data, x64, rule):
     # The population runs seeds last and sums in another order than `train`: they agree
@@ -124,7 +123,6 @@ def test_seed_keys_are_fold_in_and_prefix_stable():
     assert_array_equal(jax.random.key_data(seed_keys(5, 40)[:4]), jax.random.key_data(keys))
 
 
-@pytest.mark.slow
 def test_small_population_is_a_prefix_of_a_larger_one(article_data, x64):
     # Initial weights are bitwise the same; training agrees to rounding, since a larger
     # batch may sum its matmuls in another order (chaotic seeds amplify that later).
@@ -147,7 +145,6 @@ def test_different_base_seeds_give_different_populations(article_data):
     assert not np.allclose(a.final_loss, b.final_loss)
 
 
-@pytest.mark.slow
 def test_learning_rate_and_base_seed_do_not_recompile(article_data):
     first = _population(article_data, 16, learning_rate=0.1, epochs=12)
     with CompileCounter() as counter:
@@ -169,7 +166,6 @@ def test_divergence_is_flagged_per_seed_and_does_not_stop_the_run(article_data):
     assert not bool(np.any(calm.diverged)) and np.all(np.isfinite(calm.final_loss))
 
 
-@pytest.mark.slow
 def test_other_optax_optimizers_train(article_data):
     with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes int counts and floats
         _check_adam_trains(article_data)

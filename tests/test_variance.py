@@ -424,7 +424,6 @@ def _iris_grid(splits: int, inits: int, epochs: int) -> np.ndarray:
     return np.asarray(jax.jit(per_split)(data), dtype=np.float64)
 
 
-@pytest.mark.slow
 def test_iris_grid_components_add_up_and_name_the_dominant_source():
     acc = _iris_grid(splits=6, inits=6, epochs=300)
     assert acc.shape == (6, 6) and np.ptp(acc) > 0
