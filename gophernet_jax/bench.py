@@ -270,6 +270,8 @@ def networks(args: argparse.Namespace) -> pd.DataFrame:
     print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
     rows = []
     for case, (table, _, hidden) in enumerate(CASES):
+        if args.net_cases is not None and case not in args.net_cases:
+            continue
         plain, ours = _net_worker("plain", case, args, 1), _net_worker("project", case, args, cores)
         seed_epochs = args.net_seeds * args.net_epochs
         flops = flops_per_seed_epoch(ours["rows"], tuple(ours["widths"]))
@@ -322,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--net-seeds", type=int, default=200, help="seeds of each networks case")
     parser.add_argument("--net-epochs", type=int, default=100, help="epochs of each networks case")
+    parser.add_argument(
+        "--net-cases", type=int, nargs="+", help="the networks cases to run, by index (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
     parser.add_argument(
         "--end-to-end-epochs", type=int, default=5000, help="epochs of both commands (default: theirs)"

@@ -1,10 +1,12 @@
 """Shared fixtures: the article's data, strict dtype promotion as in Equinox's tests; and the
 suite's one way to run a command (`command`, `cli`, `start`).
 
-The `slow` marker means one thing: the test (or a fixture it uses) starts another process,
-the CLI in a subprocess, a launcher's workers or pip. Every process start is counted where
-Python makes it (subprocess, multiprocessing's and loky's spawn, fork), and a test whose
-marker disagrees with what it did fails (`pytest_runtest_call`).
+The `slow` marker means one thing: the test (or a fixture it uses) runs a command end to end:
+`python -m gophernet_jax` (or its job, `run_job`), the predict or sweep command, or any
+other process (a launcher's workers, pip). Every command run here and every process start
+(counted where Python makes it: subprocess, multiprocessing's and loky's spawn, fork) is
+recorded, and a test whose marker disagrees with what it did fails (`pytest_runtest_call`).
+The fast tier (`-m "not slow"`) is then the library's own functions.
 The CLI runs in this process unless a test needs a process of its own (an environment, a
 signal, a pipe that closes): no interpreter start-up, and a program compiled by one test
 is reused by the next.
@@ -33,12 +35,16 @@ from gophernet_jax.config import DATA_DIR, RuntimeConfig
 
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
 # cache made for this session: the suite neither reads nor fills the user's own cache
-# (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs.
+# (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs. The
+# process that starts first (pytest-xdist's controller, or pytest -n 0) makes it and removes
+# it at its exit; its workers inherit it, so a program one worker compiled loads in the other.
 # matplotlib's font cache stays where it was: under the suite's cache every process of the
 # suite would build it again (running fc-list).
 os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
-os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+if "GOPHERNET_JAX_TEST_CACHE" not in os.environ:
+    os.environ["GOPHERNET_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["GOPHERNET_JAX_TEST_CACHE"], ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
 # The tests' own process uses that cache too, as the CLI does: a program compiled by one
 # test (in a subprocess or here) loads in the others.
 runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
@@ -103,6 +109,7 @@ def run_job(folder: Path, *overrides: str, job_num: int | None = None) -> dict:
     job, for a sweep report."""
     from gophernet_jax import job
 
+    _ran_end_to_end("run_job")
     folder.mkdir(parents=True, exist_ok=True)
     if job_num is not None:
         (folder / ".hydra").mkdir()
@@ -127,7 +134,23 @@ def synthetic_table(path: Path, rows: int = 100_000, features: int = 10, *, seed
 # Running commands: the suite's one helper, and the `slow` marker's check
 
 
-_starts: list[str] = []  # every process started by this worker, in order
+_starts: list[str] = []  # every process started by this worker, and every command run in it, in order
+#: GOPHERNET_JAX_TEST_PROBE=FILE: each run of a command stops at once, and the tests (or
+#: fixtures) that ran one are written to FILE: a quick way to find where `slow` belongs.
+_PROBE = os.environ.get("GOPHERNET_JAX_TEST_PROBE")
+
+
+class _Probed(Exception):
+    pass
+
+
+_testing: list[bool] = []  # non-empty while a test (or its set-up) runs
+
+
+def _ran_end_to_end(what: str) -> None:
+    _starts.append(f"end to end: {what}")
+    if _PROBE and _testing:
+        raise _Probed(what)
 
 
 def _program(args) -> str:
@@ -144,6 +167,8 @@ def _counted(start, name: str):
         program = _program(args[1:] if name == "subprocess" else args)
         if name == "fork" or "python" in Path(program).name or program == sys.executable:
             _starts.append(f"{name} {program}")
+            if _PROBE and _testing:
+                raise _Probed(program)
         return start(*args, **kwargs)
 
     return counted
@@ -169,7 +194,15 @@ def pytest_fixture_setup(fixturedef, request):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     before = len(_starts)
-    result = yield
+    _testing.append(True)
+    try:
+        result = yield
+    except _Probed:
+        with open(_PROBE, "a") as probe:
+            probe.write(f"{item.nodeid}\n")
+        raise
+    finally:
+        _testing.clear()
     # joblib keeps its workers for the next sweep of this process: a test starts its own.
     loky = sys.modules.get("joblib.externals.loky.reusable_executor")
     if loky is not None and loky._executor is not None:
@@ -177,11 +210,33 @@ def pytest_runtest_call(item):
         loky._executor = None
     started = len(_starts) > before or bool(_starting_fixtures & set(item.fixturenames))
     slow = item.get_closest_marker("slow") is not None
+    if _PROBE:
+        if started:
+            with open(_PROBE, "a") as probe:
+                probe.write(f"{item.nodeid}\n")
+        return result
     if started and not slow:
-        pytest.fail(f"{item.nodeid} starts a process ({_starts[-1]}): mark it slow", pytrace=False)
+        pytest.fail(
+            f"{item.nodeid} runs a command or starts a process ({_starts[-1]}): mark it slow", pytrace=False
+        )
     if slow and not started:
-        pytest.fail(f"{item.nodeid} is marked slow but starts no process: drop the mark", pytrace=False)
+        pytest.fail(f"{item.nodeid} is marked slow but runs no command: drop the mark", pytrace=False)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Under GOPHERNET_JAX_TEST_PROBE, a test whose fixture ran a command counts as running one."""
+    _testing.append(True)
+    try:
+        return (yield)
+    except _Probed:
+        if _PROBE:
+            with open(_PROBE, "a") as probe:
+                probe.write(f"{item.nodeid}\n")
+        raise
+    finally:
+        _testing.clear()
 
 
 class Done:
@@ -301,6 +356,7 @@ def command(
     args = [str(a) for a in args]
     main = _in_process_main(args[1]) if len(args) > 1 and args[0] == "-m" else None
     if main is not None and not process and env is None:
+        _ran_end_to_end(" ".join(args[:2]))
         code, stdout, stderr = _run_in_process(main, args[2:], cwd)
         return Done(args, code, stdout, stderr, folder)
     done = subprocess.run(

@@ -73,6 +73,7 @@ def test_single_seed_run(tmp_path):
     assert summary["config"]["train"]["epochs"] == 50
 
 
+@pytest.mark.slow
 def test_seed_sweep(sweep_run):
     run = sweep_run
     assert_ok(run)
@@ -111,6 +112,7 @@ def test_seed_sweep(sweep_run):
         assert re.search(rf"^\s+{re.escape(value)}\s+{count}\s", run.stdout, re.M), (value, run.stdout)
 
 
+@pytest.mark.slow
 def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert_ok(sweep_run)
     again = cli(tmp_path, *SWEEP)
@@ -120,6 +122,7 @@ def test_same_command_gives_identical_results(sweep_run, tmp_path):
     assert sweep_run.summary()["test_accuracy"] == again.summary()["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_padding_row(tmp_path):
     run = cli(tmp_path, "data.padding_row=true", "seeds.count=5", "train.epochs=20")
     assert_ok(run)
@@ -132,6 +135,7 @@ def test_padding_row(tmp_path):
     assert_allclose(acc * 31, np.round(acc * 31), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_divergence_is_flagged_not_fatal(tmp_path):
     # 1e30 only saturates the sigmoids (finite loss); 1e38 overflows float32 to inf/nan.
     run = cli(
@@ -150,6 +154,7 @@ def test_divergence_is_flagged_not_fatal(tmp_path):
     assert f"diverged seeds: {int(diverged.sum())}" in run.stdout
 
 
+@pytest.mark.slow
 def test_article_rule_in_float64(tmp_path):
     run = cli(tmp_path, "train.rule=article", "train.dtype=float64", "seeds.count=3", "train.epochs=10")
     assert_ok(run)
@@ -167,6 +172,7 @@ def test_article_rule_in_float64(tmp_path):
 # --- bad input --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override",
     [
@@ -186,6 +192,7 @@ def test_bad_config_value(tmp_path, override):
     assert value in line
 
 
+@pytest.mark.slow
 def test_bad_train_data(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(f"{DATA_HEADER}\n0.1,0.2,0.3,0.4,1,0,0\n0.1,oops,0.3,0.4,0,1,0\n")
@@ -193,6 +200,7 @@ def test_bad_train_data(tmp_path):
     assert "oops" in line
 
 
+@pytest.mark.slow
 def test_missing_test_data(tmp_path):
     missing = tmp_path / "no_such_test.csv"
     assert_one_line_error(cli(tmp_path, f"data.test={missing}"), str(missing))

@@ -26,6 +26,7 @@ def cli(tmp_path, *args, folder="run"):
     return conftest.cli(tmp_path, *args, run_dir=tmp_path / folder)
 
 
+@pytest.mark.slow
 def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     done = cli(tmp_path, "data=wine", "seeds.count=12", "train.epochs=200")
     assert done.returncode == 0, done.stderr
@@ -40,6 +41,7 @@ def test_wine_trains_with_13_inputs_and_reports_its_spread(tmp_path):
     assert (results["split_seed"] == 0).all() and list(results["init_seed"]) == list(range(12))
 
 
+@pytest.mark.slow
 def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     args = ["data=iris", "seeds.count=8", "seeds.vary=[split]", "train.epochs=300"]
     run_job(tmp_path / "run", *args)
@@ -52,6 +54,7 @@ def test_varying_the_split_gives_each_seed_its_own_split(tmp_path):
     assert not pd.read_csv(tmp_path / "other" / "results.csv")["final_loss"].equals(results["final_loss"])
 
 
+@pytest.mark.slow
 def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     done = cli(tmp_path, "+sweep=variance", "seeds.grid={split: 4, init: 10}", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -71,6 +74,7 @@ def test_variance_grid_components_add_up_and_name_the_dominant_source(tmp_path):
     assert image.ndim == 3 and image.std() > 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, key",
     [
@@ -90,6 +94,7 @@ def test_bad_raw_data_settings_fail_in_one_line(tmp_path, args, key):
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_any_csv_with_one_hot_labels(tmp_path):
     table = load_table(DATA_DIR / "iris.csv", "species")
     frame = pd.DataFrame(table.x, columns=table.feature_names)
@@ -132,6 +137,7 @@ def test_population_on_its_own_splits_equals_training_on_each_split(x64):
     assert float(jnp.abs(shared.test_accuracy[3] - own.test_accuracy[3])) == 0.0
 
 
+@pytest.mark.slow
 def test_predict_scales_raw_rows_as_in_training(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "train.epochs=300")
     assert done.returncode == 0, done.stderr
@@ -152,6 +158,7 @@ def test_predict_scales_raw_rows_as_in_training(tmp_path):
     assert list(pd.read_csv(out)["predicted"]) == want
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
     done = cli(tmp_path, "data=iris", "seeds.count=4", "seeds.vary=[split]", "train.epochs=20")
     assert done.returncode == 0, done.stderr
@@ -163,6 +170,7 @@ def test_predict_refuses_a_run_whose_seeds_had_different_splits(tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_constant_column_trains_scales_to_zero_and_predicts(tmp_path, capsys, caplog, monkeypatch):
     # Iris with a column `lamp` of 3.0 on every row, between the measurements.
     table = load_table(DATA_DIR / "iris.csv", "species")
@@ -196,6 +204,7 @@ def test_a_constant_column_trains_scales_to_zero_and_predicts(tmp_path, capsys, 
     assert printed.startswith(f"accuracy {summary['ensemble']['accuracy']['mean_output']:.4f} ")
 
 
+@pytest.mark.slow
 def test_seeds_with_their_own_splits_train_on_a_column_constant_on_some_of_them(tmp_path):
     # `lamp` is 3.0 except on one row: constant on the training rows of the splits that hold it out.
     table = load_table(DATA_DIR / "iris.csv", "species")

@@ -30,6 +30,7 @@ def two_jobs(tmp_path_factory):
     return folder, first, second
 
 
+@pytest.mark.slow
 def test_a_job_writes_its_files_and_a_strict_summary(two_jobs):
     folder, first, _ = two_jobs
     job = folder / "lr=0.3"
@@ -44,6 +45,7 @@ def test_a_job_writes_its_files_and_a_strict_summary(two_jobs):
     assert app._returned(Summary.from_dict(summary)) == pytest.approx(1 - results["test_accuracy"].mean())
 
 
+@pytest.mark.slow
 def test_the_report_compares_the_two_jobs_seed_by_seed(two_jobs):
     folder, *_ = two_jobs
     table = sweep.report_sweep(folder)
@@ -96,6 +98,7 @@ def test_the_handwritten_forward_pass_is_the_packages(article_data):
     np.testing.assert_allclose(handwritten.forward(flat, x)[..., 0], forward(params, x), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_params_file_without_its_names_is_a_store_error_naming_it(two_jobs, tmp_path):
     import numpy as np
 

@@ -106,6 +106,7 @@ def seed_outputs(run, test_set) -> np.ndarray:
 # --- the round trip ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_holds_every_seed_and_its_config(run):
     assert run.params.w_hidden.shape == (SEEDS, 4, 3)
     assert run.params.b_out.shape == (SEEDS, 3)
@@ -116,6 +117,7 @@ def test_run_holds_every_seed_and_its_config(run):
     assert run.config["train"]["epochs"] == EPOCHS
 
 
+@pytest.mark.slow
 def test_loaded_accuracies_equal_results_csv(trained, run, test_set):
     results = pd.read_csv(trained / "results.csv")
     x, y = test_set
@@ -126,6 +128,7 @@ def test_loaded_accuracies_equal_results_csv(trained, run, test_set):
     assert_allclose(results["test_accuracy"], np.asarray(seed_correct(run.params, x, y)) / 30, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_data, test_set):
     # Retrain in this process from the saved config alone: same seeds, same numbers.
     cfg = run.config
@@ -156,6 +159,7 @@ def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_da
 # --- the API ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predict_seed_is_the_argmax_of_forward(run, test_set, seed_outputs):
     prediction = predict_seed(run, test_set[0], 3)
     assert_array_equal(prediction.mean_output, seed_outputs[3])
@@ -166,6 +170,7 @@ def test_predict_seed_is_the_argmax_of_forward(run, test_set, seed_outputs):
     assert prediction.mean_output.dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_predict_ensemble_matches_numpy(run, test_set, seed_outputs):
     prediction = predict_ensemble(run, test_set[0])
     mean_output = seed_outputs.astype(np.float64).mean(axis=0)
@@ -180,6 +185,7 @@ def test_predict_ensemble_matches_numpy(run, test_set, seed_outputs):
     assert_allclose(prediction.vote_share.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_ensemble_leaves_out_diverged_seeds(run, test_set):
     x = test_set[0]
     broken = run._replace(params=run.params._replace(w_out=run.params.w_out.copy()))
@@ -196,6 +202,7 @@ def test_ensemble_leaves_out_diverged_seeds(run, test_set):
         predict_ensemble(nothing, x)
 
 
+@pytest.mark.slow
 def test_best_seed_is_the_most_accurate_and_ties_go_low(trained, run, test_set):
     x, y = load_features(TRAIN_CSV, FEATURES, CLASSES)
     train_acc = pd.read_csv(trained / "results.csv")["train_accuracy"].to_numpy()
@@ -207,18 +214,21 @@ def test_best_seed_is_the_most_accurate_and_ties_go_low(trained, run, test_set):
     assert best_seed(twins, x, y) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [SEEDS, -1])
 def test_predict_seed_out_of_range(run, test_set, seed):
     with pytest.raises(SeedError, match=rf"seed {seed} is not in the run: it has seeds 0\.\.{SEEDS - 1}"):
         predict_seed(run, test_set[0], seed)
 
 
+@pytest.mark.slow
 def test_float64_params_predict_in_float64(run, test_set, x64):
     wide = run._replace(params=jax.tree.map(lambda p: p.astype(np.float64), run.params))
     assert predict_ensemble(wide, test_set[0]).mean_output.dtype == jnp.float64
     assert predict_seed(wide, test_set[0], 0).agreement.dtype == jnp.float64
 
 
+@pytest.mark.slow
 def test_float64_params_need_x64(run, test_set):
     wide = run._replace(params=jax.tree.map(lambda p: p.astype(np.float64), run.params))
     assert not jax.config.jax_enable_x64
@@ -226,6 +236,7 @@ def test_float64_params_need_x64(run, test_set):
         predict_ensemble(wide, test_set[0])
 
 
+@pytest.mark.slow
 def test_ensemble_report_in_summary(trained, test_set, seed_outputs):
     report = json.loads((trained / "summary.json").read_text())["ensemble"]
     _, y = test_set
@@ -349,6 +360,7 @@ def test_best_seed_follows_the_tie_rule():
     assert best_seed(run, x, y, ties="article") == 2
 
 
+@pytest.mark.slow
 def test_dead_population_scores_zero_under_the_strict_rule(run, test_set):
     # Output biases so negative that every output underflows to exactly 0: every row of
     # every seed ties, and no seed has anything to say. The article's rule scores it 1.0.
@@ -367,11 +379,13 @@ def test_dead_population_scores_zero_under_the_strict_rule(run, test_set):
     assert (np.asarray(prediction.agreement) == 1).all()  # every seed ties, as the mean does
 
 
+@pytest.mark.slow
 def test_unknown_tie_rule_is_refused(run, test_set):
     with pytest.raises(ValueError, match="unknown tie rule 'loose'"):
         ensemble_report(run.params, *test_set, ties="loose")
 
 
+@pytest.mark.slow
 def test_float32_run_predicts_with_x64_on(run, test_set, seed_outputs):
     # x arrives as float64 under x64; every function casts it to the params' dtype.
     x, y = np.asarray(test_set[0], np.float64), np.asarray(test_set[1], np.float64)
@@ -449,6 +463,7 @@ def test_inputs_for_a_run_saved_without_the_scaling_dtype():
     assert_allclose(scaled, split.x_test, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_predicting_a_raw_runs_test_rows_reproduces_its_accuracies(tmp_path, capsys, monkeypatch):
     proc = python(
         "-m", "gophernet_jax", "data=iris", "seeds.count=20", "train.epochs=50",
@@ -492,6 +507,7 @@ def printed_accuracy(stdout: str) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.slow
 def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, cwd=tmp_path)
     assert_ok(proc)
@@ -514,6 +530,7 @@ def test_cli_ensemble_by_default(trained, run, test_set, seed_outputs, tmp_path)
     assert f"unanimous on {int(np.sum(frame['agreement'] == 1))} of 30 rows" in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_one_seed(trained, seed_outputs, test_set, tmp_path):
     out = tmp_path / "seed3" / "p.csv"
     proc = predict(trained, TEST_CSV, "--seed", "3", "--out", out, cwd=tmp_path)
@@ -526,6 +543,7 @@ def test_cli_one_seed(trained, seed_outputs, test_set, tmp_path):
     assert printed_accuracy(proc.stdout) == round(numpy_correct(seed_outputs[3], test_set[1]).mean(), 4)
 
 
+@pytest.mark.slow
 def test_cli_best_seed(trained, seed_outputs, tmp_path):
     proc = predict(trained, TEST_CSV, "--best", TRAIN_CSV, "--out", "best.csv", cwd=tmp_path)
     assert_ok(proc)
@@ -548,6 +566,7 @@ def tied_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return plain, article, tmp_path / "rows.csv"
 
 
+@pytest.mark.slow
 def test_cli_writes_tied_rows_and_scores_them_strictly_by_default(tmp_path):
     plain, _, rows = tied_runs(tmp_path)
     proc = predict(plain, rows, cwd=tmp_path)
@@ -626,6 +645,7 @@ def _bad_input(tmp_path: Path, trained: Path, case: str) -> tuple[list, str]:
     return [trained, TEST_CSV, "--seed", seed], f"seed {seed} is not in the run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [

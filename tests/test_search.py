@@ -55,6 +55,7 @@ def dead(tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
+@pytest.mark.slow
 def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     folder, done = dead["strict"]
     results = pd.read_csv(folder / "results.csv")
@@ -68,6 +69,7 @@ def test_dead_networks_score_zero_and_are_counted_as_collapsed(dead):
     assert ensemble["mean_output"] == 0.0 and ensemble["vote"] == 0.0
 
 
+@pytest.mark.slow
 def test_the_articles_tie_rule_still_gives_the_articles_numbers(dead):
     folder, done = dead["article"]
     results = pd.read_csv(folder / "results.csv")
@@ -102,6 +104,7 @@ def test_a_class_too_small_for_three_parts_is_named():
         part_counts(labels, 0.2, 0.2, class_names=("a", "b"))
 
 
+@pytest.mark.slow
 def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     for args, folder in ((["data=iris"], "iris"), ([], "article")):
         done = run(tmp_path, *args, "data.val_fraction=0.2", *SMALL, folder=folder)
@@ -117,6 +120,7 @@ def test_validation_on_iris_and_on_the_articles_files(tmp_path):
     assert summary["test_rows"] == len(test_set.x) and summary["train_rows"] + 30 == len(train_set.x)
 
 
+@pytest.mark.slow
 def test_each_seeds_validation_part_follows_its_split(tmp_path):
     done = run(tmp_path, "data=iris", "data.val_fraction=0.2", "seeds.vary=[init,split]", *SMALL)
     assert done.returncode == 0, done.stderr
@@ -137,6 +141,7 @@ def trials_of(storage, name: str) -> list:
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
+@pytest.mark.slow
 def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
     done = run(
         tmp_path,
@@ -173,6 +178,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
         assert trial.user_attrs["collapsed"] == job["collapsed"]
 
 
+@pytest.mark.slow
 def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     args = [
         "-m",
@@ -185,6 +191,7 @@ def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     assert done.stderr.count("warning: report.objective (mean) is taken over the test rows") == 2
 
 
+@pytest.mark.slow
 def test_the_search_preset_continues_its_study_and_a_sqlite_study_asks_the_same_trials(tmp_path):
     args = ["+search=lr", *SMALL]
     first = run(tmp_path, *args, "hydra.sweeper.n_trials=2", folder="journal")
@@ -208,6 +215,7 @@ def test_the_search_preset_continues_its_study_and_a_sqlite_study_asks_the_same_
     assert not (tmp_path / "run" / "study.journal").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_trial_reaches_the_sweeper_and_the_search_goes_on(tmp_path):
     args = ["-m", "hydra/sweeper=gophernet_optuna", "hydra.sweeper.sampler.seed=1"]
     args += [
@@ -457,6 +465,7 @@ def test_a_bad_setting_is_one_line_naming_its_key(tmp_path, capsys):
 # --- bad input ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -469,11 +478,13 @@ def test_bad_report_and_validation_settings_name_their_key(tmp_path, override, k
     one_line_error(run(tmp_path, override), key)
 
 
+@pytest.mark.slow
 def test_validation_and_test_fractions_that_leave_no_training_rows(tmp_path):
     line = one_line_error(run(tmp_path, "data=iris", "data.val_fraction=0.5", "data.test_fraction=0.5"))
     assert "data.val_fraction" in line and "no training rows" in line
 
 
+@pytest.mark.slow
 def test_a_class_too_small_for_a_validation_row_is_named(tmp_path):
     rows = ["a,b,kind"] + [f"{i},{i % 3},big" for i in range(12)] + ["1,2,small", "2,1,small"]
     (tmp_path / "tiny.csv").write_text("\n".join(rows) + "\n")
@@ -514,6 +525,7 @@ def test_a_plugin_of_a_missing_extra_is_named_with_its_extra(capsys):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None,
     reason="the legacy-optuna extra is installed",

@@ -39,6 +39,7 @@ def assert_same_population(pooled: Path, one: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_seeds_from_start_are_the_seeds_of_a_population_from_0(tmp_path):
     whole = run_job(tmp_path / "whole", "seeds.count=10", *SMALL)
     part = run_job(tmp_path / "part", "seeds.count=5", "seeds.start=5", *SMALL)
@@ -51,6 +52,7 @@ def test_seeds_from_start_are_the_seeds_of_a_population_from_0(tmp_path):
     assert whole["pairing"]["init"] != part["pairing"]["init"]  # other seeds: never paired with seed 0..
 
 
+@pytest.mark.slow
 def test_slices_written_in_process_pool_into_the_one_job(tmp_path):
     """The report pools job folders that are slices (here without Hydra's config.yaml, as
     in a copied study: the summary's config says so)."""
@@ -65,6 +67,7 @@ def test_slices_written_in_process_pool_into_the_one_job(tmp_path):
     assert sweep.report_or_status(folder, None, False) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("design", [["seeds.grid={split: 2, init: 4}"], ["seeds.splits=2", "seeds.count=8"]])
 def test_slices_of_a_grid_pool_into_its_design(tmp_path, design):
     """A grid's slices are runs of its cells; pooled, the design's interval and variance
@@ -204,6 +207,7 @@ def test_a_slices_sweep_with_bad_seeds_stops_before_its_jobs(seeds, key, capsys)
     assert len(lines) == 1 and lines[0].startswith(f"error: config key {key}"), lines
 
 
+@pytest.mark.slow
 def test_a_slices_sweep_with_bad_slices_exits_2_with_one_line(tmp_path):
     done = cli(
         tmp_path, "+sweep=slices", "seeds.count=8", "seeds.slices=3", f"hydra.sweep.dir={tmp_path / 's'}"
@@ -214,6 +218,7 @@ def test_a_slices_sweep_with_bad_slices_exits_2_with_one_line(tmp_path):
     assert not any((tmp_path / "s").glob("*/summary.json"))  # nothing trained
 
 
+@pytest.mark.slow
 def test_a_bad_start_in_one_run_exits_2_with_one_line(tmp_path):
     done = cli(tmp_path, "seeds.start=-1", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode == 2, done

@@ -103,6 +103,7 @@ def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, articl
                 assert_allclose(b[i], a, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_the_full_batch_reproduces_the_committed_reference_study(tmp_path):
     """No batch size is the article's training: the numbers of the committed study. A seed's
     numbers do not depend on how many seeds train with it, so its first 250 seeds suffice."""
@@ -127,6 +128,7 @@ def order_grid(tmp_path_factory) -> Path:
     return tmp
 
 
+@pytest.mark.slow
 def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     summary = json.loads((order_grid / "first" / "summary.json").read_text())
     results = pd.read_csv(order_grid / "first" / "results.csv")
@@ -141,17 +143,20 @@ def test_a_three_source_grid_splits_its_variance_into_every_effect(order_grid):
     assert (order_grid / "first" / "variance.png").is_file()
 
 
+@pytest.mark.slow
 def test_the_same_grid_twice_gives_the_same_numbers(order_grid):
     a, b = (pd.read_csv(order_grid / f / "results.csv") for f in ("first", "again"))
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_two_way_splits_grid_is_the_grid_of_split_and_init(tmp_path):
     old = run_job(tmp_path / "old", "data=iris", "seeds.count=8", "seeds.splits=2", "train.epochs=30")
     new = run_job(tmp_path / "new", "data=iris", "seeds.grid={split: 2, init: 4}", "train.epochs=30")
     assert old["variance"] == new["variance"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "needles"),
     [
@@ -168,6 +173,7 @@ def test_bad_designs_and_batch_sizes_name_their_key(tmp_path, overrides, needles
     one_line_error(cli(tmp_path, *overrides, "train.epochs=5"), *needles)
 
 
+@pytest.mark.slow
 def test_order_seed_column_and_a_batch_size_on_the_articles_files(tmp_path):
     done = cli(tmp_path, "seeds.count=4", "seeds.vary=[init,order]", "train.batch_size=30", "train.epochs=20")
     assert done.returncode == 0, done.stderr

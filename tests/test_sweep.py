@@ -48,6 +48,7 @@ def copy_of(folder: Path, tmp_path: Path) -> Path:
     return tmp_path / "sweep"
 
 
+@pytest.mark.slow
 def test_summary_has_one_row_per_job_matching_its_results(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -64,6 +65,7 @@ def test_summary_has_one_row_per_job_matching_its_results(five_rates):
         assert row["ci95_low"] <= row["mean"] <= row["ci95_high"]
 
 
+@pytest.mark.slow
 def test_paired_differences_against_the_first_job(five_rates):
     folder, done = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -79,6 +81,7 @@ def test_paired_differences_against_the_first_job(five_rates):
     assert "p_better" in done.stdout and "diff_lo" in done.stdout
 
 
+@pytest.mark.slow
 def test_five_learning_rates_compile_the_training_program_once(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
@@ -89,6 +92,7 @@ def test_five_learning_rates_compile_the_training_program_once(five_rates):
     assert list(summary["cache_hits"][1:]) == [0, 0, 0, 0]
 
 
+@pytest.mark.slow
 def test_plots_are_written_and_open(five_rates):
     folder, _ = five_rates
     for png in [folder / "accuracy.png", folder / "curves.png"]:
@@ -103,6 +107,7 @@ def test_plots_are_written_and_open(five_rates):
     assert (folder / job / "accuracy.png").is_file() and (folder / job / "curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path):
     first = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,abc,0.3")
     assert first.returncode != 0
@@ -119,6 +124,7 @@ def test_a_bad_value_fails_its_job_only_and_a_rerun_skips_finished_jobs(tmp_path
     assert stamps == {job: (tmp_path / "sweep" / job / "summary.json").stat().st_mtime_ns for job in good}
 
 
+@pytest.mark.slow
 def test_an_extended_sweep_runs_only_its_new_jobs(two_rates, tmp_path):
     copy_of(two_rates, tmp_path)
     extended = sweep(tmp_path, "-m", "optimizer.learning_rate=0.03,0.1,0.3")
@@ -129,6 +135,7 @@ def test_an_extended_sweep_runs_only_its_new_jobs(two_rates, tmp_path):
     assert list(summary["optimizer.learning_rate"])[0] == 0.03  # ordered as the latest sweep
 
 
+@pytest.mark.slow
 def test_baseline_can_be_named(two_rates, tmp_path):
     # The same sweep again with a baseline named: report.baseline changes no result, so
     # both jobs are skipped, and only the comparison changes.
@@ -144,6 +151,7 @@ def test_baseline_can_be_named(two_rates, tmp_path):
     assert base["difference"].iloc[0] == 0.0
 
 
+@pytest.mark.slow
 def test_different_shapes_are_compared_unpaired(tmp_path):
     for num, hidden in enumerate((3, 5)):
         run_job(tmp_path / "sweep" / f"hidden={hidden}", f"model.hidden={hidden}", *SMALL, job_num=num)
@@ -152,6 +160,7 @@ def test_different_shapes_are_compared_unpaired(tmp_path):
     assert summary["unpaired_because"][1] == "different initial weights"
 
 
+@pytest.mark.slow
 def test_different_data_sets_are_never_paired(tmp_path):
     """iris and wine: other shapes and other test rows, whatever the config keys say."""
     done = sweep(tmp_path, "-m", "data=iris,wine")
@@ -162,6 +171,7 @@ def test_different_data_sets_are_never_paired(tmp_path):
     assert "different test rows" in done.stdout or "paired" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     args = ["data=iris", "seeds.vary=[init,split]", *SMALL]
     for num, (split, rate) in enumerate([(0, 0.1), (0, 0.3), (1, 0.1), (1, 0.3)]):
@@ -174,6 +184,7 @@ def test_the_same_splits_pair_and_other_splits_do_not(tmp_path):
     assert summary.loc[(1, 0.1), "unpaired_because"] == "different test rows"
 
 
+@pytest.mark.slow
 def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     done = cli(tmp_path, "-m", "model.hidden=3,8", "train.epochs=30", sweep_dir=tmp_path / "one")
     assert done.returncode == 0, done.stderr
@@ -183,6 +194,7 @@ def test_a_newcomers_first_multirun_of_one_seed_per_job_is_reported(tmp_path):
     assert summary["comparison_note"].notna().all()  # ...and the table says why
 
 
+@pytest.mark.slow
 def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     done = sweep(tmp_path, "-m", "optimizer.learning_rate=abc,0.3")
     assert done.returncode != 0 and "Traceback" not in done.stderr
@@ -191,6 +203,7 @@ def test_a_failed_baseline_still_gets_its_summary_and_a_non_zero_exit(tmp_path):
     assert "baseline" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     folder, _ = five_rates
     broken = folder.parent / "broken"
@@ -226,6 +239,7 @@ def test_a_sweep_resumed_from_a_moved_checkout_skips_its_finished_jobs(five_rate
     assert str(tmp_path / "moved") in found  # the moved copy ran, not this checkout
 
 
+@pytest.mark.slow
 def test_job_files_hold_no_machine_paths(five_rates):
     folder, _ = five_rates
     job = folder / pd.read_csv(folder / "summary.csv")["job"][0]
@@ -245,6 +259,7 @@ def test_committed_studies_hold_no_machine_paths():
             assert not pattern.search(path.read_text()), path
 
 
+@pytest.mark.slow
 def test_preset_runs_a_multirun_without_dash_m(tmp_path):
     done = sweep(tmp_path, "+sweep=lr")
     assert done.returncode == 0, done.stderr
@@ -280,6 +295,7 @@ def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     assert "test accuracy over 16 seeds" in log and "results in run" in log
 
 
+@pytest.mark.slow
 def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp_path):
     folder = copy_of(two_rates, tmp_path)
     job = next(folder.glob("optimizer.learning_rate=0.3,*"))

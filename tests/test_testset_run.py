@@ -63,6 +63,7 @@ def _churn(rows: pd.DataFrame, seeds: int) -> float:
     return float(np.mean(1 - agree))
 
 
+@pytest.mark.slow
 def test_the_test_set_figures_are_those_of_rows_csv_and_results_csv(two_rates):
     rows, results, summary = _files(two_rates / "lr=0.3")
     section, accuracy = summary["test_set"], results["test_accuracy"].to_numpy()
@@ -78,6 +79,7 @@ def test_the_test_set_figures_are_those_of_rows_csv_and_results_csv(two_rates):
     assert section["error_rate"] == pytest.approx(1 - accuracy.mean())
 
 
+@pytest.mark.slow
 def test_rows_are_the_lines_of_the_article_file_and_their_labels(two_rates):
     rows = pd.read_csv(two_rates / "lr=0.3" / "rows.csv")
     assert list(rows["row"]) == list(range(2, 32))  # the header is line 1
@@ -91,6 +93,7 @@ def test_rows_are_the_lines_of_the_article_file_and_their_labels(two_rates):
     assert padded.test_row_ids[-1] == -1 and list(padded.test_row_ids[:-1]) == list(range(2, 32))
 
 
+@pytest.mark.slow
 def test_the_packed_correct_rows_are_each_seeds_accuracy(two_rates):
     correct, groups = testrows.load_correct(two_rates / "lr=0.3")
     results = pd.read_csv(two_rates / "lr=0.3" / "results.csv")
@@ -101,6 +104,7 @@ def test_the_packed_correct_rows_are_each_seeds_accuracy(two_rates):
     assert (two_rates / "lr=0.3" / "rows.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_within_each_split_and_pooled_with_seed_weights(split_grid):
     rows, results, summary = _files(split_grid)
     section = summary["test_set"]
@@ -121,6 +125,7 @@ def test_within_each_split_and_pooled_with_seed_weights(split_grid):
     assert_array_equal(rows["label"], table["species"].to_numpy()[rows["row"]])
 
 
+@pytest.mark.slow
 def test_the_corrected_interval_over_splits_is_its_formula(split_grid):
     _, results, summary = _files(split_grid)
     corrected = summary["test_accuracy"]["corrected"]
@@ -151,6 +156,7 @@ def test_poke_level_0_is_the_seeds_own_weights_and_level_1_one_float_step_of_one
             assert step in (np.nextafter(own[moved[0]], np.inf), np.nextafter(own[moved[0]], -np.inf))
 
 
+@pytest.mark.slow
 def test_a_poked_population_trains_level_0_as_the_unpoked_seeds_bit_for_bit(two_rates, tmp_path):
     """12 initialisations × 2 pokes against the first 12 seeds of the unpoked job, file to file."""
     run_job(tmp_path, "seeds.grid={init: 12, poke: 2}", *SMALL[1:], "optimizer.learning_rate=0.3")
@@ -169,6 +175,7 @@ def test_a_poked_population_trains_level_0_as_the_unpoked_seeds_bit_for_bit(two_
     assert summary["pairing"]["init"] != strict_json(two_rates / "lr=0.3" / "summary.json")["pairing"]["init"]
 
 
+@pytest.mark.slow
 def test_the_sweep_report_decides_every_comparison(two_rates):
     table = sweep.report_sweep(two_rates)
     assert list(table["job"]) == ["lr=0.3", "lr=1"] and table["paired"].all()
@@ -193,6 +200,7 @@ def test_the_sweep_report_decides_every_comparison(two_rates):
     assert document["jobs"][1]["verdict"] == other["verdict"]
 
 
+@pytest.mark.slow
 def test_the_verdicts_gamma_is_a_report_key(two_rates, capsys):
     assert sweep.report_or_status(two_rates, None, False, gamma=1.5) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -201,6 +209,7 @@ def test_the_verdicts_gamma_is_a_report_key(two_rates, capsys):
     assert table.iloc[1]["seeds_needed_for_decision"] > 29
 
 
+@pytest.mark.slow
 def test_the_report_prints_the_interval_asked_for(two_rates):
     summary = Summary.from_json(two_rates / "lr=0.3" / "summary.json")
     population = None  # many seeds: the report reads the summary alone
@@ -228,6 +237,7 @@ def test_a_bad_test_set_setting_is_one_line_naming_its_key(override, key):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, key",
     [("report.interval=rows", "report.interval"), ("report.gamma=2", "report.gamma")]
@@ -238,6 +248,7 @@ def test_the_cli_stops_on_a_bad_test_set_setting_with_exit_2(tmp_path, override,
     assert line.startswith(f"error: config key {key}"), line
 
 
+@pytest.mark.slow
 def test_the_decisions_stand_beside_a_failed_job(two_rates, tmp_path):
     import shutil
 
