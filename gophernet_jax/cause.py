@@ -68,7 +68,8 @@ def likely_cause(
     summed_over = min(batch, rows) if batch is not None else rows
     scaled = f"optimizer.learning_rate={ARTICLE_STEP / summed_over:.2g}"
     if 2 * n_diverged >= failed:
-        fix = f", e.g. {scaled} (the loss is summed over {summed_over} rows)" if summed else ""
+        lower = summed and ARTICLE_STEP / summed_over < lr  # a scaled rate that is no lower helps not
+        fix = f", e.g. {scaled} (the loss is summed over {summed_over} rows)" if lower else ""
         line = (
             f"{head} (the loss went non-finite): the learning rate {lr:g} is too high; "
             f"lower optimizer.learning_rate{fix}"

@@ -89,3 +89,33 @@ def test_a_synthetic_tables_defaults_name_the_rows():
     assert cause.kind == "summed_loss"
     assert "the learning rate 0.3 is on a loss summed over 80000 rows" in cause.line
     assert "optimizer.learning_rate=0.00045" in cause.line
+
+
+def test_rows_png_of_many_test_rows_draws_areas(tmp_path):
+    # A table's 20 000 test rows (docs/scale.md) took 90 s as a bar per row; areas past 2000.
+    import pandas as pd
+
+    from gophernet_jax.plots import plot_rows
+
+    rows = 5000
+    share = np.random.default_rng(0).random(rows)
+    table = pd.DataFrame(
+        {
+            "row": np.arange(rows),
+            "label": np.array(["a", "b"])[np.arange(rows) % 2],
+            "correct_share": share,
+            "tied_share": 0.0,
+            "share_a": share,
+            "share_b": 1 - share,
+        }
+    )
+    plot_rows(table, tmp_path / "rows.png", 50)
+    assert (tmp_path / "rows.png").stat().st_size > 0
+
+
+def test_divergence_suggests_a_scaled_rate_only_when_it_is_lower():
+    diverged = np.ones(4, bool), np.zeros(4, bool)
+    high = likely_cause(settings_of("optimizer.learning_rate=1e38"), 120, 4, *diverged)
+    assert high.kind == "divergence" and "e.g. optimizer.learning_rate=0.3" in high.line
+    low = likely_cause(settings_of("optimizer.learning_rate=0.1"), 120, 4, *diverged)
+    assert low.kind == "divergence" and "e.g." not in low.line
