@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from gophernet_jax import progress, runtime
+from gophernet_jax.cause import format_cause, likely_cause
 from gophernet_jax.config import Config, ConfigError, data_file, portable_file
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.files import write_json
@@ -442,10 +443,15 @@ def _write_rows(population, data, settings, output_dir: Path, rows: RowResults |
 def score(
     population: Population, data: Data, settings: Config, rows: RowResults | None = None
 ) -> dict[str, Any]:
-    """The summary's statistics (fields of a `Summary`): spreads, the ensemble against its
-    seeds, for a grid where the variance comes from, and what the test rows explain
-    (`rows`: the population's `testrows.row_results`, made here when not given)."""
+    """The summary's statistics (fields of a `Summary`): spreads, the likely cause when half
+    the seeds or more failed (`cause`), the ensemble against its seeds, for a grid where the
+    variance comes from, and what the test rows explain (`rows`: the population's
+    `testrows.row_results`, made here when not given)."""
     summary = summary_of(population, data, settings)
+    features = data.train_set.x.shape[1]
+    summary["cause"] = likely_cause(
+        settings, len(data.train_set.x), features, population.diverged, population.collapsed
+    )
     rows = row_results(population, data, settings) if rows is None else rows
     summary |= _test_rows(population, data, settings, rows, summary["test_accuracy"])
     if set(settings.seeds.varied()) & {"split", "noise"}:
@@ -553,6 +559,8 @@ def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:
 def _log_report(population: Population, summary: Summary, settings: Config, output_dir: Path) -> None:
     seeds = settings.seeds
     log.info(format_report(population, summary, seeds.base, settings.report.interval, seeds.start))
+    for line in format_cause(summary.cause):
+        log.info(line)
     if settings.seeds.trained() > 1:
         from gophernet_jax.testrows import format_corrected, format_test_set
 

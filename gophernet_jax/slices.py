@@ -260,7 +260,9 @@ def format_pooled(pooled: Pooled, shown_folder: Path) -> str:
 
     summary = pooled.summary
     head = f"pooled population: {summary.seeds} seeds from {pooled.slices} slices, in {shown_folder}"
-    lines = [head, format_spread(summary.to_json(), summary.test_rows)]
+    from gophernet_jax.cause import format_cause
+
+    lines = [head, format_spread(summary.to_json(), summary.test_rows), *format_cause(summary.cause)]
     if summary.ensemble is not None:
         from gophernet_jax.inference import format_ensemble
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gophernet_jax.cause import Cause
+
 #: A spread of one per-seed value across the seeds, as `statistics.summarize` returns it.
 Spread = dict[str, Any]
 #: The spread's statistics the sweep report shows for each job, in its columns' order.
@@ -48,8 +50,8 @@ class TiedRows(NamedTuple):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Summary:
     """A finished job's summary.json. Fields are in the file's order; the optional ones
-    (a validation part, a grid's variance, the test rows' section of an older job, a sweep's
-    job number) are left out when None."""
+    (a validation part, the likely cause of a failed population, a grid's variance, the test
+    rows' section of an older job, a sweep's job number) are left out when None."""
 
     test_accuracy: Spread  # with "diverged" and "conditional_on" (the sources held fixed)
     train_accuracy: Spread
@@ -57,6 +59,7 @@ class Summary:
     final_loss: Spread
     diverged: int
     collapsed: int
+    cause: Cause | None = None  # when at least half the seeds collapsed or diverged (`cause`)
     tied_rows: TiedRows
     ties: str
     objective: Objective
@@ -80,8 +83,8 @@ class Summary:
     seed_epochs_per_second: float | None
     seconds: float
 
-    _OPTIONAL = ("val_accuracy", "variance", "test_set", "job_num")
-    _TUPLES = {"tied_rows": TiedRows, "objective": Objective, "pairing": Pairing}
+    _OPTIONAL = ("val_accuracy", "cause", "variance", "test_set", "job_num")
+    _TUPLES = {"tied_rows": TiedRows, "cause": Cause, "objective": Objective, "pairing": Pairing}
 
     def to_json(self) -> dict[str, Any]:
         """The document summary.json holds."""
@@ -99,6 +102,8 @@ class Summary:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in document.items() if k in names}
         for key, kind in cls._TUPLES.items():
+            if key in cls._OPTIONAL and document.get(key) is None:
+                continue  # left out: the field's default, None
             values[key] = kind(**document[key])
         return cls(**values)
 
