@@ -23,6 +23,7 @@ def job_lines(tmp_path, caplog, *overrides: str) -> tuple[dict, list[str]]:
     return document, lines
 
 
+@pytest.mark.slow
 def test_dead_networks_name_the_summed_loss_and_a_rate_scaled_to_the_rows(tmp_path, caplog):
     # Learning rate 30 on the article's loss summed over its 120 rows: every seed collapses.
     document, lines = job_lines(tmp_path, caplog, *FEW, "train.epochs=20", "optimizer.learning_rate=30")
@@ -35,6 +36,7 @@ def test_dead_networks_name_the_summed_loss_and_a_rate_scaled_to_the_rows(tmp_pa
     assert Summary.from_dict(document).cause.line == document["cause"]["line"]  # read back, typed
 
 
+@pytest.mark.slow
 def test_divergence_names_the_learning_rate(tmp_path, caplog):
     # 1e38 overflows float32 (tests/test_cli.py): the loss goes non-finite.
     document, lines = job_lines(tmp_path, caplog, *FEW, "train.epochs=20", "optimizer.learning_rate=1e38")
@@ -44,6 +46,7 @@ def test_divergence_names_the_learning_rate(tmp_path, caplog):
     assert "diverged" in line and "non-finite" in line and "lower optimizer.learning_rate" in line
 
 
+@pytest.mark.slow
 def test_a_healthy_run_prints_no_cause(tmp_path, caplog):
     document, lines = job_lines(tmp_path, caplog, *FEW, "train.epochs=20")
     assert document["collapsed"] == document["diverged"] == 0
@@ -51,6 +54,7 @@ def test_a_healthy_run_prints_no_cause(tmp_path, caplog):
     assert Summary.from_dict(document).cause is None
 
 
+@pytest.mark.slow
 def test_a_wide_uniform01_layer_is_named_as_saturation(tmp_path, caplog):
     # The article's rate on a mean (mse) rules out the summed loss; 32 units of U[0, 1) weights
     # saturate the outputs' sigmoids.
