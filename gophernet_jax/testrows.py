@@ -122,11 +122,17 @@ def row_results(population, data, settings) -> RowResults | None:
 
 
 def _accumulated(rows: RowResults):
-    from gophernet_jax.testset import row_counts, seed_blocks
+    from gophernet_jax.testset import BLOCKS, row_counts, seed_blocks
 
     options = {"groups": rows.groups, "splits": rows.splits}
     counts = row_counts(rows.predicted, rows.correct, len(rows.class_names), **options)
-    return counts, seed_blocks(rows.correct, **options)
+    # No more blocks than a split has seeds: up to BLOCKS each seed is its own block either
+    # way, and the empty blocks (which the statistics skip) would cost blocks × rows cells.
+    per_split = (
+        np.bincount(rows.groups, minlength=rows.splits) if rows.groups is not None else [len(rows.correct)]
+    )
+    blocks = int(min(BLOCKS, max(1, *per_split)))
+    return counts, seed_blocks(rows.correct, **options, blocks=blocks)
 
 
 def test_set_section(rows: RowResults) -> tuple[dict[str, Any], dict[str, Any]]:

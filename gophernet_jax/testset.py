@@ -398,7 +398,7 @@ def test_set_variance(
     rows, per_split = blocks.rows, blocks.seeds.sum(axis=1)
     used = per_split >= 2
     seeds, splits = int(per_split.sum()), int(np.count_nonzero(per_split))
-    method = f"percentile bootstrap over seeds (in blocks beyond {blocks.seeds.shape[1]}), test rows fixed"
+    method = f"percentile bootstrap over seeds (in blocks beyond {_dealt(blocks)}), test rows fixed"
     reason = "fewer than two seeds in every split" if not used.any() else None
     reason = reason or ("one test row: no pair of rows to separate" if rows < 2 else None)
     if reason:
@@ -532,7 +532,9 @@ def _multi_draws(sides: list[SeedBlocks], paired: bool, resamples: int, rng: np.
     weights = [side.seeds.sum(axis=1) / side.seeds.sum() for side in sides]
     draws = np.zeros((len(sides), resamples))
     # per resample and side: block weights (~4 numbers a block), row weights (~4 a row), totals
-    batch = _batch(len(sides) * (4 * sides[0].seeds.shape[1] + 5 * rows + 3), resamples)
+    # (sized for BLOCKS blocks at least: the draws, batch by batch, then do not depend on how
+    # many blocks the seeds were dealt into when every seed has a block of its own)
+    batch = _batch(len(sides) * (4 * max(BLOCKS, sides[0].seeds.shape[1]) + 5 * rows + 3), resamples)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
         for g in range(splits):
@@ -546,6 +548,12 @@ def _multi_draws(sides: list[SeedBlocks], paired: bool, resamples: int, rng: np.
                 seed_weights = shared if paired else _level_weights(len(side[g]), size, rng)
                 draws[i, start : start + size] += w[g] * _replicate_means(side[g], seed_weights, row_weights)
     return draws
+
+
+def _dealt(blocks: SeedBlocks) -> int:
+    """The block count a method names: the blocks' own, or `BLOCKS` while every seed is a
+    block of its own (fewer blocks than `BLOCKS` then deal the seeds as `BLOCKS` would)."""
+    return blocks.seeds.shape[1] if (blocks.seeds > 1).any() else max(BLOCKS, blocks.seeds.shape[1])
 
 
 def _multi_method(paired: bool | None, blocks: int) -> str:
@@ -597,12 +605,10 @@ def mean_ci95_seeds_and_rows(
     side = _as_blocks(correct, groups)
     reason = _multi_obstacle(side)
     if reason:
-        return MultiBootstrap(None, None, None, resamples, _multi_method(None, side.seeds.shape[1]), reason)
+        return MultiBootstrap(None, None, None, resamples, _multi_method(None, _dealt(side)), reason)
     draws = _multi_draws([side], False, resamples, np.random.default_rng(seed))[0]
     ci = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2]).tolist()
-    return MultiBootstrap(
-        _estimate(side), ci, None, resamples, _multi_method(None, side.seeds.shape[1]), None
-    )
+    return MultiBootstrap(_estimate(side), ci, None, resamples, _multi_method(None, _dealt(side)), None)
 
 
 def difference_ci95_seeds_and_rows(
@@ -642,11 +648,11 @@ def difference_ci95_seeds_and_rows(
         raise ValueError("a paired comparison needs the same seeds (per split) on both sides")
     reason = _multi_obstacle(a) or _multi_obstacle(b)
     if reason:
-        return MultiBootstrap(None, None, paired, resamples, _multi_method(paired, a.seeds.shape[1]), reason)
+        return MultiBootstrap(None, None, paired, resamples, _multi_method(paired, _dealt(a)), reason)
     draws = _multi_draws([a, b], paired, resamples, np.random.default_rng(seed))
     ci = np.quantile(draws[1] - draws[0], [0.5 - level / 2, 0.5 + level / 2]).tolist()
     return MultiBootstrap(
-        _estimate(b) - _estimate(a), ci, paired, resamples, _multi_method(paired, a.seeds.shape[1]), None
+        _estimate(b) - _estimate(a), ci, paired, resamples, _multi_method(paired, _dealt(a)), None
     )
 
 
