@@ -147,6 +147,12 @@ class _Probed(Exception):
 _testing: list[bool] = []  # non-empty while a test (or its set-up) runs
 
 
+def _write_probe(item) -> None:
+    """Under GOPHERNET_JAX_TEST_PROBE, notes that `item` ran a command."""
+    with open(_PROBE, "a") as probe:
+        probe.write(f"{item.nodeid}\n")
+
+
 def _ran_end_to_end(what: str) -> None:
     _starts.append(f"end to end: {what}")
     if _PROBE and _testing:
@@ -198,8 +204,7 @@ def pytest_runtest_call(item):
     try:
         result = yield
     except _Probed:
-        with open(_PROBE, "a") as probe:
-            probe.write(f"{item.nodeid}\n")
+        _write_probe(item)
         raise
     finally:
         _testing.clear()
@@ -212,8 +217,7 @@ def pytest_runtest_call(item):
     slow = item.get_closest_marker("slow") is not None
     if _PROBE:
         if started:
-            with open(_PROBE, "a") as probe:
-                probe.write(f"{item.nodeid}\n")
+            _write_probe(item)
         return result
     if started and not slow:
         pytest.fail(
@@ -230,10 +234,8 @@ def pytest_runtest_setup(item):
     _testing.append(True)
     try:
         return (yield)
-    except _Probed:
-        if _PROBE:
-            with open(_PROBE, "a") as probe:
-                probe.write(f"{item.nodeid}\n")
+    except _Probed:  # raised only under GOPHERNET_JAX_TEST_PROBE
+        _write_probe(item)
         raise
     finally:
         _testing.clear()
