@@ -144,7 +144,7 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
     import jax
 
     from gophernet_jax.store import load_run
-    from gophernet_jax.testrows import load_correct, load_predicted
+    from gophernet_jax.testrows import load_rows
     from gophernet_jax.training import Population
 
     members = sorted(members, key=lambda m: m.start)
@@ -155,9 +155,8 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
     runs = [load_run(m.job) for m in members]
     params = jax.tree.map(lambda *leaves: np.concatenate(leaves), *(run.params for run in runs))
     # Each slice's per-row results, where every slice kept them (rows.csv and test_set pool too).
-    correct = [load_correct(m.job) for m in members]
-    predicted = [load_predicted(m.job) for m in members]
-    rows = all(c is not None for c in correct) and all(p is not None for p in predicted)
+    found = [load_rows(m.job) for m in members]  # (correct, split, predicted) or None
+    rows = all(f is not None and f[2] is not None for f in found)
     return Population(
         params=params,
         final_loss=frame["final_loss"].to_numpy(dtype),  # the training dtype: exact, as trained
@@ -167,8 +166,8 @@ def pooled_population(members: list[Member], dtype: str) -> "Population":  # noq
         val_accuracy=frame["val_accuracy"].to_numpy(np.float64) if "val_accuracy" in frame else None,
         tied_rows=frame["tied_rows"].to_numpy(np.int64),
         collapsed=frame["collapsed"].to_numpy(bool),
-        test_predicted=np.concatenate(predicted) if rows else None,
-        test_correct=np.concatenate([c[0] for c in correct]) if rows else None,
+        test_predicted=np.concatenate([f[2] for f in found]) if rows else None,
+        test_correct=np.concatenate([f[0] for f in found]) if rows else None,
     )
 
 

@@ -200,9 +200,10 @@ def write_rows(rows: RowResults, table: "pd.DataFrame", output_dir: Path) -> Non
     write_bytes(buffer.getvalue(), output_dir / CORRECT_FILE)
 
 
-def load_correct(job: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """A job's (seeds, rows) bool correct matrix and split per seed (None: one split), or
-    None when the job kept none. Raises OSError or ValueError for an unreadable file."""
+def load_rows(job: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """A job's (seeds, rows) bool correct matrix, split per seed (None: one split) and int8
+    predicted classes (-1 tied; None in a file written without them), or None when the job
+    kept none. Raises OSError or ValueError for an unreadable file."""
     path = Path(job) / CORRECT_FILE
     if not path.is_file():
         return None
@@ -210,16 +211,14 @@ def load_correct(job: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
         rows = int(found["rows"])
         correct = np.unpackbits(found["correct"], axis=1, count=rows).astype(bool)
         groups = found["groups"]
-    return correct, (groups if groups.size else None)
+        predicted = found["predicted"] if "predicted" in found.files else None
+    return correct, (groups if groups.size else None), predicted
 
 
-def load_predicted(job: Path) -> np.ndarray | None:
-    """A job's (seeds, rows) int8 predicted classes (-1 tied), or None when it kept none."""
-    path = Path(job) / CORRECT_FILE
-    if not path.is_file():
-        return None
-    with np.load(path) as found:
-        return found["predicted"] if "predicted" in found.files else None
+def load_correct(job: Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """`load_rows` without the predicted classes: what the sweep report compares."""
+    found = load_rows(job)
+    return None if found is None else found[:2]
 
 
 def format_test_set(section: dict[str, Any] | None) -> list[str]:
