@@ -91,6 +91,21 @@ def _number(key: str, value: Any, low: float, high: float | None = None, *, low_
     return float(value)
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _bytes(key: str, value: Any) -> int:
+    """A size in bytes: an integer, or a number with a unit (KB, MB, GB, KiB, MiB, GiB, ...)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", str(value))
+    unit = found and found.group(2).upper()
+    if isinstance(value, bool) or not found or unit not in _UNITS or float(found.group(1)) * _UNITS[unit] < 1:
+        raise ConfigError(
+            f"config key {key}: expected a size such as 1GiB, 512MB or a number of bytes, got {value!r}"
+        )
+    return int(float(found.group(1)) * _UNITS[unit])
+
+
 def _sources(key: str, value: Any) -> list[str]:
     names = list(value) if isinstance(value, (list, tuple)) else [value]
     if not names or any(v not in SOURCES for v in names) or len(set(names)) < len(names):
@@ -224,7 +239,9 @@ class TrainConfig:
     rule: Any = "autodiff"  # autodiff | article (one sigmoid hidden layer and loss sse only)
     loss: Any = "sse"  # sse (the article's, summed) | mse (averaged) | cross_entropy (softmax, averaged)
     dtype: Any = "float32"  # float32 | float64
-    chunk_size: Any = 500  # int >= 1: seeds trained together; bounds memory
+    # auto: the most seeds per chunk (at most 500) whose working memory fits runtime.memory_budget;
+    # or an int >= 1. Seeds trained together; a seed's numbers do not depend on it.
+    chunk_size: Any = "auto"
     batch_size: Any = None  # None: full batch (the article); int >= 1: mini-batches in a fresh order
 
     def __post_init__(self) -> None:
@@ -232,7 +249,12 @@ class TrainConfig:
         self.rule = _choice("train.rule", self.rule, tuple(RULES))
         self.loss = _choice("train.loss", self.loss, LOSSES)
         self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
-        self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
+        if self.chunk_size != "auto":
+            if isinstance(self.chunk_size, str) or isinstance(self.chunk_size, bool):
+                raise ConfigError(
+                    f"config key train.chunk_size: expected auto or an integer >= 1, got {self.chunk_size!r}"
+                )
+            self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
         if self.batch_size is not None:
             self.batch_size = _int("train.batch_size", self.batch_size, 1)
 
@@ -351,8 +373,13 @@ class RuntimeConfig:
     # How many host devices XLA splits the CPU into, each training its share of the chunks:
     # "auto" (one per usable core) or an integer >= 1. A seed's numbers do not depend on it.
     host_devices: Any = "auto"
+    # The working memory the training program may take, all devices' chunks together, with
+    # train.chunk_size=auto: bytes, or a number with a unit (512MB, 1.5GiB). It chooses the
+    # chunk width, never a result.
+    memory_budget: Any = "1GiB"
 
     def __post_init__(self) -> None:
+        self.memory_budget = _bytes("runtime.memory_budget", self.memory_budget)
         if self.progress != "auto":
             self.progress = _bool("runtime.progress", self.progress)
         self.ynn_fusion = _bool("runtime.ynn_fusion", self.ynn_fusion)

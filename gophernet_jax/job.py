@@ -12,8 +12,10 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,10 +28,22 @@ from gophernet_jax.config import Config, ConfigError, data_file, portable_file
 from gophernet_jax.dataset import DataError, Dataset, load_split
 from gophernet_jax.files import write_json
 from gophernet_jax.model import Net, Sizes
-from gophernet_jax.splits import load_table, make_split, minmax_fit, stratified_parts
+from gophernet_jax.splits import load_table, stratified_parts
 from gophernet_jax.summary import Objective, Pairing, Summary, TiedRows
 from gophernet_jax.testrows import RowResults, row_results, why_not
-from gophernet_jax.training import SOURCES, Population, RawSplits, draw_key, seed_indices, train_population
+from gophernet_jax.training import (
+    SOURCES,
+    ChunkChoice,
+    MemoryBudgetError,
+    Population,
+    RawSplits,
+    chunk_choice,
+    chunking,
+    draw_key,
+    first_split,
+    seed_indices,
+    train_population,
+)
 
 log = logging.getLogger("gophernet_jax.app")  # the logger the run's report has always used
 
@@ -116,9 +130,7 @@ def load_data(settings: Config) -> Data:
     raw = RawSplits(
         table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
     )
-    options = {"test_fraction": data.test_fraction, "val_fraction": data.val_fraction, "noise": data.noise}
-    keys = draw_key("split", data.split_seed), draw_key("noise", data.noise_seed)
-    first = jax.jit(lambda k, n: make_split(table, k, n, **options, dtype=settings.train.dtype))(*keys)
+    first, low, span = first_split(raw, settings.train.dtype)  # one program
     names = (table.feature_names, table.class_names)
     train_set = Dataset(np.asarray(first.x_train), np.asarray(first.y_train), *names)
     test_set = Dataset(np.asarray(first.x_test), np.asarray(first.y_test), *names)
@@ -136,7 +148,6 @@ def load_data(settings: Config) -> Data:
     if data.noise:
         return Data(train_set, test_set, val_set, test_rows=test_rows, test_row_ids=ids)
     # The scaling training used: fitted on the training rows in the run's dtype.
-    low, span = minmax_fit(jax.numpy.asarray(table.x[np.asarray(first.train_idx)], settings.train.dtype))
     scaling = {
         "min": np.asarray(low).tolist(),
         "span": np.asarray(span).tolist(),
@@ -145,22 +156,29 @@ def load_data(settings: Config) -> Data:
     return Data(train_set, test_set, val_set, scaling=scaling, test_rows=test_rows, test_row_ids=ids)
 
 
-def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
+def run(
+    settings: Config, later: Sequence[str] = ()
+) -> tuple[Population, Data, dict[str, float], ChunkChoice]:
     """Loads the data and trains the configured population; returns it with the seconds
-    spent loading, compiling and training (compiling as JAX reports it)."""
+    spent loading, compiling and training (compiling as JAX reports it) and the chunk width
+    it trained at (`chunk_of`). The modules
+    `later` are imported in the background once the data is loaded (`_import_in_background`):
+    loading a raw table imports pandas, which a concurrent import would slow down."""
     start = time.perf_counter()
     jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
     with runtime.CompileCounter() as load_compiles:
         data = load_data(settings)
     loaded = time.perf_counter()
+    _import_in_background(*later)
     rows, batch = len(data.train_set.x), settings.train.batch_size
     if batch is not None and batch > rows:
         raise ConfigError(f"config key train.batch_size: {batch} is more than the {rows} training rows")
     count, epochs = settings.seeds.trained(), settings.train.epochs
+    chunk = chunk_of(settings, data)
     show = progress.wanted(settings.runtime.progress)
     with runtime.CompileCounter() as compiles, runtime.prompt_interrupt():
         with progress.Progress(count * epochs) if show else contextlib.nullcontext():
-            population = _train(settings, data, show)
+            population = _train(settings, data, show, chunk.size)
     trained = time.perf_counter()
     # Accuracy is a count of rows over the row count: store the exact fraction, in float64.
     rows = {"train": len(data.train_set.x), "test": len(data.test_set.x)}
@@ -179,7 +197,42 @@ def run(settings: Config) -> tuple[Population, Data, dict[str, float]]:
         "compilations": compiles.count + load_compiles.count,
         "cache_hits": compiles.cache_hits + load_compiles.cache_hits,  # loaded, not compiled
     }
-    return population, data, phases
+    return population, data, phases, chunk
+
+
+def chunk_of(settings: Config, data: Data) -> ChunkChoice:
+    """The chunk width the job trains at (`training.chunk_choice`), decided before training;
+    a budget that cannot hold one seed per device is a `ConfigError` naming the keys."""
+    sets = [data.train_set, data.test_set] + ([data.val_set] if data.val_set is not None else [])
+    rows, cells = sum(len(d.x) for d in sets), 0
+    if data.raw is not None:  # every seed scales its own split of the table
+        rows, cells = len(data.raw.table.labels), data.raw.table.x.size
+    budget = settings.runtime.memory_budget
+    try:
+        choice = chunk_choice(
+            settings.seeds.trained(), _sizes(settings, data), rows, chunk_size=settings.train.chunk_size,
+            memory_budget=budget, dtype=settings.train.dtype, table_cells=cells,
+        )  # fmt: skip
+    except MemoryBudgetError as e:
+        raise ConfigError(
+            f"config key runtime.memory_budget: {e}; raise it (runtime.memory_budget={_budget_text(e.needs)}"
+            " holds one seed per device), narrow model.hidden, or train on fewer rows"
+        ) from None
+    working = choice.size * choice.seed_bytes * choice.devices
+    if choice.asked != "auto" and working > budget:
+        log.warning(
+            f"train.chunk_size={choice.asked}: about {working / 2**30:.3g} GiB of working memory, more than "
+            f"runtime.memory_budget ({budget / 2**30:.3g} GiB); train.chunk_size=auto fits the budget"
+        )
+    return choice
+
+
+def _budget_text(n: int) -> str:
+    """A budget of at least `n` bytes as `runtime.memory_budget` takes it: 1.3GiB, 69KiB."""
+    unit, scale = next(
+        (u, k) for u, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if n >= k
+    )
+    return f"{math.ceil(10 * n / scale) / 10:g}{unit}"
 
 
 def _draws(settings: Config) -> dict[str, np.ndarray]:
@@ -197,7 +250,7 @@ def net_of(settings: Config) -> Net:
     return Net(settings.model.activation, settings.train.loss)
 
 
-def _train(settings: Config, data: Data, show: bool) -> Population:
+def _train(settings: Config, data: Data, show: bool, chunk_size: int) -> Population:
     sizes = _sizes(settings, data)
     val = data.val_set
     population = train_population(
@@ -211,7 +264,7 @@ def _train(settings: Config, data: Data, show: bool) -> Population:
         rule=settings.train.rule,
         optimizer=settings.optimizer.name,
         dtype=settings.train.dtype,
-        chunk_size=settings.train.chunk_size,
+        chunk_size=chunk_size,
         record_every=settings.report.curve_every,
         progress=show,
         raw=data.raw,
@@ -360,11 +413,13 @@ def config_hash(settings: Config) -> str:
     """Identifies what a job computes: a sweep run again skips jobs whose hash finished.
 
     Only what changes the results counts: data files by content (not by path), and
-    neither the runtime settings nor the report's choices (the sweep's baseline, the
-    interval printed, the verdicts' gamma).
+    neither the runtime settings, the chunk width (`train.chunk_size`: a seed's numbers do
+    not depend on it) nor the report's choices (the sweep's baseline, the interval printed,
+    the verdicts' gamma).
     """
     config = dataclasses.asdict(settings)
     config.pop("runtime")
+    config["train"].pop("chunk_size")
     for key in ("baseline", "interval", "gamma"):  # the report's choices: the job computes both intervals
         config["report"].pop(key)
     if config["data"]["path"] is not None:  # the article's files are not read then
@@ -430,12 +485,15 @@ def write_outputs(
 
 def _write_rows(population, data, settings, output_dir: Path, rows: RowResults | None):
     """rows.csv and rows_correct.npz (see `testrows`); returns the rows table, or None."""
-    from gophernet_jax.testrows import rows_frame, write_rows
+    from gophernet_jax.testrows import rows_frame, why_no_table, write_rows
 
     rows = row_results(population, data, settings) if rows is None else rows
     if rows is None:
         return None
-    table = rows_frame(rows)
+    reason = why_no_table(rows)
+    if reason:
+        log.info(f"rows.csv and rows.png not written: {reason}")
+    table = None if reason else rows_frame(rows)
     write_rows(rows, table, output_dir)
     return table
 
@@ -515,8 +573,8 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
     # run is about to replace: until the new one is written, the folder holds no finished job.
     (output_dir / "summary.json").unlink(missing_ok=True)
     later = ["scipy.special", "gophernet_jax.statistics", "gophernet_jax.reporting", "gophernet_jax.store"]
-    _import_in_background(*later, *(["gophernet_jax.plots"] if plotted(settings) else []))
-    population, data, phases = run(settings)
+    later += ["gophernet_jax.plots"] if plotted(settings) else []
+    population, data, phases, chunk = run(settings, later)
     scored = time.perf_counter()
     with runtime.CompileCounter() as compiles:
         rows = row_results(population, data, settings)
@@ -536,11 +594,18 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
         config_hash=config_hash(settings),
         job_num=job_num,  # the job's place in its sweep, for a report of a copied sweep folder
         **timing,
+        chunk=_chunk_record(chunk, settings.seeds.trained()),
         seconds=time.perf_counter() - started,
     )
     write_json(summary.to_json(), output_dir / "summary.json")
     _log_report(population, summary, settings, output_dir)
     return summary
+
+
+def _chunk_record(chunk: ChunkChoice, count: int) -> dict[str, Any]:
+    """summary.json's `chunk`: the chunks trained and why that width."""
+    chunks, per_chunk = chunking(count, chunk.size, chunk.devices)
+    return {"seeds_per_chunk": per_chunk, "chunks": chunks, **chunk._asdict()}
 
 
 def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:

@@ -81,9 +81,11 @@ class Summary:
     compile_seconds: float
     training_seconds: float
     seed_epochs_per_second: float | None
+    # The chunks trained and why that width (`training.chunk_choice`); None in an older job's file
+    chunk: dict[str, Any] | None = None
     seconds: float
 
-    _OPTIONAL = ("val_accuracy", "cause", "variance", "test_set", "job_num")
+    _OPTIONAL = ("val_accuracy", "cause", "variance", "test_set", "job_num", "chunk")
     _TUPLES = {"tied_rows": TiedRows, "cause": Cause, "objective": Objective, "pairing": Pairing}
 
     def to_json(self) -> dict[str, Any]:

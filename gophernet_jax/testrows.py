@@ -24,6 +24,8 @@ import numpy as np
 ROW_CELLS = 2**28
 #: Splits a run counts rows for: beyond, rows are not counted (each split would hold few seeds).
 ROW_SPLITS = 1000
+#: rows.csv's most lines (splits × test rows); beyond, only rows_correct.npz is written (`why_no_table`).
+ROW_LINES = 2**21
 #: The file of each seed's correct rows, packed bits.
 CORRECT_FILE = "rows_correct.npz"
 #: The multi-bootstrap's and the test-set variance's resamples in a job's summary.
@@ -82,13 +84,35 @@ def why_not(settings, test_rows: int) -> str | None:
 
 def _split_test_rows(settings, table, splits: int, first: int = 0) -> np.ndarray:
     """(splits, rows) the table rows splits `first`.. test on (the order the program tests them in)."""
-    from gophernet_jax.splits import make_splits
+    from gophernet_jax.splits import part_counts, stratified_parts
     from gophernet_jax.training import source_keys
 
     data = settings.data
     keys = source_keys("split", np.uint32(data.split_seed), np.arange(first, first + splits, dtype=np.uint32))
-    options = {"test_fraction": data.test_fraction, "val_fraction": data.val_fraction}
-    return np.asarray(jax.jit(lambda k: make_splits(table, k, None, **options).test_idx)(keys))
+    counts = part_counts(table.labels, data.test_fraction, data.val_fraction, class_names=table.class_names)
+    # `make_split`'s test rows, without its features; 64 splits at a time bound the permutations' memory
+    rows = jax.jit(
+        lambda k: jax.lax.map(lambda key: stratified_parts(key, table.labels, counts)[1], k, batch_size=64)
+    )
+    return np.asarray(rows(keys))
+
+
+def _tested_rows(population, groups: np.ndarray, splits: int, settings, table, first: int) -> np.ndarray:
+    """(splits, rows) the table rows each split is tested on: as the training program
+    recorded them for its seeds (`Population.test_rows`), drawn again for a split without a
+    seed here (a slice of a grid) or a population that did not record them."""
+    if population.test_rows is None:
+        return _split_test_rows(settings, table, splits, first)
+    tested = np.asarray(population.test_rows)
+    found = np.zeros(splits, bool)
+    found[groups] = True
+    ids = np.empty((splits, tested.shape[1]), np.int64)
+    ids[groups] = tested  # every seed of a split tests on the same rows
+    if not found.all():
+        missing = np.flatnonzero(~found)
+        drawn = _split_test_rows(settings, table, int(missing.max()) + 1, first)
+        ids[missing] = drawn[missing]
+    return ids
 
 
 def row_results(population, data, settings) -> RowResults | None:
@@ -106,7 +130,7 @@ def row_results(population, data, settings) -> RowResults | None:
         first = 0 if seeds.grid else int(split.min())
         splits = splits_of(settings)
         groups = split.astype(np.int64) - first
-        row_ids = _split_test_rows(settings, data.raw.table, splits, first)
+        row_ids = _tested_rows(population, groups, splits, settings, data.raw.table, first)
         labels = data.raw.table.labels[row_ids]
     else:
         labels = np.argmax(data.test_set.y, axis=1)[None]
@@ -182,12 +206,27 @@ def corrected_section(values: np.ndarray, groups: np.ndarray, train_rows: int, t
     return {**interval._asdict(), "seeds_needed": needed._asdict()}
 
 
-def write_rows(rows: RowResults, table: "pd.DataFrame", output_dir: Path) -> None:  # noqa: F821
-    """rows.csv (`table`, `rows_frame`'s) and rows_correct.npz (each seed's correct rows as
-    packed bits, its predicted classes, and its split: what the slices of a population pool)."""
+def why_no_table(rows: RowResults) -> str | None:
+    """Why rows.csv (and rows.png) are not written though the per-row results are kept: one
+    seed per split (each line would be one seed's right or wrong, rows_correct.npz's bit), or
+    more lines than `ROW_LINES`; None when they are."""
+    splits, test_rows = rows.labels.shape
+    if rows.groups is not None and splits > 1 and np.bincount(rows.groups, minlength=splits).max() < 2:
+        return "one seed per split: each line would be one seed's result, which rows_correct.npz holds"
+    if splits * test_rows > ROW_LINES:
+        return f"{splits} split(s) × {test_rows} test rows is more than the {ROW_LINES} lines it holds"
+    return None
+
+
+def write_rows(rows: RowResults, table: "pd.DataFrame | None", output_dir: Path) -> None:  # noqa: F821
+    """rows.csv (`table`, `rows_frame`'s; not written when None) and rows_correct.npz (each
+    seed's correct rows as packed bits, its predicted classes, and its split: what the slices
+    of a population pool)."""
     from gophernet_jax.files import write_bytes, write_csv
 
-    write_csv(table, output_dir / "rows.csv")
+    (output_dir / "rows.csv").unlink(missing_ok=True)
+    if table is not None:
+        write_csv(table, output_dir / "rows.csv")
     buffer = io.BytesIO()
     groups = np.zeros(0, np.int64) if rows.groups is None else rows.groups
     np.savez_compressed(

@@ -524,23 +524,59 @@ def _replicate_means(matrix: np.ndarray, seed_weights: np.ndarray, row_weights: 
     return np.sum(row_weights * totals[:, 3:], axis=1) / (row_weights.sum(axis=1) * totals[:, 0])
 
 
+#: From this many test rows on, the multi-bootstrap draws the rows by pattern (`_row_patterns`).
+PATTERN_ROWS = 2000
+
+
+def _row_patterns(matrices: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The sides' matrices of one split with their rows merged by pattern, and each pattern's
+    row count.
+
+    Rows whose column of correct counts is the same in every block of every side (for one
+    seed per split: right or wrong) add the same to every resample's totals. Drawing the rows
+    with replacement then draws each pattern multinomial(rows, its share) times: the same
+    distribution of the resampled mean, at a cost of patterns, not rows, per resample.
+    """
+    stacked = np.concatenate([m[:, 3:] for m in matrices], axis=0)
+    if len(stacked) == 1:  # one block (one seed per split): unique values, 10× faster than by axis
+        values, counts = np.unique(stacked[0], return_counts=True)
+        patterns = values[:, None]
+    else:
+        patterns, counts = np.unique(stacked.T, axis=0, return_counts=True)
+    merged, start = [], 0
+    for m in matrices:
+        merged.append(np.concatenate([m[:, :3], patterns[:, start : start + len(m)].T], axis=1))
+        start += len(m)
+    return merged, counts
+
+
 def _multi_draws(sides: list[SeedBlocks], paired: bool, resamples: int, rng: np.random.Generator):
     """(sides, resamples) pooled multi-bootstrap means: rows drawn once per split and shared by
-    the sides; seeds drawn once and shared when `paired`, per side otherwise."""
+    the sides; seeds drawn once and shared when `paired`, per side otherwise. From
+    `PATTERN_ROWS` test rows on, rows are drawn by pattern (`_row_patterns`)."""
     rows, splits = sides[0].rows, sides[0].seeds.shape[0]
     matrices = [_nonempty(side) for side in sides]
     weights = [side.seeds.sum(axis=1) / side.seeds.sum() for side in sides]
+    counts = None
+    if rows >= PATTERN_ROWS:
+        merged = [_row_patterns([m[g] for m in matrices]) for g in range(splits)]
+        matrices = [[merged[g][0][i] for g in range(splits)] for i in range(len(sides))]
+        counts = [c for _, c in merged]
+    columns = rows if counts is None else max(len(c) for c in counts)
     draws = np.zeros((len(sides), resamples))
     # per resample and side: block weights (~4 numbers a block), row weights (~4 a row), totals
     # (sized for BLOCKS blocks at least: the draws, batch by batch, then do not depend on how
     # many blocks the seeds were dealt into when every seed has a block of its own)
-    batch = _batch(len(sides) * (4 * max(BLOCKS, sides[0].seeds.shape[1]) + 5 * rows + 3), resamples)
+    batch = _batch(len(sides) * (4 * max(BLOCKS, sides[0].seeds.shape[1]) + 5 * columns + 3), resamples)
     for start in range(0, resamples, batch):
         size = min(batch, resamples - start)
         for g in range(splits):
             if not any(w[g] for w in weights):
                 continue
-            row_weights = _level_weights(rows, size, rng)
+            if counts is None:
+                row_weights = _level_weights(rows, size, rng)
+            else:
+                row_weights = rng.multinomial(rows, counts[g] / rows, size=size) / rows
             shared = _level_weights(len(matrices[0][g]), size, rng) if paired else None
             for i, (side, w) in enumerate(zip(matrices, weights)):
                 if w[g] == 0:
@@ -556,9 +592,11 @@ def _dealt(blocks: SeedBlocks) -> int:
     return blocks.seeds.shape[1] if (blocks.seeds > 1).any() else max(BLOCKS, blocks.seeds.shape[1])
 
 
-def _multi_method(paired: bool | None, blocks: int) -> str:
+def _multi_method(paired: bool | None, blocks: int, test_rows: int) -> str:
     seeds = {None: "seeds", True: "one seed draw for both sides", False: "seeds drawn per side"}[paired]
     rows = "test rows (one draw for both sides)" if paired is not None else "test rows"
+    if test_rows >= PATTERN_ROWS:
+        rows += " (by pattern: multinomial counts of the rows alike in every seed)"
     return (
         f"multi-bootstrap: {seeds} and {rows} drawn with replacement within each split (seeds in "
         f"blocks beyond {blocks} per split), splits held fixed and pooled with seed weights"
@@ -605,10 +643,14 @@ def mean_ci95_seeds_and_rows(
     side = _as_blocks(correct, groups)
     reason = _multi_obstacle(side)
     if reason:
-        return MultiBootstrap(None, None, None, resamples, _multi_method(None, _dealt(side)), reason)
+        return MultiBootstrap(
+            None, None, None, resamples, _multi_method(None, _dealt(side), side.rows), reason
+        )
     draws = _multi_draws([side], False, resamples, np.random.default_rng(seed))[0]
     ci = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2]).tolist()
-    return MultiBootstrap(_estimate(side), ci, None, resamples, _multi_method(None, _dealt(side)), None)
+    return MultiBootstrap(
+        _estimate(side), ci, None, resamples, _multi_method(None, _dealt(side), side.rows), None
+    )
 
 
 def difference_ci95_seeds_and_rows(
@@ -648,11 +690,11 @@ def difference_ci95_seeds_and_rows(
         raise ValueError("a paired comparison needs the same seeds (per split) on both sides")
     reason = _multi_obstacle(a) or _multi_obstacle(b)
     if reason:
-        return MultiBootstrap(None, None, paired, resamples, _multi_method(paired, _dealt(a)), reason)
+        return MultiBootstrap(None, None, paired, resamples, _multi_method(paired, _dealt(a), a.rows), reason)
     draws = _multi_draws([a, b], paired, resamples, np.random.default_rng(seed))
     ci = np.quantile(draws[1] - draws[0], [0.5 - level / 2, 0.5 + level / 2]).tolist()
     return MultiBootstrap(
-        _estimate(b) - _estimate(a), ci, paired, resamples, _multi_method(paired, _dealt(a)), None
+        _estimate(b) - _estimate(a), ci, paired, resamples, _multi_method(paired, _dealt(a), a.rows), None
     )
 
 

@@ -40,7 +40,7 @@ from gophernet_jax.model import (
     shared_product,
 )
 from gophernet_jax.progress import report as progress_report
-from gophernet_jax.splits import Table, make_splits, split_sizes
+from gophernet_jax.splits import Split, Table, make_split, make_splits, minmax_fit, split_sizes
 
 #: (params, x, y, weights) -> direction; weights is None (every row counts once) or one
 #: weight per row (per row and seed in a population), 0 for the padding of a last batch.
@@ -532,6 +532,8 @@ class Population(NamedTuple):
     # largest output is tied) and whether the row counts as correct under the run's tie rule.
     test_predicted: jax.Array | None = None
     test_correct: jax.Array | None = None
+    # With per-row results and a split per seed: the table rows each seed was tested on (int32).
+    test_rows: jax.Array | None = None
 
 
 def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
@@ -548,6 +550,103 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
     chunks = -(-count // chunk_size)
     chunks = -(-chunks // devices) * devices  # the chunks' number first, then their width
     return chunks, -(-count // chunks)
+
+
+#: The widest chunk `chunk_choice` picks (and the chunk width before it existed): wider
+#: chunks trained the article's network no faster, and a chunk is compiled as one program.
+MAX_CHUNK = 500
+#: `runtime.memory_budget`'s default: the training program's working memory, every device's chunk together.
+DEFAULT_MEMORY_BUDGET = 2**30
+
+
+class MemoryBudgetError(ValueError):
+    """Not one seed per device fits the memory budget; the message says what one seed needs,
+    and `needs` the budget that would hold one seed per device."""
+
+    def __init__(self, message: str, needs: int) -> None:
+        super().__init__(message)
+        self.needs = needs
+
+
+class ChunkChoice(NamedTuple):
+    """The chunk width a population trains at, and why (`summary.json`'s `chunk`)."""
+
+    size: int  # at most this many seeds per chunk (`chunking` evens the chunks out)
+    asked: int | str  # train.chunk_size: "auto" or the width given
+    seed_bytes: int  # the estimated working memory of one seed (`seed_bytes`)
+    memory_budget: int
+    devices: int
+    reason: str
+
+
+def seed_bytes(sizes: Sizes, rows: int, dtype: str = "float32", table_cells: int = 0) -> int:
+    """An upper estimate of one seed's working memory in the population program, in bytes.
+
+    Per row a seed is scored on (`rows`: training, validation and test together), 4 values
+    per input and output and 10 per hidden unit (activations forward and backward, the
+    loss's and the scores' passes); and when seeds draw their own split or noise inside the
+    program, 6 per cell of the table (`table_cells`: its rows × features), for the seed's
+    scaled copy of its parts and the temporaries that make it. Against XLA's own figure for
+    the program (`memory_analysis`, the slope over chunks of 8 and 32 seeds) it was 1.2–5×
+    on iris, wine, digits and a 100 000-row table (docs/scale.md).
+    """
+    per_row = 4 * (sizes.features + sizes.classes) + 10 * sum(hidden_widths(sizes))
+    return jnp.dtype(dtype).itemsize * (rows * per_row + 6 * table_cells)
+
+
+def population_devices(count: int) -> int:
+    """The local devices a population of `count` seeds trains on: all of them, but at least
+    two seeds each (see `population_spec`)."""
+    return min(jax.local_device_count(), max(1, count // 2))
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
+def chunk_choice(
+    count: int,
+    sizes: Sizes,
+    rows: int,
+    *,
+    chunk_size: int | str = "auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    dtype: str = "float32",
+    table_cells: int = 0,
+) -> ChunkChoice:
+    """The chunk width for `count` seeds: `chunk_size` when it is an int, or with "auto" the
+    most seeds per device (at most `MAX_CHUNK`) whose estimated working memory (`seed_bytes`),
+    on every device at once, fits `memory_budget`. A seed's numbers do not depend on it.
+
+    Raises:
+      MemoryBudgetError: with "auto", when one seed per device does not fit the budget.
+    """
+    devices = population_devices(count)
+    one = seed_bytes(sizes, rows, dtype, table_cells)
+    hidden = "+".join(map(str, hidden_widths(sizes)))
+    what = f"one seed needs about {_size(one)} ({rows} rows through {sizes.features} inputs, {hidden} hidden"
+    what += f" units and {sizes.classes} outputs" + (
+        f"; its own split of {table_cells} cells)" if table_cells else ")"
+    )
+    if chunk_size != "auto":
+        reason = f"train.chunk_size={chunk_size} as given; {what}"
+        return ChunkChoice(int(chunk_size), chunk_size, one, memory_budget, devices, reason)
+    fits = memory_budget // (one * devices)
+    if fits < 1:
+        raise MemoryBudgetError(
+            f"{what}, more than runtime.memory_budget={_size(memory_budget)} holds on {devices} device(s)",
+            one * devices,
+        )
+    size = int(min(MAX_CHUNK, fits))
+    limit = (
+        f"at most {MAX_CHUNK}" if size == MAX_CHUNK else f"{_size(memory_budget)} over {devices} device(s)"
+    )
+    return ChunkChoice(
+        size, "auto", one, memory_budget, devices, f"auto: {size} seeds per chunk ({limit}); {what}"
+    )
 
 
 class RawSplits(NamedTuple):
@@ -589,11 +688,14 @@ class _Constant:
     """Host data as a static argument of `jit`: hashed and compared by content, so the
     same table reuses the compiled program and becomes a constant inside it."""
 
-    def __init__(self, table: Table, test_fraction: float, val_fraction: float) -> None:
+    def __init__(self, table: Table, test_fraction: float, val_fraction: float, noisy: bool = True) -> None:
         self.table, self.test_fraction, self.val_fraction = table, test_fraction, val_fraction
+        # Without noise no seed draws any: `add_noise` at scale 0 gives the table bit for bit,
+        # and skipping the draw saves a table-sized temporary per seed.
+        self.noisy = noisy
         parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
         self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
-        self._digest.update(repr((test_fraction, val_fraction)).encode())
+        self._digest.update(repr((test_fraction, val_fraction, noisy)).encode())
 
     def __hash__(self) -> int:
         return hash(self._digest.hexdigest())
@@ -603,14 +705,15 @@ class _Constant:
 
 
 def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
-    """The chunk's (x, y, x_val, y_val, x_test, y_test): shared by all seeds, or a split
-    per seed (seeds last); the validation pair is None without a validation part."""
+    """The chunk's (x, y, x_val, y_val, x_test, y_test) and its seeds' test rows: shared by
+    all seeds (test rows None), or a split per seed (seeds last; test rows (seeds, rows) of
+    the table); the validation pair is None without a validation part."""
     if raw is None:
-        return data
+        return data, None
     splits = make_splits(
         raw.table,
         source_keys("split", sources["split"], indices[1]),
-        source_keys("noise", sources["noise"], indices[2]),
+        source_keys("noise", sources["noise"], indices[2]) if raw.noisy else None,
         test_fraction=raw.test_fraction,
         val_fraction=raw.val_fraction,
         noise=sources["scale"],
@@ -618,9 +721,9 @@ def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
     )
     x, y, x_test, y_test = (jnp.moveaxis(a, 0, -1) for a in splits[:4])  # seeds last
     if not raw.val_fraction:
-        return x, y, None, None, x_test, y_test
+        return (x, y, None, None, x_test, y_test), splits.test_idx
     x_val, y_val = (jnp.moveaxis(a, 0, -1) for a in (splits.x_val, splits.y_val))
-    return x, y, x_val, y_val, x_test, y_test
+    return (x, y, x_val, y_val, x_test, y_test), splits.test_idx
 
 
 class Spec(NamedTuple):
@@ -650,7 +753,9 @@ class Spec(NamedTuple):
 
 def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Population:
     """Initialises and trains one chunk of seeds (seeds last), and scores them."""
-    x, y, x_val, y_val, x_test, y_test = _chunk_data(indices, data, sources, spec.raw, spec.dtype)
+    (x, y, x_val, y_val, x_test, y_test), test_rows = _chunk_data(
+        indices, data, sources, spec.raw, spec.dtype
+    )
     keys = source_keys("init", base, indices[0])
     params = seeds_last(_initial_params(indices, base, spec.sizes, spec.dtype, spec.init, spec.poke))
     opt = _optimizer(spec.optimizer, numbers)
@@ -684,6 +789,7 @@ def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Populatio
         collapsed=test.collapsed,
         test_predicted=test.predicted if spec.rows else None,
         test_correct=test.correct if spec.rows else None,
+        test_rows=test_rows.astype(jnp.int32) if spec.rows and test_rows is not None else None,
     )
 
 
@@ -820,7 +926,7 @@ def population_spec(
     chunk, so 2 seeds on 2 devices would not be the first 2 seeds of a larger population
     (nor a slice of one, `seeds.slices`). Wider chunks agree bit for bit.
     """
-    devices = min(jax.local_device_count(), max(1, count // 2))
+    devices = population_devices(count)
     chunks, per_chunk = chunking(count, chunk_size, devices)
     return Spec(
         sizes=sizes,
@@ -857,7 +963,8 @@ def train_population(
     rule: str = "autodiff",
     optimizer: str = "sgd",
     dtype: str = "float32",
-    chunk_size: int = 500,
+    chunk_size: int | str = MAX_CHUNK,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     record_every: int = 0,
     progress: bool = False,
     raw: RawSplits | None = None,
@@ -881,10 +988,11 @@ def train_population(
     as `train` would train it: `lax.scan` runs the epochs over a population laid out with
     seeds last (`model.seeds_last`), in chunks of at most `chunk_size` seeds that `lax.map`
     runs one after another (memory is bounded by a chunk), shared out among the local
-    devices (`jax.shard_map`). The static choices and shapes make one `Spec`; the base
-    seed, learning rate, weight decay and warmup share are traced: changing them reuses the
-    compiled program. A seed's numbers do not depend on the chunk width or the device count
-    (`model.shared_product`).
+    devices (`jax.shard_map`); `chunk_size="auto"` picks the widest chunk whose estimated
+    working memory fits `memory_budget` bytes (`chunk_choice`). The static choices and
+    shapes make one `Spec`; the base seed, learning rate, weight decay and warmup share
+    are traced: changing them reuses the compiled program. A seed's numbers do not depend
+    on the chunk width or the device count (`model.shared_product`).
 
     With `record_every` k > 0, `curves` holds each seed's training loss and test accuracy
     at epochs 0, k, 2k, ... (`curve_epochs(epochs, k)`).
@@ -929,6 +1037,15 @@ def train_population(
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
+    if chunk_size == "auto":
+        if raw is None:
+            scored, cells = rows + len(test_xy[0]) + (0 if val_xy is None else len(val_xy[0])), 0
+        else:
+            scored, cells = len(raw.table.labels), raw.table.x.size
+        choice = chunk_choice(
+            count, sizes, scored, memory_budget=memory_budget, dtype=dtype, table_cells=cells
+        )
+        chunk_size = choice.size
     seeds = {"split": 0, "noise": 0, "order": order_seed}
     if raw is not None:
         seeds |= {"split": raw.split_seed, "noise": raw.noise_seed}
@@ -939,7 +1056,7 @@ def train_population(
         val = val_xy if val_xy is not None else (None, None)
         data = (*train_xy, *val, *test_xy)
     else:
-        constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction)
+        constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
     spec = population_spec(
         count, sizes, epochs=epochs, rule=rule, optimizer=optimizer, dtype=dtype, chunk_size=chunk_size,
         record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
@@ -951,6 +1068,35 @@ def train_population(
     numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)
     # NumPy arguments: a jnp conversion here would compile a small program of its own.
     return run_population(np.uint32(base), numbers, data, indices, sources, spec)
+
+
+@partial(jax.jit, static_argnames=("raw", "dtype"))
+def _first_split(x, split_seed, noise_seed, noise, raw: _Constant, dtype: str):
+    # The features as an argument, not a constant of the program: lowering and the cache's
+    # key then do not serialise the table (noise scales by the columns' ranges: a constant).
+    table = raw.table if raw.noisy else raw.table._replace(x=x)
+    split = make_split(
+        table,
+        draw_key("split", split_seed),
+        draw_key("noise", noise_seed) if raw.noisy else None,
+        test_fraction=raw.test_fraction,
+        val_fraction=raw.val_fraction,
+        noise=noise,
+        dtype=dtype,
+    )
+    low, span = minmax_fit(jnp.asarray(x, dtype)[split.train_idx])
+    return split, low, span
+
+
+def first_split(raw: RawSplits, dtype: str = "float32") -> tuple[Split, jax.Array, jax.Array]:
+    """Split 0 of a raw table with noise draw 0 (what every seed trains on when neither
+    varies), and the min-max scaling (minimum, span) fitted on its raw training rows: one
+    program, the same numbers as `make_split` with `draw_key("split", raw.split_seed)` and
+    `draw_key("noise", raw.noise_seed)`."""
+    constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
+    seeds = np.uint32(raw.split_seed), np.uint32(raw.noise_seed)
+    x = np.asarray(raw.table.x, dtype)
+    return _first_split(x, *seeds, np.asarray(raw.noise, dtype), constant, jnp.dtype(dtype).name)
 
 
 def raw_training_rows(raw: RawSplits) -> int:

@@ -18,7 +18,7 @@ from gophernet_jax.slices import EXACT_FLOATS
 SMALL = ["train.epochs=30", "report.curve_every=0"]
 #: What differs between two runs of the same population: time, and where it came from.
 TIMING = {"phases", "compilations", "cache_hits", "compile_seconds", "training_seconds"}
-TIMING |= {"seed_epochs_per_second", "seconds", "job_num", "pooled_from"}
+TIMING |= {"seed_epochs_per_second", "seconds", "job_num", "pooled_from", "chunk"}
 
 
 def exact(path: Path) -> pd.DataFrame:

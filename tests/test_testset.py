@@ -255,6 +255,30 @@ def test_multi_bootstrap_over_splits_pools_with_seed_weights():
     assert found.ci95[0] < found.estimate < found.ci95[1] and "splits held fixed" in found.method
 
 
+def test_many_test_rows_are_drawn_by_pattern_with_the_row_by_rows_distribution(monkeypatch):
+    # 2400 test rows: one seed per split (40 splits: right or wrong, 2 patterns a split) and 6
+    # seeds in one split; drawn by pattern they give the intervals drawing row by row gives.
+    rng = np.random.default_rng(12)
+    hard = rng.random(2400) < 0.1
+    one_each = rng.random((40, 2400)) < np.where(hard, 0.4, 0.95)
+    grouped = rng.random((6, 2400)) < np.where(hard, 0.3, 0.97)
+    other = grouped ^ (rng.random((6, 2400)) < 0.03)
+    found = {}
+    assert 2400 >= testset.PATTERN_ROWS == 2000
+    for mode, threshold in (("pattern", testset.PATTERN_ROWS), ("row", 10**9)):
+        monkeypatch.setattr(testset, "PATTERN_ROWS", threshold)
+        found[mode] = (
+            testset.mean_ci95_seeds_and_rows(one_each, groups=np.arange(40), resamples=4000),
+            testset.mean_ci95_seeds_and_rows(grouped, resamples=4000),
+            testset.difference_ci95_seeds_and_rows(grouped, other, paired=True, resamples=4000),
+        )
+    for by_pattern, by_row in zip(*found.values()):
+        assert by_pattern.estimate == by_row.estimate
+        width = by_row.ci95[1] - by_row.ci95[0]
+        assert_allclose(by_pattern.ci95, by_row.ci95, atol=0.1 * width)
+        assert "by pattern" in by_pattern.method and "by pattern" not in by_row.method
+
+
 # --- 4. churn -------------------------------------------------------------------------------
 
 

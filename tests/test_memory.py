@@ -1,0 +1,186 @@
+"""Memory: `train.chunk_size=auto` picks the chunk from the rows, the widths and
+`runtime.memory_budget`; the estimate it uses bounds XLA's own; the width it picks changes no
+seed's numbers; a budget that holds no seed is one line before training."""
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, cli, run_job, settings_of
+from gophernet_jax import Sizes, train_population
+from gophernet_jax.config import DATA_DIR, ConfigError
+from gophernet_jax.splits import load_table
+from gophernet_jax.training import (
+    DEFAULT_MEMORY_BUDGET,
+    MAX_CHUNK,
+    MemoryBudgetError,
+    RawSplits,
+    chunk_choice,
+    population_devices,
+    run_population,
+    seed_bytes,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "bytes_"),
+    [("1GiB", 2**30), ("512MB", 512 * 10**6), ("1.5 GiB", 3 * 2**29), (2000, 2000), ("64kib", 2**16)],
+)
+def test_a_memory_budget_is_bytes_or_a_number_with_a_unit(value, bytes_):
+    assert settings_of(f"runtime.memory_budget={value}").runtime.memory_budget == bytes_
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("runtime.memory_budget=lots", "runtime.memory_budget"),
+        ("runtime.memory_budget=0", "runtime.memory_budget"),
+        ("runtime.memory_budget=-1GB", "runtime.memory_budget"),
+        ("runtime.memory_budget=2PB", "runtime.memory_budget"),
+        ("runtime.memory_budget=true", "runtime.memory_budget"),
+        ("train.chunk_size=0", "train.chunk_size"),
+        ("train.chunk_size=big", "train.chunk_size"),
+        ("train.chunk_size=true", "train.chunk_size"),
+    ],
+)
+def test_a_bad_chunk_or_budget_setting_is_one_line_naming_its_key(override, key):
+    with pytest.raises(ConfigError, match=f"config key {key}") as error:
+        settings_of(override)
+    assert "\n" not in str(error.value)
+
+
+def test_chunk_size_is_auto_by_default_within_a_gibibyte():
+    settings = settings_of()
+    assert settings.train.chunk_size == "auto"
+    assert settings.runtime.memory_budget == DEFAULT_MEMORY_BUDGET == 2**30
+
+
+def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
+    sizes, rows, cells = Sizes(10, 3, 3), 100_000, 1_000_000
+    for budget in (2**27, 2**29, 2**30, 2**32):
+        for count in (2, 3, 500, 10_000):
+            choice = chunk_choice(count, sizes, rows, memory_budget=budget, table_cells=cells)
+            devices = population_devices(count)
+            assert choice.devices == devices and choice.seed_bytes == seed_bytes(
+                sizes, rows, table_cells=cells
+            )
+            assert 1 <= choice.size <= MAX_CHUNK
+            assert choice.size * devices * choice.seed_bytes <= budget
+            assert choice.size == MAX_CHUNK or (choice.size + 1) * devices * choice.seed_bytes > budget
+            assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
+    # the article's network: 500, the width before auto, whatever the budget's room
+    assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
+    # a width given is kept, and the estimate still reported
+    given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
+    assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
+
+
+def test_auto_refuses_a_budget_that_holds_no_seed():
+    sizes = Sizes(64, (4096, 4096), 10)
+    with pytest.raises(MemoryBudgetError, match="one seed needs about") as error:
+        chunk_choice(10, sizes, 1_797_000)
+    assert error.value.needs == seed_bytes(sizes, 1_797_000) * population_devices(10) > DEFAULT_MEMORY_BUDGET
+    assert chunk_choice(10, sizes, 1_797_000, memory_budget=error.value.needs).size == 1
+
+
+def _program_bytes(count: int, chunk: int, **kw) -> int:
+    """XLA's figure for the population program's temporaries, per device (`memory_analysis`)."""
+    seen = {}
+
+    def compile_only(*args):
+        memory = run_population.lower(*args).compile().memory_analysis()
+        seen["bytes"] = memory.temp_size_in_bytes
+        seen["spec"] = args[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gophernet_jax.training.run_population", compile_only)
+        train_population(0, count, chunk_size=chunk, **kw)
+    return seen["bytes"], seen["spec"]
+
+
+def test_the_estimate_bounds_xlas_own_figure_for_a_seed_with_its_own_split():
+    # wine with every seed on its own split: the slope of XLA's temporaries from chunks of
+    # 4 to 8 seeds (per device) is one seed's working memory; the estimate must not be under it.
+    table = load_table(DATA_DIR / "wine.csv", "class")
+    raw = RawSplits(table, 0.2)
+    sizes = Sizes(table.x.shape[1], 16, len(table.class_names))
+    kw = dict(sizes=sizes, train_xy=(None, None), test_xy=(None, None), epochs=3, learning_rate=0.3)
+    kw |= dict(raw=raw, vary=("split",), record_every=0)
+    devices = population_devices(16)
+    small, spec_small = _program_bytes(4 * devices, 4, **kw)
+    large, spec_large = _program_bytes(8 * devices, 8, **kw)
+    assert (spec_small.per_chunk, spec_large.per_chunk) == (4, 8)
+    per_seed = (large - small) / 4
+    estimate = seed_bytes(sizes, len(table.labels), table_cells=table.x.size)
+    assert 0 < per_seed <= estimate, (per_seed, estimate)
+
+
+def test_a_seed_with_its_own_split_trains_the_same_at_any_chunk_width():
+    # Chunks of 2, 5 and auto's (all 9 seeds in one): bit for bit the same seeds.
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    kw = dict(epochs=200, learning_rate=0.3, raw=RawSplits(table, 0.2), vary=("split", "init"))
+    runs = [
+        train_population(0, 9, Sizes(4, 3, 3), (None, None), (None, None), chunk_size=chunk, **kw)
+        for chunk in (2, 5, "auto")
+    ]
+    for other in runs[1:]:
+        for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(other)):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_the_job_records_its_chunk_and_a_budget_too_small_is_one_line(tmp_path):
+    document = run_job(
+        tmp_path / "run", "data=iris", "seeds.count=6", "train.epochs=20", "runtime.memory_budget=200KB"
+    )
+    chunk = document["chunk"]
+    assert chunk["asked"] == "auto" and chunk["memory_budget"] == 200_000
+    assert chunk["size"] * chunk["devices"] * chunk["seed_bytes"] <= 200_000
+    assert chunk["chunks"] * chunk["seeds_per_chunk"] >= 6 and chunk["seeds_per_chunk"] <= chunk["size"]
+    done = cli(tmp_path, "data=iris", "seeds.count=6", "train.epochs=20", "runtime.memory_budget=1KB")
+    line = assert_one_line_error(done, "config key runtime.memory_budget", "one seed needs about", status=2)
+    needs = line.split("runtime.memory_budget=")[-1].split()[0]
+    assert line.endswith("narrow model.hidden, or train on fewer rows") and needs.endswith("KiB"), line
+    assert (
+        settings_of(f"runtime.memory_budget={needs}").runtime.memory_budget
+        >= chunk["devices"] * chunk["seed_bytes"]
+    )
+
+
+def test_the_chunk_and_the_budget_leave_a_jobs_identity_alone():
+    # They change no result: a sweep run again with another chunk width or budget resumes
+    # its finished jobs, and a job's folder name leaves them out.
+    from omegaconf import OmegaConf
+
+    from gophernet_jax.config import CONF_DIR
+    from gophernet_jax.job import config_hash
+
+    same = {
+        config_hash(settings_of(*o)) for o in [(), ("train.chunk_size=7",), ("runtime.memory_budget=2GiB",)]
+    }
+    assert len(same) == 1 and config_hash(settings_of("train.epochs=7")) not in same
+    excluded = OmegaConf.load(CONF_DIR / "config.yaml").hydra.job.config.override_dirname.exclude_keys
+    assert {"train.chunk_size", "runtime.memory_budget"} <= set(excluded)
+
+
+def test_the_program_returns_the_test_rows_a_split_per_seed_is_drawn_again_with():
+    # row_results takes each split's test rows from the training program, not from every
+    # split drawn again (500 copies of a 100 000-row table did not fit in 2 GB).
+    from gophernet_jax.splits import make_splits
+    from gophernet_jax.testrows import RowResults, why_no_table
+    from gophernet_jax.training import source_keys
+
+    table = load_table(DATA_DIR / "iris.csv", "species")
+    kw = dict(epochs=5, learning_rate=0.3, raw=RawSplits(table, 0.2, split_seed=3), vary=("split",))
+    population = train_population(0, 6, Sizes(4, 3, 3), (None, None), (None, None), row_results=True, **kw)
+    drawn = make_splits(table, source_keys("split", np.uint32(3), np.arange(6, dtype=np.uint32))).test_idx
+    np.testing.assert_array_equal(population.test_rows, drawn)
+    assert population.test_rows.dtype == np.int32 and population.test_predicted.shape == drawn.shape
+    # one seed per split: rows.csv would repeat rows_correct.npz's bits, so it is left out
+    one_each = RowResults(
+        *(np.zeros((6, 30)),) * 2, np.arange(6), np.zeros((6, 30), int), np.zeros((6, 30)), ()
+    )
+    assert "one seed per split" in why_no_table(one_each)
+    assert (
+        why_no_table(one_each._replace(groups=np.repeat(np.arange(3), 2), labels=np.zeros((3, 30)))) is None
+    )
