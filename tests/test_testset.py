@@ -256,11 +256,11 @@ def test_multi_bootstrap_over_splits_pools_with_seed_weights():
 
 
 def test_many_test_rows_are_drawn_by_pattern_with_the_row_by_rows_distribution(monkeypatch):
-    # 2400 test rows: one seed per split (40 splits: right or wrong, 2 patterns a split) and 6
+    # 2400 test rows: one seed per split (12 splits: right or wrong, 2 patterns a split) and 6
     # seeds in one split; drawn by pattern they give the intervals drawing row by row gives.
     rng = np.random.default_rng(12)
     hard = rng.random(2400) < 0.1
-    one_each = rng.random((40, 2400)) < np.where(hard, 0.4, 0.95)
+    one_each = rng.random((12, 2400)) < np.where(hard, 0.4, 0.95)
     grouped = rng.random((6, 2400)) < np.where(hard, 0.3, 0.97)
     other = grouped ^ (rng.random((6, 2400)) < 0.03)
     found = {}
@@ -268,9 +268,9 @@ def test_many_test_rows_are_drawn_by_pattern_with_the_row_by_rows_distribution(m
     for mode, threshold in (("pattern", testset.PATTERN_ROWS), ("row", 10**9)):
         monkeypatch.setattr(testset, "PATTERN_ROWS", threshold)
         found[mode] = (
-            testset.mean_ci95_seeds_and_rows(one_each, groups=np.arange(40), resamples=4000),
-            testset.mean_ci95_seeds_and_rows(grouped, resamples=4000),
-            testset.difference_ci95_seeds_and_rows(grouped, other, paired=True, resamples=4000),
+            testset.mean_ci95_seeds_and_rows(one_each, groups=np.arange(12), resamples=3000),
+            testset.mean_ci95_seeds_and_rows(grouped, resamples=3000),
+            testset.difference_ci95_seeds_and_rows(grouped, other, paired=True, resamples=3000),
         )
     for by_pattern, by_row in zip(*found.values()):
         assert by_pattern.estimate == by_row.estimate
