@@ -116,12 +116,13 @@ def test_the_estimate_bounds_xlas_own_figure_for_a_seed_with_its_own_split():
 
 
 def test_a_seed_with_its_own_split_trains_the_same_at_any_chunk_width():
-    # Chunks of 2, 5 and auto's (all 9 seeds in one): bit for bit the same seeds.
+    # Chunks of 3 seeds and auto's (at most 500: one chunk of 9, or of 5 on each of two
+    # devices): bit for bit the same seeds.
     table = load_table(DATA_DIR / "iris.csv", "species")
-    kw = dict(epochs=200, learning_rate=0.3, raw=RawSplits(table, 0.2), vary=("split", "init"))
+    kw = dict(epochs=100, learning_rate=0.3, raw=RawSplits(table, 0.2), vary=("split", "init"))
     runs = [
         train_population(0, 9, Sizes(4, 3, 3), (None, None), (None, None), chunk_size=chunk, **kw)
-        for chunk in (2, 5, "auto")
+        for chunk in (3, "auto")
     ]
     for other in runs[1:]:
         for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(other)):

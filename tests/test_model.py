@@ -45,7 +45,7 @@ def test_check_grads_on_loss(x64):
     p = init_params(jax.random.key(0), Sizes(4, 3, 3), jnp.float64)
     x = jax.random.uniform(jax.random.key(1), (9, 4), dtype=jnp.float64)
     y = jax.nn.one_hot(jnp.arange(9) % 3, 3, dtype=jnp.float64)
-    check_grads(lambda q: loss(q, x, y), (p,), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(lambda q: loss(q, x, y)), (p,), order=2, modes=("fwd", "rev"))
 
 
 def test_a_tie_for_the_maximum_is_wrong_by_default_and_right_by_the_articles_rule():

@@ -306,8 +306,9 @@ def test_article_direction_in_float32_agrees_with_float64(article_data, x64):
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(0), jnp.arange(64))
     single = seeds_last(jax.vmap(init_params, in_axes=(0, None))(keys, Sizes(4, 3, 3)))
     double = jax.tree.map(lambda a: a.astype(jnp.float64), single)
+    direction = jax.jit(population_article_direction)  # as training runs it (and compiled once, not op by op)
     got, want = (
-        population_article_direction(p, jnp.asarray(train_set.x, t), jnp.asarray(train_set.y, t))
+        direction(p, jnp.asarray(train_set.x, t), jnp.asarray(train_set.y, t))
         for p, t in ((single, jnp.float32), (double, jnp.float64))
     )
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):

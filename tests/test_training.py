@@ -206,13 +206,18 @@ def _check_against_oracle(article_data, hidden, activation, loss_name):
     kw = dict(epochs=4, learning_rate=0.05, optimizer="adam", dtype="float64", net=net, init="glorot_uniform")
     pop = train_population(0, 3, sizes, train_set[:2], test_set[:2], schedule="cosine", **kw)
     x, y = jnp.asarray(train_set.x), jnp.asarray(train_set.y)
+    opt = make_optimizer("adam", 0.05, schedule="cosine", steps=4)
+
+    @jax.jit  # one network's step, compiled once (op by op, each of its operations compiled alone)
+    def step(p, state):
+        updates, state = opt.update(autodiff_direction(p, x, y, None, net), state, p)
+        return optax.apply_updates(p, updates), state
+
     for i in range(3):
         p = init_params(seed_keys(0, 3)[i], sizes, jnp.float64, "glorot_uniform")
-        opt = make_optimizer("adam", 0.05, schedule="cosine", steps=4)
         state = opt.init(p)
         for _ in range(4):
-            updates, state = opt.update(autodiff_direction(p, x, y, None, net), state, p)
-            p = optax.apply_updates(p, updates)
+            p, state = step(p, state)
         for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(pop.params)):
             assert_allclose(b[i], a, rtol=1e-9, atol=1e-12)
 
