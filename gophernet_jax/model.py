@@ -268,7 +268,7 @@ SEED_BLOCK = 16
 def shared_product(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
     """Σ_k x[n, k] · w[k, j, s] (`contract=1`) or Σ_k x[k, n] · w[k, j, s] (`contract=0`):
     shared data times a seeds-last array, (n, units, seeds), one matrix product per block
-    of `SEED_BLOCK` seeds (the seed axis padded with zeros to whole blocks).
+    of `SEED_BLOCK` seeds (the seed axis padded with zeros to whole blocks, two at least).
 
     Every block's product has the same shape whatever the number of seeds, so a seed's
     numbers do not depend on the width of its chunk. One product of width units × seeds
@@ -277,7 +277,10 @@ def shared_product(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
     (`ONEDNN_MAX_CPU_ISA=AVX2` shows it on any x86-64 machine).
     """
     k, units, seeds = w.shape
-    blocks = -(-seeds // SEED_BLOCK)
+    # At least two blocks: under oneDNN's AVX2 kernels a product of one block computes
+    # otherwise than the same block among several (ONEDNN_MAX_CPU_ISA=AVX2: every seed of a
+    # chunk of up to 16 differed from itself in a wider chunk after 300 epochs).
+    blocks = max(2, -(-seeds // SEED_BLOCK))
     w = jnp.pad(w, ((0, 0), (0, 0), (0, blocks * SEED_BLOCK - seeds)))
     w = jnp.moveaxis(w.reshape(k, units, blocks, SEED_BLOCK), 2, 0).reshape(blocks, k, units * SEED_BLOCK)
     xb = jnp.broadcast_to(x, (blocks, *x.shape))

@@ -404,8 +404,13 @@ def test_avx2_matrix_kernels_leave_a_seed_independent_of_chunk_width_and_devices
     one product as wide as the chunk, 41 seeds in chunks of 10 on 1 against 2 devices differed
     in 27 of 41 final losses there, and 250 seeds against the first 250 of 1000 in 93. Exact
     equality is asserted, for both rules: this compares runs on this machine, not with
-    committed numbers. The four processes run side by side."""
-    runs = {"one": (41, 10, 1), "two": (41, 10, 2), "few": (250, 500, 2), "many": (1000, 500, 2)}
+    committed numbers. A chunk of at most 16 seeds (one block of `model.shared_product`)
+    computed otherwise than the same seeds among wider chunks there until every product got
+    two blocks at least (autodiff: all 41 final losses differed between chunks of 9 and one
+    of 41).
+    The five processes run side by side."""
+    runs = {"one": (41, 10, 1), "two": (41, 10, 2), "wide": (41, 500, 1), "few": (250, 500, 2)}
+    runs |= {"many": (1000, 500, 2)}
     procs = {
         name: start(
             tmp_path,
@@ -420,6 +425,6 @@ def test_avx2_matrix_kernels_leave_a_seed_independent_of_chunk_width_and_devices
     }
     out = {name: json.loads(finish(proc).stdout.splitlines()[-1]) for name, proc in procs.items()}
     for rule in ("autodiff", "article"):
-        assert out["one"][rule] == out["two"][rule], rule
+        assert out["one"][rule] == out["two"][rule] == out["wide"][rule], rule
         few, many = out["few"][rule], out["many"][rule]
         assert few[0] == many[0][:250] and few[1] == many[1][:250], rule
