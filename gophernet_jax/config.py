@@ -376,7 +376,7 @@ class RuntimeConfig:
     # The working memory the training program may take, all devices' chunks together, with
     # train.chunk_size=auto: bytes, or a number with a unit (512MB, 1.5GiB). It chooses the
     # chunk width, never a result.
-    memory_budget: Any = "1GiB"
+    memory_budget: Any = "2GiB"
 
     def __post_init__(self) -> None:
         self.memory_budget = _bytes("runtime.memory_budget", self.memory_budget)

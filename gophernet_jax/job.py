@@ -218,7 +218,7 @@ def chunk_of(settings: Config, data: Data) -> ChunkChoice:
             f"config key runtime.memory_budget: {e}; raise it (runtime.memory_budget={_budget_text(e.needs)}"
             " holds one seed per device), narrow model.hidden, or train on fewer rows"
         ) from None
-    working = choice.size * choice.seed_bytes * choice.devices
+    working = choice.working_bytes
     if choice.asked != "auto" and working > budget:
         log.warning(
             f"train.chunk_size={choice.asked}: about {working / 2**30:.3g} GiB of working memory, more than "

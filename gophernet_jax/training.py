@@ -22,6 +22,7 @@ import optax
 
 from gophernet_jax.model import (
     ARTICLE,
+    SEED_BLOCK,
     Net,
     Params,
     Sizes,
@@ -556,7 +557,7 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
 #: chunks trained the article's network no faster, and a chunk is compiled as one program.
 MAX_CHUNK = 500
 #: `runtime.memory_budget`'s default: the training program's working memory, every device's chunk together.
-DEFAULT_MEMORY_BUDGET = 2**30
+DEFAULT_MEMORY_BUDGET = 2**31
 
 
 class MemoryBudgetError(ValueError):
@@ -574,6 +575,7 @@ class ChunkChoice(NamedTuple):
     size: int  # at most this many seeds per chunk (`chunking` evens the chunks out)
     asked: int | str  # train.chunk_size: "auto" or the width given
     seed_bytes: int  # the estimated working memory of one seed (`seed_bytes`)
+    working_bytes: int  # the estimate for a chunk of `size` on every device (`chunk_bytes`)
     memory_budget: int
     devices: int
     reason: str
@@ -592,6 +594,19 @@ def seed_bytes(sizes: Sizes, rows: int, dtype: str = "float32", table_cells: int
     """
     per_row = 4 * (sizes.features + sizes.classes) + 10 * sum(hidden_widths(sizes))
     return jnp.dtype(dtype).itemsize * (rows * per_row + 6 * table_cells)
+
+
+def chunk_bytes(per_chunk: int, sizes: Sizes, rows: int, dtype: str = "float32", table_cells: int = 0) -> int:
+    """The estimated working memory of a chunk of `per_chunk` seeds: `seed_bytes` each and,
+    with data shared by every seed, the first layer's product for the seeds it pads to whole
+    blocks (`model.shared_product`: two blocks of `model.SEED_BLOCK` at least; 2 values per
+    row and unit of the first hidden layer for each padded seed, where the resident memory of
+    a run grew by 1 when its chunks of 3 seeds went from one block to two)."""
+    total = per_chunk * seed_bytes(sizes, rows, dtype, table_cells)
+    if table_cells:  # a split per seed: products per seed, no blocks
+        return total
+    padded = max(2, -(-per_chunk // SEED_BLOCK)) * SEED_BLOCK
+    return total + jnp.dtype(dtype).itemsize * 2 * rows * hidden_widths(sizes)[0] * (padded - per_chunk)
 
 
 def population_devices(count: int) -> int:
@@ -631,22 +646,32 @@ def chunk_choice(
     what += f" units and {sizes.classes} outputs" + (
         f"; its own split of {table_cells} cells)" if table_cells else ")"
     )
+
+    def working(per_chunk: int) -> int:
+        return devices * chunk_bytes(per_chunk, sizes, rows, dtype, table_cells)
+
     if chunk_size != "auto":
         reason = f"train.chunk_size={chunk_size} as given; {what}"
-        return ChunkChoice(int(chunk_size), chunk_size, one, memory_budget, devices, reason)
-    fits = memory_budget // (one * devices)
-    if fits < 1:
-        raise MemoryBudgetError(
-            f"{what}, more than runtime.memory_budget={_size(memory_budget)} holds on {devices} device(s)",
-            one * devices,
+        size = int(chunk_size)
+        return ChunkChoice(size, chunk_size, one, working(size), memory_budget, devices, reason)
+    if working(1) > memory_budget:
+        alone = working(1) // devices
+        padded = (
+            f"; a chunk of one, its first product padded to 32 seeds, {_size(alone)}" if alone > one else ""
         )
-    size = int(min(MAX_CHUNK, fits))
+        raise MemoryBudgetError(
+            f"{what}{padded}: more than runtime.memory_budget={_size(memory_budget)} holds on {devices} "
+            "device(s)",
+            working(1),
+        )
+    size = int(min(MAX_CHUNK, memory_budget // (one * devices)))  # a bound: a chunk takes its seeds' at least
+    while working(size) > memory_budget:
+        size -= 1
     limit = (
         f"at most {MAX_CHUNK}" if size == MAX_CHUNK else f"{_size(memory_budget)} over {devices} device(s)"
     )
-    return ChunkChoice(
-        size, "auto", one, memory_budget, devices, f"auto: {size} seeds per chunk ({limit}); {what}"
-    )
+    reason = f"auto: {size} seeds per chunk ({limit}); {what}"
+    return ChunkChoice(size, "auto", one, working(size), memory_budget, devices, reason)
 
 
 class RawSplits(NamedTuple):

@@ -15,6 +15,7 @@ from gophernet_jax.training import (
     MAX_CHUNK,
     MemoryBudgetError,
     RawSplits,
+    chunk_bytes,
     chunk_choice,
     population_devices,
     run_population,
@@ -49,10 +50,10 @@ def test_a_bad_chunk_or_budget_setting_is_one_line_naming_its_key(override, key)
     assert "\n" not in str(error.value)
 
 
-def test_chunk_size_is_auto_by_default_within_a_gibibyte():
+def test_chunk_size_is_auto_by_default_within_two_gibibytes():
     settings = settings_of()
     assert settings.train.chunk_size == "auto"
-    assert settings.runtime.memory_budget == DEFAULT_MEMORY_BUDGET == 2**30
+    assert settings.runtime.memory_budget == DEFAULT_MEMORY_BUDGET == 2**31
 
 
 def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
@@ -65,8 +66,11 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
                 sizes, rows, table_cells=cells
             )
             assert 1 <= choice.size <= MAX_CHUNK
-            assert choice.size * devices * choice.seed_bytes <= budget
-            assert choice.size == MAX_CHUNK or (choice.size + 1) * devices * choice.seed_bytes > budget
+            working = devices * chunk_bytes(choice.size, sizes, rows, table_cells=cells)
+            assert choice.working_bytes == working <= budget
+            assert working >= choice.size * devices * choice.seed_bytes
+            wider = devices * chunk_bytes(choice.size + 1, sizes, rows, table_cells=cells)
+            assert choice.size == MAX_CHUNK or wider > budget
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
     # the article's network: 500, the width before auto, whatever the budget's room
     assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
@@ -79,7 +83,9 @@ def test_auto_refuses_a_budget_that_holds_no_seed():
     sizes = Sizes(64, (4096, 4096), 10)
     with pytest.raises(MemoryBudgetError, match="one seed needs about") as error:
         chunk_choice(10, sizes, 1_797_000)
-    assert error.value.needs == seed_bytes(sizes, 1_797_000) * population_devices(10) > DEFAULT_MEMORY_BUDGET
+    assert (
+        error.value.needs == chunk_bytes(1, sizes, 1_797_000) * population_devices(10) > DEFAULT_MEMORY_BUDGET
+    )
     assert chunk_choice(10, sizes, 1_797_000, memory_budget=error.value.needs).size == 1
 
 
@@ -131,21 +137,20 @@ def test_a_seed_with_its_own_split_trains_the_same_at_any_chunk_width():
 
 @pytest.mark.slow
 def test_the_job_records_its_chunk_and_a_budget_too_small_is_one_line(tmp_path):
-    document = run_job(
-        tmp_path / "run", "data=iris", "seeds.count=6", "train.epochs=20", "runtime.memory_budget=200KB"
-    )
+    # iris, 6 seeds on up to 2 devices: a chunk pads its first layer's product to 32 seeds
+    # (two blocks), so 1.2 MB holds a chunk of a few seeds on each, and 1 KB none.
+    overrides = ["data=iris", "seeds.count=6", "train.epochs=20"]
+    document = run_job(tmp_path / "run", *overrides, "runtime.memory_budget=1.2MB")
     chunk = document["chunk"]
-    assert chunk["asked"] == "auto" and chunk["memory_budget"] == 200_000
-    assert chunk["size"] * chunk["devices"] * chunk["seed_bytes"] <= 200_000
+    assert chunk["asked"] == "auto" and chunk["memory_budget"] == 1_200_000
+    assert chunk["size"] * chunk["devices"] * chunk["seed_bytes"] <= chunk["working_bytes"] <= 1_200_000
     assert chunk["chunks"] * chunk["seeds_per_chunk"] >= 6 and chunk["seeds_per_chunk"] <= chunk["size"]
-    done = cli(tmp_path, "data=iris", "seeds.count=6", "train.epochs=20", "runtime.memory_budget=1KB")
+    done = cli(tmp_path, *overrides, "runtime.memory_budget=1KB")
     line = assert_one_line_error(done, "config key runtime.memory_budget", "one seed needs about", status=2)
     needs = line.split("runtime.memory_budget=")[-1].split()[0]
     assert line.endswith("narrow model.hidden, or train on fewer rows") and needs.endswith("KiB"), line
-    assert (
-        settings_of(f"runtime.memory_budget={needs}").runtime.memory_budget
-        >= chunk["devices"] * chunk["seed_bytes"]
-    )
+    needed = chunk["devices"] * chunk_bytes(1, Sizes(4, 3, 3), 150)  # iris: 150 rows scored
+    assert needed > 1000 and settings_of(f"runtime.memory_budget={needs}").runtime.memory_budget >= needed
 
 
 def test_the_chunk_and_the_budget_leave_a_jobs_identity_alone():
