@@ -38,7 +38,7 @@ from gophernet_jax.training import (
     Population,
     RawSplits,
     chunk_choice,
-    chunking,
+    chunk_layout,
     draw_key,
     first_split,
     seed_indices,
@@ -202,7 +202,7 @@ def run(
 
 def chunk_of(settings: Config, data: Data) -> ChunkChoice:
     """The chunk width the job trains at (`training.chunk_choice`), decided before training;
-    a budget that cannot hold one seed per device is a `ConfigError` naming the keys."""
+    a budget that cannot hold the least chunk (two seeds) per device is a `ConfigError` naming the keys."""
     sets = [data.train_set, data.test_set] + ([data.val_set] if data.val_set is not None else [])
     rows, cells = sum(len(d.x) for d in sets), 0
     if data.raw is not None:  # every seed scales its own split of the table
@@ -216,7 +216,7 @@ def chunk_of(settings: Config, data: Data) -> ChunkChoice:
     except MemoryBudgetError as e:
         raise ConfigError(
             f"config key runtime.memory_budget: {e}; raise it (runtime.memory_budget={_budget_text(e.needs)}"
-            " holds one seed per device), narrow model.hidden, or train on fewer rows"
+            " holds the least chunk per device), narrow model.hidden, or train on fewer rows"
         ) from None
     working = choice.working_bytes
     if choice.asked != "auto" and working > budget:
@@ -604,7 +604,7 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
 
 def _chunk_record(chunk: ChunkChoice, count: int) -> dict[str, Any]:
     """summary.json's `chunk`: the chunks trained and why that width."""
-    chunks, per_chunk = chunking(count, chunk.size, chunk.devices)
+    chunks, per_chunk = chunk_layout(count, chunk.size, chunk.devices)
     return {"seeds_per_chunk": per_chunk, "chunks": chunks, **chunk._asdict()}
 
 

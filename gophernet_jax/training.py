@@ -553,6 +553,14 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
     return chunks, -(-count // chunks)
 
 
+def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
+    """`chunking`, with two seeds per chunk at least: XLA computes a chunk of one seed
+    another way (a single seed's last bits differed from the same seed's in any wider chunk),
+    so a population of one trains beside a padding seed and is seed 0 of any population."""
+    chunks, per_chunk = chunking(count, chunk_size, devices)
+    return chunks, max(2, per_chunk)
+
+
 #: The widest chunk `chunk_choice` picks (and the chunk width before it existed): wider
 #: chunks trained the article's network no faster, and a chunk is compiled as one program.
 MAX_CHUNK = 500
@@ -561,8 +569,8 @@ DEFAULT_MEMORY_BUDGET = 2**31
 
 
 class MemoryBudgetError(ValueError):
-    """Not one seed per device fits the memory budget; the message says what one seed needs,
-    and `needs` the budget that would hold one seed per device."""
+    """Not the least chunk (two seeds) per device fits the memory budget; the message says what
+    one seed needs, and `needs` the budget that would hold the least chunk per device."""
 
     def __init__(self, message: str, needs: int) -> None:
         super().__init__(message)
@@ -637,7 +645,8 @@ def chunk_choice(
     on every device at once, fits `memory_budget`. A seed's numbers do not depend on it.
 
     Raises:
-      MemoryBudgetError: with "auto", when one seed per device does not fit the budget.
+      MemoryBudgetError: with "auto", when a chunk of two seeds (the least, `chunk_layout`)
+        per device does not fit the budget.
     """
     devices = population_devices(count)
     one = seed_bytes(sizes, rows, dtype, table_cells)
@@ -654,18 +663,20 @@ def chunk_choice(
         reason = f"train.chunk_size={chunk_size} as given; {what}"
         size = int(chunk_size)
         return ChunkChoice(size, chunk_size, one, working(size), memory_budget, devices, reason)
-    if working(1) > memory_budget:
-        alone = working(1) // devices
+    if working(2) > memory_budget:  # a chunk holds two seeds at least (`chunk_layout`)
+        least = working(2) // devices
         padded = (
-            f"; a chunk of one, its first product padded to 32 seeds, {_size(alone)}" if alone > one else ""
+            f"; a chunk of two (the least), its first product padded to 32 seeds, {_size(least)}"
+            if least > 2 * one
+            else ""
         )
         raise MemoryBudgetError(
             f"{what}{padded}: more than runtime.memory_budget={_size(memory_budget)} holds on {devices} "
             "device(s)",
-            working(1),
+            working(2),
         )
     size = int(min(MAX_CHUNK, memory_budget // (one * devices)))  # a bound: a chunk takes its seeds' at least
-    while working(size) > memory_budget:
+    while size > 2 and working(size) > memory_budget:
         size -= 1
     limit = (
         f"at most {MAX_CHUNK}" if size == MAX_CHUNK else f"{_size(memory_budget)} over {devices} device(s)"
@@ -952,7 +963,7 @@ def population_spec(
     (nor a slice of one, `seeds.slices`). Wider chunks agree bit for bit.
     """
     devices = population_devices(count)
-    chunks, per_chunk = chunking(count, chunk_size, devices)
+    chunks, per_chunk = chunk_layout(count, chunk_size, devices)
     return Spec(
         sizes=sizes,
         net=net,

@@ -58,14 +58,14 @@ def test_chunk_size_is_auto_by_default_within_two_gibibytes():
 
 def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
     sizes, rows, cells = Sizes(10, 3, 3), 100_000, 1_000_000
-    for budget in (2**27, 2**29, 2**30, 2**32):
+    for budget in (2**28, 2**29, 2**30, 2**32):
         for count in (2, 3, 500, 10_000):
             choice = chunk_choice(count, sizes, rows, memory_budget=budget, table_cells=cells)
             devices = population_devices(count)
             assert choice.devices == devices and choice.seed_bytes == seed_bytes(
                 sizes, rows, table_cells=cells
             )
-            assert 1 <= choice.size <= MAX_CHUNK
+            assert 2 <= choice.size <= MAX_CHUNK
             working = devices * chunk_bytes(choice.size, sizes, rows, table_cells=cells)
             assert choice.working_bytes == working <= budget
             assert working >= choice.size * devices * choice.seed_bytes
@@ -84,9 +84,9 @@ def test_auto_refuses_a_budget_that_holds_no_seed():
     with pytest.raises(MemoryBudgetError, match="one seed needs about") as error:
         chunk_choice(10, sizes, 1_797_000)
     assert (
-        error.value.needs == chunk_bytes(1, sizes, 1_797_000) * population_devices(10) > DEFAULT_MEMORY_BUDGET
+        error.value.needs == chunk_bytes(2, sizes, 1_797_000) * population_devices(10) > DEFAULT_MEMORY_BUDGET
     )
-    assert chunk_choice(10, sizes, 1_797_000, memory_budget=error.value.needs).size == 1
+    assert chunk_choice(10, sizes, 1_797_000, memory_budget=error.value.needs).size == 2
 
 
 def _program_bytes(count: int, chunk: int, **kw) -> int:
@@ -149,7 +149,7 @@ def test_the_job_records_its_chunk_and_a_budget_too_small_is_one_line(tmp_path):
     line = assert_one_line_error(done, "config key runtime.memory_budget", "one seed needs about", status=2)
     needs = line.split("runtime.memory_budget=")[-1].split()[0]
     assert line.endswith("narrow model.hidden, or train on fewer rows") and needs.endswith("KiB"), line
-    needed = chunk["devices"] * chunk_bytes(1, Sizes(4, 3, 3), 150)  # iris: 150 rows scored
+    needed = chunk["devices"] * chunk_bytes(2, Sizes(4, 3, 3), 150)  # iris: 150 rows scored
     assert needed > 1000 and settings_of(f"runtime.memory_budget={needs}").runtime.memory_budget >= needed
 
 

@@ -287,6 +287,17 @@ def test_chunk_width_does_not_change_a_seeds_numbers(article_data, rule):
             np.testing.assert_array_equal(a, b[:30])
 
 
+@pytest.mark.parametrize("rule", ["autodiff", "article"])
+def test_one_seed_is_seed_0_of_any_population(article_data, rule):
+    # A chunk holds two seeds at least (`training.chunk_layout`): alone, seed 0's last bits
+    # differed from its own in a population (a chunk of one is computed another way).
+    (train_set, test_set), kw = article_data, {"epochs": 300, "learning_rate": 0.3, "rule": rule}
+    data = (train_set.x, train_set.y), (test_set.x, test_set.y)
+    alone, among = (train_population(0, count, Sizes(4, 3, 3), *data, **kw) for count in (1, 5))
+    for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(among)):
+        np.testing.assert_array_equal(a, b[:1])
+
+
 # --- the article rule's float32 slope ---------------------------------------------------
 
 
