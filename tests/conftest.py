@@ -102,6 +102,15 @@ def settings_of(*overrides: str):
         return validate(compose(config_name="config", overrides=list(overrides)))
 
 
+def assert_bad_setting(key: str, *overrides: str) -> None:
+    """Validating `overrides` fails with one line (a `ConfigError`) that names `key`."""
+    from gophernet_jax.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"config key {key}") as error:
+        settings_of(*overrides)
+    assert "\n" not in str(error.value)
+
+
 def run_job(folder: Path, *overrides: str, job_num: int | None = None) -> dict:
     """The CLI's job, in this process (no start-up, and programs compiled once per worker):
     trains, scores and writes `folder` as `python -m gophernet_jax` would. Returns the

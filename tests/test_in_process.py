@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_job, settings_of, strict_json
+from conftest import assert_bad_setting, run_job, settings_of, strict_json
 from gophernet_jax import Sizes, app, bench, callbacks, forward, handwritten, init_params, progress, sweep
 from gophernet_jax.config import ConfigError
 from gophernet_jax.summary import Summary
@@ -128,11 +128,7 @@ def test_a_params_file_without_its_names_is_a_store_error_naming_it(two_jobs, tm
     ],
 )
 def test_a_bad_network_setting_is_one_line_naming_its_key(overrides, key):
-    from gophernet_jax.config import ConfigError
-
-    with pytest.raises(ConfigError, match=f"config key {key}") as error:
-        settings_of(*overrides)
-    assert "\n" not in str(error.value)
+    assert_bad_setting(key, *overrides)
 
 
 def test_the_mlp_preset_is_where_a_user_starts():

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import Done, command, run_job, settings_of
+from conftest import Done, assert_bad_setting, command, run_job, settings_of
 from gophernet_jax import callbacks, sweep
-from gophernet_jax.config import ConfigError
 from gophernet_jax.slices import EXACT_FLOATS
 
 SMALL = ["train.epochs=30", "report.curve_every=0"]
@@ -102,9 +101,7 @@ def test_slices_of_a_grid_pool_into_its_design(tmp_path, design):
     ],
 )
 def test_a_bad_start_or_slices_is_one_line_naming_its_key(overrides, key):
-    with pytest.raises(ConfigError, match=f"config key {key}") as error:
-        settings_of(*overrides)
-    assert "\n" not in str(error.value)
+    assert_bad_setting(key, *overrides)
 
 
 def test_a_slice_of_a_grid_is_a_run_of_its_cells():
