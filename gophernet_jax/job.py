@@ -38,9 +38,9 @@ from gophernet_jax.training import (
     Population,
     RawSplits,
     chunk_choice,
-    chunk_layout,
     draw_key,
     first_split,
+    scored_rows,
     seed_indices,
     train_population,
 )
@@ -161,9 +161,9 @@ def run(
 ) -> tuple[Population, Data, dict[str, float], ChunkChoice]:
     """Loads the data and trains the configured population; returns it with the seconds
     spent loading, compiling and training (compiling as JAX reports it) and the chunk width
-    it trained at (`chunk_of`). The modules
-    `later` are imported in the background once the data is loaded (`_import_in_background`):
-    loading a raw table imports pandas, which a concurrent import would slow down."""
+    it trained at (`chunk_of`). The modules `later` are imported in the background once the
+    data is loaded (`_import_in_background`): loading a raw table imports pandas, which a
+    concurrent import would slow down."""
     start = time.perf_counter()
     jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
     with runtime.CompileCounter() as load_compiles:
@@ -203,10 +203,8 @@ def run(
 def chunk_of(settings: Config, data: Data) -> ChunkChoice:
     """The chunk width the job trains at (`training.chunk_choice`), decided before training;
     a budget that cannot hold the least chunk (two seeds) per device is a `ConfigError` naming the keys."""
-    sets = [data.train_set, data.test_set] + ([data.val_set] if data.val_set is not None else [])
-    rows, cells = sum(len(d.x) for d in sets), 0
-    if data.raw is not None:  # every seed scales its own split of the table
-        rows, cells = len(data.raw.table.labels), data.raw.table.x.size
+    val = None if data.val_set is None else data.val_set.x
+    rows, cells = scored_rows(data.raw, data.train_set.x, val, data.test_set.x)
     budget = settings.runtime.memory_budget
     try:
         choice = chunk_choice(
@@ -594,18 +592,12 @@ def job(settings: Config, output_dir: Path, job_num: int | None = None) -> Summa
         config_hash=config_hash(settings),
         job_num=job_num,  # the job's place in its sweep, for a report of a copied sweep folder
         **timing,
-        chunk=_chunk_record(chunk, settings.seeds.trained()),
+        chunk=chunk._asdict(),
         seconds=time.perf_counter() - started,
     )
     write_json(summary.to_json(), output_dir / "summary.json")
     _log_report(population, summary, settings, output_dir)
     return summary
-
-
-def _chunk_record(chunk: ChunkChoice, count: int) -> dict[str, Any]:
-    """summary.json's `chunk`: the chunks trained and why that width."""
-    chunks, per_chunk = chunk_layout(count, chunk.size, chunk.devices)
-    return {"seeds_per_chunk": per_chunk, "chunks": chunks, **chunk._asdict()}
 
 
 def _timing(settings: Config, phases: dict[str, float]) -> dict[str, Any]:

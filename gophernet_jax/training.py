@@ -581,6 +581,8 @@ class ChunkChoice(NamedTuple):
     """The chunk width a population trains at, and why (`summary.json`'s `chunk`)."""
 
     size: int  # at most this many seeds per chunk (`chunking` evens the chunks out)
+    chunks: int  # the chunks trained (`chunk_layout`)
+    seeds_per_chunk: int
     asked: int | str  # train.chunk_size: "auto" or the width given
     seed_bytes: int  # the estimated working memory of one seed (`seed_bytes`)
     working_bytes: int  # the estimate for a chunk of `size` on every device (`chunk_bytes`)
@@ -615,6 +617,15 @@ def chunk_bytes(per_chunk: int, sizes: Sizes, rows: int, dtype: str = "float32",
         return total
     padded = max(2, -(-per_chunk // SEED_BLOCK)) * SEED_BLOCK
     return total + jnp.dtype(dtype).itemsize * 2 * rows * hidden_widths(sizes)[0] * (padded - per_chunk)
+
+
+def scored_rows(raw: "RawSplits | None", *parts: np.ndarray | None) -> tuple[int, int]:
+    """(rows, table cells) a population's memory depends on (`chunk_choice`): with a raw
+    table every seed scales its own split of it (all its rows, and its cells); otherwise the
+    rows of the shared `parts` (training, validation, test; None for a part left out)."""
+    if raw is not None:
+        return len(raw.table.labels), raw.table.x.size
+    return sum(len(p) for p in parts if p is not None), 0
 
 
 def population_devices(count: int) -> int:
@@ -659,10 +670,12 @@ def chunk_choice(
     def working(per_chunk: int) -> int:
         return devices * chunk_bytes(per_chunk, sizes, rows, dtype, table_cells)
 
+    def choice(size: int, asked: int | str, reason: str) -> ChunkChoice:
+        layout = chunk_layout(count, size, devices)
+        return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
+
     if chunk_size != "auto":
-        reason = f"train.chunk_size={chunk_size} as given; {what}"
-        size = int(chunk_size)
-        return ChunkChoice(size, chunk_size, one, working(size), memory_budget, devices, reason)
+        return choice(int(chunk_size), chunk_size, f"train.chunk_size={chunk_size} as given; {what}")
     if working(2) > memory_budget:  # a chunk holds two seeds at least (`chunk_layout`)
         least = working(2) // devices
         padded = (
@@ -681,8 +694,7 @@ def chunk_choice(
     limit = (
         f"at most {MAX_CHUNK}" if size == MAX_CHUNK else f"{_size(memory_budget)} over {devices} device(s)"
     )
-    reason = f"auto: {size} seeds per chunk ({limit}); {what}"
-    return ChunkChoice(size, "auto", one, working(size), memory_budget, devices, reason)
+    return choice(size, "auto", f"auto: {size} seeds per chunk ({limit}); {what}")
 
 
 class RawSplits(NamedTuple):
@@ -732,6 +744,11 @@ class _Constant:
         parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
         self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
         self._digest.update(repr((test_fraction, val_fraction, noisy)).encode())
+
+    @classmethod
+    def of(cls, raw: "RawSplits") -> "_Constant":
+        """The constant of a raw table's splits: noisy only when the noise is not 0."""
+        return cls(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
 
     def __hash__(self) -> int:
         return hash(self._digest.hexdigest())
@@ -1074,10 +1091,7 @@ def train_population(
     if batch_size is not None and not 1 <= batch_size <= rows:
         raise ValueError(f"batch_size must be in [1, {rows}] (the training rows), got {batch_size}")
     if chunk_size == "auto":
-        if raw is None:
-            scored, cells = rows + len(test_xy[0]) + (0 if val_xy is None else len(val_xy[0])), 0
-        else:
-            scored, cells = len(raw.table.labels), raw.table.x.size
+        scored, cells = scored_rows(raw, train_xy[0], None if val_xy is None else val_xy[0], test_xy[0])
         choice = chunk_choice(
             count, sizes, scored, memory_budget=memory_budget, dtype=dtype, table_cells=cells
         )
@@ -1092,7 +1106,7 @@ def train_population(
         val = val_xy if val_xy is not None else (None, None)
         data = (*train_xy, *val, *test_xy)
     else:
-        constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
+        constant = _Constant.of(raw)
     spec = population_spec(
         count, sizes, epochs=epochs, rule=rule, optimizer=optimizer, dtype=dtype, chunk_size=chunk_size,
         record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
@@ -1129,7 +1143,7 @@ def first_split(raw: RawSplits, dtype: str = "float32") -> tuple[Split, jax.Arra
     varies), and the min-max scaling (minimum, span) fitted on its raw training rows: one
     program, the same numbers as `make_split` with `draw_key("split", raw.split_seed)` and
     `draw_key("noise", raw.noise_seed)`."""
-    constant = _Constant(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
+    constant = _Constant.of(raw)
     seeds = np.uint32(raw.split_seed), np.uint32(raw.noise_seed)
     x = np.asarray(raw.table.x, dtype)
     return _first_split(x, *seeds, np.asarray(raw.noise, dtype), constant, jnp.dtype(dtype).name)
