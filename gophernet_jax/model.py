@@ -300,11 +300,12 @@ def per_seed_product(h: jax.Array, w: jax.Array) -> jax.Array:
     """Σ_j h[n, j, s] · w[j, k, s]: every seed's own product, (n, outputs, seeds).
 
     Over at most `UNROLL` inputs, multiply-adds across the seeds; wider, one batched matrix
-    product with the seeds moved first (also onto a classifier's few outputs: digits at 32
-    hidden units trained 1.3–1.4× as fast so as with a fused multiply-and-reduce across the seeds,
-    which held rows × inputs × outputs per seed). Neither form grows with the width past
-    `UNROLL` inputs, so neither does the compile time; each seed's product has the same shape
-    whatever the chunk's width, and computes the same numbers (checked on AVX2 kernels).
+    product with the seeds moved first, also onto a classifier's few outputs (there it trained
+    digits at 32 hidden units 1.3–1.4× as fast as a fused multiply-and-reduce across the
+    seeds, which held rows × inputs × outputs per seed). Neither form grows with the width
+    past `UNROLL` inputs, so neither does the compile time. Each seed's product has the same
+    shape whatever the chunk's width, and computed the same numbers at any width on AVX2
+    kernels (tests/test_training.py checks a wide network's seed across chunks).
     """
     inputs = w.shape[0]
     if inputs <= UNROLL:

@@ -43,11 +43,12 @@ STATISTICS = [
 PROGRESS_LINE = re.compile(r"seed-epochs\s+\S+/s")
 
 
-def env_with_devices(devices: int | None) -> dict[str, str]:
-    """This environment with XLA forced to `devices` host devices (other XLA flags kept);
-    None leaves the count to the package (its default: one per usable core)."""
+def env_with_devices(devices: int | None, *xla_flags: str) -> dict[str, str]:
+    """This environment with XLA forced to `devices` host devices (other XLA flags kept, and
+    `xla_flags` added); None leaves the count to the package (its default: one per usable core)."""
     env = os.environ.copy()
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
+    flags += xla_flags
     if devices is not None:
         flags.append(f"{DEVICE_FLAG}={devices}")
     env["XLA_FLAGS"] = " ".join(flags)
@@ -434,13 +435,16 @@ def test_older_matrix_kernels_leave_a_seed_independent_of_chunk_width_and_device
     runs = {"one": (41, 10, 1), "two": (41, 10, 2), "wide": (41, 500, 1)}
     if population_pair:
         runs |= {"few": (250, 500, 2), "many": (1000, 500, 2)}
-
-    def env(devices: int) -> dict[str, str]:
-        limited = env_with_devices(devices) | limits
-        return limited | {"XLA_FLAGS": f"{limited['XLA_FLAGS']} {xla_flag}"}
-
     procs = {
-        name: start(tmp_path, "-c", WIDTH_PROBE, str(count), str(chunk), "200", env=env(devices))
+        name: start(
+            tmp_path,
+            "-c",
+            WIDTH_PROBE,
+            str(count),
+            str(chunk),
+            "200",
+            env=env_with_devices(devices, xla_flag) | limits,
+        )  # fmt: skip
         for name, (count, chunk, devices) in runs.items()
     }
     out = {name: json.loads(finish(proc).stdout.splitlines()[-1]) for name, proc in procs.items()}
