@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules", nargs="+", default=["autodiff", "article"], choices=["autodiff", "article"]
     )
-    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--chunk-size", type=int, default=512)
     parser.add_argument("--numpy-epochs", type=int, default=100, help="epochs of the NumPy timing run")
     parser.add_argument(
         "--numpy-max-seeds", type=int, default=1000, help="NumPy times at most this many seeds"

@@ -261,7 +261,8 @@ def per_seed(a: jax.Array) -> jax.Array:
     return a if a.ndim == 3 else a[:, :, None]
 
 
-#: Seeds per block of a product with shared data (`shared_product`).
+#: Seeds per block of a product with shared data (`shared_product`); a chunk of seeds is
+#: whole blocks wide too (`training.chunk_layout`).
 SEED_BLOCK = 16
 
 

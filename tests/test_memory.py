@@ -13,6 +13,7 @@ from gophernet_jax.splits import load_table
 from gophernet_jax.training import (
     DEFAULT_MEMORY_BUDGET,
     MAX_CHUNK,
+    SEED_BLOCK,
     MemoryBudgetError,
     RawSplits,
     chunk_bytes,
@@ -67,9 +68,14 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             working = devices * chunk_bytes(choice.size, sizes, rows, table_cells=cells)
             assert choice.working_bytes == working <= budget
             assert working >= choice.size * devices * choice.seed_bytes
-            wider = devices * chunk_bytes(choice.size + 1, sizes, rows, table_cells=cells)
+            # whole blocks of 16 seeds where one fits (`chunk_layout`), else narrower, said so
+            blocks = choice.size >= SEED_BLOCK
+            assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than a block" in choice.reason
+            step = SEED_BLOCK if blocks else 1
+            wider = devices * chunk_bytes(choice.size + step, sizes, rows, table_cells=cells)
             assert choice.size == MAX_CHUNK or wider > budget
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
+            assert choice.seeds_per_chunk % SEED_BLOCK == 0 if blocks else choice.seeds_per_chunk < SEED_BLOCK
     # the article's network: 500, the width before auto, whatever the budget's room
     assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
     # a width given is kept, and the estimate still reported
