@@ -239,8 +239,8 @@ class TrainConfig:
     rule: Any = "autodiff"  # autodiff | article (one sigmoid hidden layer and loss sse only)
     loss: Any = "sse"  # sse (the article's, summed) | mse (averaged) | cross_entropy (softmax, averaged)
     dtype: Any = "float32"  # float32 | float64
-    # auto: the most seeds per chunk (at most 512, whole blocks of 16) whose working memory fits runtime.memory_budget;
-    # or an int >= 1. Seeds trained together; a seed's numbers do not depend on it.
+    # auto: the most seeds per chunk (at most 512, whole blocks of 16) whose working memory fits
+    # runtime.memory_budget; or an int >= 1. Seeds trained together; a seed's numbers do not depend on it.
     chunk_size: Any = "auto"
     batch_size: Any = None  # None: full batch (the article); int >= 1: mini-batches in a fresh order
 
