@@ -306,7 +306,7 @@ def per_seed_product(h: jax.Array, w: jax.Array) -> jax.Array:
     seeds, which held rows × inputs × outputs per seed). Neither form grows with the width
     past `UNROLL` inputs, so neither does the compile time. Each seed's product has the same
     shape whatever the chunk's width, and computed the same numbers at any width on AVX2
-    kernels (tests/test_training.py checks a wide network's seed across chunks).
+    kernels (tests/test_training.py checks a softmax network's seed across chunks).
     """
     inputs = w.shape[0]
     if inputs <= UNROLL:

@@ -561,9 +561,10 @@ def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, in
     A chunk's width is then a multiple of 16 seeds, of the widest vector of float32 an x86-64
     CPU has (AVX-512): XLA's CPU code vectorises across the seeds (the minor axis), and a
     chunk narrower than that, or not a multiple of it, computed otherwise (natively on
-    AVX-512, softmax networks: every seed of chunks of 2, 5 and 8 seeds differed in its
-    gradient from the same seed's in a chunk of 128; at 3 tanh units also chunks of 17, 31,
-    33, 47 and 100; chunks of 16, 24, 32 agreed). A chunk narrower than one block
+    AVX-512, softmax networks: the gradients of chunks of 2, 5 and 8 seeds differed from the
+    same seeds' in a chunk of 128; at 3 tanh units also those of chunks of 17, 31, 33, 47 and
+    100; chunks of 16, 24, 32 agreed; the design study's chunks of 500 computed their last 4
+    seeds otherwise). A chunk narrower than one block
     (`chunk_size` < 16, which `chunk_choice` picks only where the memory budget holds no
     more) is as `chunking` makes it, two seeds at least: a chunk of one seed computed
     otherwise again; such a chunk's seeds may differ in their last bits from the same seeds
@@ -1003,10 +1004,10 @@ def population_spec(
     """The `Spec` of a population of `count` seeds (see `train_population`): the devices
     that train it and its chunks, decided here once.
 
-    A device gets at least two seeds (a single seed runs on one device): XLA computes a
-    chunk of one seed another way, whose last bits differ from the same seed's in a wider
-    chunk, so 2 seeds on 2 devices would not be the first 2 seeds of a larger population
-    (nor a slice of one, `seeds.slices`). Wider chunks agree bit for bit.
+    A device gets at least two seeds (a single seed runs on one device), and a chunk is whole
+    blocks of 16 seeds (`chunk_layout`): a chunk of one seed, or one narrower than XLA's
+    vectors or not a multiple of them, computed otherwise, its seeds' last bits unlike the
+    same seeds' in wider chunks. Chunks of whole blocks agree bit for bit.
     """
     devices = population_devices(count)
     chunks, per_chunk = chunk_layout(count, chunk_size, devices)

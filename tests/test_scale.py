@@ -238,8 +238,9 @@ def test_two_host_devices_give_the_results_of_one(tmp_path):
 
 @pytest.mark.slow
 def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
-    # 41 seeds in chunks of at most 10: one device trains 5 chunks of 9 seeds; two devices
-    # train 6 chunks of 7 (3 each, 1 padding seed). Chunks of another width, same numbers.
+    # 41 seeds in chunks of at most 10, narrower than a block of 16 (`training.chunk_layout`):
+    # one device trains 5 chunks of 9 seeds; two devices train 6 chunks of 7 (3 each, 1
+    # padding seed). Chunks of another width, same numbers (the article's network).
     run = ["seeds.count=41", "train.epochs=20", "train.chunk_size=10"]
     assert chunking(41, 10, 1) == (5, 9) and chunking(41, 10, 2) == (6, 7)
     procs = [cli(tmp_path, tmp_path / f"devices{n}", *run, env=env_with_devices(n)) for n in (1, 2)]
@@ -290,8 +291,8 @@ def test_chunk_width_does_not_change_a_seeds_numbers(article_data, rule):
 
 @pytest.mark.parametrize("rule", ["autodiff", "article"])
 def test_one_seed_is_seed_0_of_any_population(article_data, rule):
-    # A chunk holds two seeds at least (`training.chunk_layout`): alone, seed 0's last bits
-    # differed from its own in a population (a chunk of one is computed another way).
+    # A chunk is a block of 16 seeds at least (`training.chunk_layout`): alone, in a chunk of
+    # one, seed 0's last bits differed from its own in a population.
     (train_set, test_set), kw = article_data, {"epochs": 300, "learning_rate": 0.3, "rule": rule}
     data = (train_set.x, train_set.y), (test_set.x, test_set.y)
     alone, among = (train_population(0, count, Sizes(4, 3, 3), *data, **kw) for count in (1, 5))
