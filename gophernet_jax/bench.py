@@ -49,7 +49,14 @@ from gophernet_jax import runtime
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
 from gophernet_jax.model import Sizes
-from gophernet_jax.training import Numbers, chunking, population_layout, population_spec, run_population
+from gophernet_jax.training import (
+    MAX_CHUNK,
+    Numbers,
+    chunk_layout,
+    population_layout,
+    population_spec,
+    run_population,
+)
 
 HANDWRITTEN = Path(__file__).resolve().parent / "handwritten.py"
 
@@ -182,7 +189,7 @@ def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
         for rule in args.rules:
             runs = {d: measure_in_subprocess(rule, seeds, d, args) for d in dict.fromkeys([cores, 1])}
             row = {"rule": rule, "seeds": seeds, "epochs": args.epochs, "devices": cores}
-            row["chunks"] = chunking(seeds, args.chunk_size, cores)[0]
+            row["chunks"] = chunk_layout(seeds, args.chunk_size, cores)[0]
             row |= {k: runs[cores][k] for k in ("compile_s", "run_s", "program_mb", "peak_rss_mb")}
             row["jax_seed_epochs_per_s"] = seeds * args.epochs / runs[cores]["run_s"]
             row["jax_1_device_seed_epochs_per_s"] = seeds * args.epochs / runs[1]["run_s"]
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules", nargs="+", default=["autodiff", "article"], choices=["autodiff", "article"]
     )
-    parser.add_argument("--chunk-size", type=int, default=512)
+    parser.add_argument("--chunk-size", type=int, default=MAX_CHUNK)
     parser.add_argument("--numpy-epochs", type=int, default=100, help="epochs of the NumPy timing run")
     parser.add_argument(
         "--numpy-max-seeds", type=int, default=1000, help="NumPy times at most this many seeds"

@@ -77,9 +77,7 @@ def project(x, y, hidden, seeds, epochs) -> dict:
 
     sizes = Sizes(x.shape[1], hidden if len(hidden) > 1 else hidden[0], y.shape[1])
     net = Net("tanh", "cross_entropy")
-    spec = population_spec(
-        seeds, sizes, epochs=epochs, optimizer="adam", net=net, init="glorot_uniform", chunk_size=512
-    )
+    spec = population_spec(seeds, sizes, epochs=epochs, optimizer="adam", net=net, init="glorot_uniform")
     indices = population_layout(spec, ("init",))
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     numbers = Numbers.of(0.01, None, 0.1, "float32")

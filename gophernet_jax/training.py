@@ -556,7 +556,7 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
 def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
     """(chunks, seeds per chunk) that `count` seeds train in: `chunking` of whole blocks of
     `SEED_BLOCK` seeds, at most `chunk_size` seeds wide (rounded down to whole blocks), the
-    last chunk's block filled with padding seeds past `count`.
+    chunks' room past `count` filled with padding seeds.
 
     A chunk's width is then a multiple of 16 seeds, of the widest vector of float32 an x86-64
     CPU has (AVX-512): XLA's CPU code vectorises across the seeds (the minor axis), and a
@@ -564,11 +564,10 @@ def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, in
     AVX-512, softmax networks: the gradients of chunks of 2, 5 and 8 seeds differed from the
     same seeds' in a chunk of 128; at 3 tanh units also those of chunks of 17, 31, 33, 47 and
     100; chunks of 16, 24, 32 agreed; the design study's chunks of 500 computed their last 4
-    seeds otherwise). A chunk narrower than one block
-    (`chunk_size` < 16, which `chunk_choice` picks only where the memory budget holds no
-    more) is as `chunking` makes it, two seeds at least: a chunk of one seed computed
-    otherwise again; such a chunk's seeds may differ in their last bits from the same seeds
-    in whole blocks."""
+    seeds otherwise). A chunk narrower than one block (`chunk_size` < 16, which `chunk_choice`
+    picks only where the memory budget holds no more) is as `chunking` makes it, two seeds at
+    least: a chunk of one seed computed otherwise again; such a chunk's seeds may differ in
+    their last bits from the same seeds in whole blocks."""
     if chunk_size < SEED_BLOCK:
         chunks, per_chunk = chunking(count, chunk_size, devices)
         return chunks, max(2, per_chunk)

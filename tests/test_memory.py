@@ -76,7 +76,7 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             assert choice.size == MAX_CHUNK or wider > budget
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
             assert choice.seeds_per_chunk % SEED_BLOCK == 0 if blocks else choice.seeds_per_chunk < SEED_BLOCK
-    # the article's network: 500, the width before auto, whatever the budget's room
+    # the article's network: the widest chunk (512, whole blocks), whatever the budget's room
     assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
