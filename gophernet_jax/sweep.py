@@ -100,6 +100,8 @@ def _job_row(job: Path) -> dict[str, Any]:
             "seeds_needed": acc.get("seeds_needed"),
             "diverged": summary.diverged,
             "collapsed": summary.collapsed,
+            # the likely cause when half the seeds or more failed (`cause.Cause.kind`), else empty
+            "cause": summary.cause.kind if summary.cause is not None else None,
             "seconds": summary.seconds,
             "compilations": summary.compilations,
             "cache_hits": summary.cache_hits,
@@ -383,7 +385,7 @@ def best_trial(summary: pd.DataFrame) -> dict[str, Any] | None:
         "parameters": {k: row[k] for k in swept},
         "objective": float(row["objective"]),
         "objective_on": row["objective_on"],
-        **{k: _plain(row[k]) for k in (*STAT_COLUMNS, "collapsed", "diverged", "seeds")},
+        **{k: _plain(row[k]) for k in (*STAT_COLUMNS, "collapsed", "diverged", "seeds", "cause")},
     }
 
 
@@ -413,6 +415,8 @@ def format_comparison(summary: pd.DataFrame) -> str:
     dropped += ["difference_ci95_low", "difference_ci95_high", "trial", "unpaired_because"]
     dropped += [c for c in summary.columns if "seeds_and_rows" in c or "corrected" in c]
     dropped += ["p_outperform_ci95_low", "p_outperform_ci95_high", "seeds_needed_for_decision"]
+    if "cause" in summary and summary["cause"].isna().all():
+        dropped.append("cause")  # shown only where a job's seeds failed
     short = {"ci95_low": "mean_lo", "ci95_high": "mean_hi", "difference": "diff", "best_of_5": "best5"}
     short |= {"simultaneous_ci95_low": "diff_lo", "simultaneous_ci95_high": "diff_hi", "objective": "obj"}
     short |= {"p_outperform": "p_out"}

@@ -692,7 +692,16 @@ def chunk_choice(
         return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
 
     if chunk_size != "auto":
-        return choice(int(chunk_size), chunk_size, f"train.chunk_size={chunk_size} as given; {what}")
+        given = f"train.chunk_size={chunk_size} as given"
+        if int(chunk_size) < SEED_BLOCK:
+            given += (
+                f" (narrower than a block of {SEED_BLOCK} seeds: a seed's last bits may differ from its own"
+                " in chunks of whole blocks)"
+            )
+        elif int(chunk_size) % SEED_BLOCK:
+            whole = int(chunk_size) // SEED_BLOCK * SEED_BLOCK
+            given += f" (chunks of whole blocks of {SEED_BLOCK} seeds: at most {whole})"
+        return choice(int(chunk_size), chunk_size, f"{given}; {what}")
     if working(2) > memory_budget:  # a chunk holds two seeds at least (`chunk_layout`)
         least = working(2) // devices
         padded = (

@@ -81,6 +81,12 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
     assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
+    assert "narrower than a block of 16 seeds" in given.reason and "may differ" in given.reason
+    # a width of whole blocks is kept as it is; another is trained in whole blocks, said so
+    assert "block" not in chunk_choice(1000, sizes, rows, chunk_size=32).reason
+    rounded = chunk_choice(1000, sizes, rows, chunk_size=40)
+    assert rounded.seeds_per_chunk % SEED_BLOCK == 0 and rounded.seeds_per_chunk <= 32
+    assert "whole blocks of 16 seeds: at most 32" in rounded.reason
 
 
 def test_auto_refuses_a_budget_that_holds_no_seed():

@@ -82,6 +82,23 @@ def test_paired_differences_against_the_first_job(five_rates):
 
 
 @pytest.mark.slow
+def test_each_jobs_likely_cause_is_a_column_of_the_summary(five_rates):
+    # Rates 1 and 3 on the article's summed loss collapse every seed of 16: summary.json names
+    # the summed loss, and the sweep's table carries it beside the counts; 0.03-0.3 train.
+    folder, done = five_rates
+    summary = pd.read_csv(folder / "summary.csv")
+    for _, row in summary.iterrows():
+        cause = strict_json(folder / row["job"] / "summary.json").get("cause")
+        assert (row["cause"] if isinstance(row["cause"], str) else None) == (cause and cause["kind"])
+    failed = summary["collapsed"] + summary["diverged"] >= summary["seeds"] / 2
+    assert list(failed) == [False, False, False, True, True]
+    assert list(summary["cause"][failed]) == ["summed_loss", "summed_loss"]
+    lines = done.stdout.splitlines()
+    header = next(line.split() for line in lines if line.lstrip().startswith("optimizer.learning_rate "))
+    assert header[-1] == "verdict" and "cause" in header
+
+
+@pytest.mark.slow
 def test_five_learning_rates_compile_the_training_program_once(five_rates):
     folder, _ = five_rates
     summary = pd.read_csv(folder / "summary.csv")
