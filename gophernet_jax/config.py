@@ -250,11 +250,10 @@ class TrainConfig:
         self.loss = _choice("train.loss", self.loss, LOSSES)
         self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
         if self.chunk_size != "auto":
-            if isinstance(self.chunk_size, str) or isinstance(self.chunk_size, bool):
-                raise ConfigError(
-                    f"config key train.chunk_size: expected auto or an integer >= 1, got {self.chunk_size!r}"
-                )
-            self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
+            size = self.chunk_size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                expected = "expected auto or an integer >= 1"
+                raise ConfigError(f"config key train.chunk_size: {expected}, got {size!r}")
         if self.batch_size is not None:
             self.batch_size = _int("train.batch_size", self.batch_size, 1)
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import assert_bad_setting, assert_one_line_error, cli, run_job, settings_of
 from gophernet_jax import Sizes, train_population
-from gophernet_jax.config import DATA_DIR
+from gophernet_jax.config import DATA_DIR, ConfigError
 from gophernet_jax.splits import load_table
 from gophernet_jax.training import (
     DEFAULT_MEMORY_BUDGET,
@@ -41,12 +41,17 @@ def test_a_memory_budget_is_bytes_or_a_number_with_a_unit(value, bytes_):
         ("runtime.memory_budget=2PB", "runtime.memory_budget"),
         ("runtime.memory_budget=true", "runtime.memory_budget"),
         ("train.chunk_size=0", "train.chunk_size"),
+        ("train.chunk_size=-3", "train.chunk_size"),
+        ("train.chunk_size=1.5", "train.chunk_size"),
         ("train.chunk_size=big", "train.chunk_size"),
         ("train.chunk_size=true", "train.chunk_size"),
     ],
 )
 def test_a_bad_chunk_or_budget_setting_is_one_line_naming_its_key(override, key):
     assert_bad_setting(key, override)
+    if key == "train.chunk_size":  # every bad width names both choices
+        with pytest.raises(ConfigError, match="expected auto or an integer >= 1"):
+            settings_of(override)
 
 
 def test_chunk_size_is_auto_by_default_within_two_gibibytes():
