@@ -176,6 +176,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
         assert trial.user_attrs["objective"] == job["objective"]["value"] == pytest.approx(1 - trial.value)
         assert trial.user_attrs["val_accuracy_q05"] == job["val_accuracy"]["q05"]
         assert trial.user_attrs["collapsed"] == job["collapsed"]
+        assert trial.user_attrs.get("cause") == (job["cause"]["kind"] if "cause" in job else None)
 
 
 @pytest.mark.slow

@@ -47,6 +47,7 @@ SUMMARY_ATTRS = {
     "test_accuracy_q05": ("test_accuracy", "q05"),
     "collapsed": ("collapsed",),
     "diverged": ("diverged",),
+    "cause": ("cause", "kind"),  # only where half the seeds or more failed
     "seeds": ("seeds",),
     "seconds": ("seconds",),
 }
