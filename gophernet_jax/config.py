@@ -250,10 +250,11 @@ class TrainConfig:
         self.loss = _choice("train.loss", self.loss, LOSSES)
         self.dtype = _choice("train.dtype", self.dtype, ("float32", "float64"))
         if self.chunk_size != "auto":
-            size = self.chunk_size
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                expected = "expected auto or an integer >= 1"
-                raise ConfigError(f"config key train.chunk_size: {expected}, got {size!r}")
+            try:
+                self.chunk_size = _int("train.chunk_size", self.chunk_size, 1)
+            except ConfigError:  # the same check, naming both choices
+                expected = f"expected auto or an integer >= 1, got {self.chunk_size!r}"
+                raise ConfigError(f"config key train.chunk_size: {expected}") from None
         if self.batch_size is not None:
             self.batch_size = _int("train.batch_size", self.batch_size, 1)
 

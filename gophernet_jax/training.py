@@ -691,17 +691,15 @@ def chunk_choice(
         layout = chunk_layout(count, size, devices)
         return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
 
+    differs = "a seed's last bits may differ from its own in chunks of whole blocks"
     if chunk_size != "auto":
-        given = f"train.chunk_size={chunk_size} as given"
-        if int(chunk_size) < SEED_BLOCK:
-            given += (
-                f" (narrower than a block of {SEED_BLOCK} seeds: a seed's last bits may differ from its own"
-                " in chunks of whole blocks)"
-            )
-        elif int(chunk_size) % SEED_BLOCK:
-            whole = int(chunk_size) // SEED_BLOCK * SEED_BLOCK
+        size, given = int(chunk_size), f"train.chunk_size={chunk_size} as given"
+        if size < SEED_BLOCK:
+            given += f" (narrower than a block of {SEED_BLOCK} seeds: {differs})"
+        elif size % SEED_BLOCK:
+            whole = size // SEED_BLOCK * SEED_BLOCK
             given += f" (chunks of whole blocks of {SEED_BLOCK} seeds: at most {whole})"
-        return choice(int(chunk_size), chunk_size, f"{given}; {what}")
+        return choice(size, chunk_size, f"{given}; {what}")
     if working(2) > memory_budget:  # a chunk holds two seeds at least (`chunk_layout`)
         least = working(2) // devices
         padded = (
@@ -726,7 +724,7 @@ def chunk_choice(
             size -= 1
         narrow = (
             f"narrower than a block of {SEED_BLOCK} seeds, which {_size(memory_budget)} over {devices} "
-            "device(s) does not hold: a seed's last bits may differ from its own in chunks of whole blocks"
+            f"device(s) does not hold: {differs}"
         )
         return choice(size, "auto", f"auto: {size} seeds per chunk ({narrow}); {what}")
     limit = (
