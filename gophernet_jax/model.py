@@ -275,7 +275,11 @@ def shared_product(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
     numbers do not depend on the width of its chunk. One product of width units × seeds
     does: XLA's CPU matrix product (oneDNN's sgemm, which picks its kernel from the CPU at
     run time) changes its arithmetic with that width on CPUs without AVX-512
-    (`ONEDNN_MAX_CPU_ISA=AVX2` shows it on any x86-64 machine).
+    (`ONEDNN_MAX_CPU_ISA=AVX2` shows it on any x86-64 machine). Measured under those
+    kernels: over 4 features and 75 or 121 rows, one product of 496 seeds or more computed
+    its first 16 seeds otherwise than one of 16 to 256; with XLA's threads cut to one
+    (`PJRT_NPROC=1`) the forward product agreed at every width, but its transpose over the
+    rows (what autodiff computes for the weights' gradient) still did not (README, Speed).
     """
     k, units, seeds = w.shape
     # At least two blocks: under oneDNN's AVX2 kernels a product of one block computes
