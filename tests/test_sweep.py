@@ -330,3 +330,24 @@ def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp
     assert notes[0].endswith("); running the job again")
     assert strict_json(job / "summary.json")["seeds"] == 16
     assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["reference-rules", "reference-design"])
+def test_a_committed_studys_report_is_what_the_report_writes_from_its_jobs(tmp_path, study):
+    """The committed report is current: written again from the committed jobs (no training),
+    every column and row is the same, numbers to 1e-12 (NumPy's sums may round otherwise on
+    another CPU), the rest exactly."""
+    copy = tmp_path / study
+    shutil.copytree(REPO / "sweeps" / study, copy)
+    done = command("-m", "gophernet_jax.sweep", copy, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    committed = pd.read_csv(REPO / "sweeps" / study / "summary.csv")
+    written = pd.read_csv(copy / "summary.csv")
+    assert list(written.columns) == list(committed.columns)
+    assert len(written) == len(committed) and "cause" in written.columns
+    for column in committed.columns:
+        if pd.api.types.is_float_dtype(committed[column]) and pd.api.types.is_float_dtype(written[column]):
+            assert_allclose(written[column], committed[column], rtol=1e-12, atol=0, err_msg=column)
+        else:
+            assert written[column].equals(committed[column]), column
