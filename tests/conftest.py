@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,19 @@ os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
 # The tests' own process uses that cache too, as the CLI does: a program compiled by one
 # test (in a subprocess or here) loads in the others.
 runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
+
+
+def committed_kernels() -> bool:
+    """Does this machine multiply matrices with the kernels the committed studies were made
+    with? They were made on an AVX-512 CPU (x86-64), where XLA's CPU matrix product, oneDNN's
+    sgemm, uses its AVX-512 kernels; a CPU without AVX-512, or `ONEDNN_MAX_CPU_ISA` set below
+    it, rounds the products otherwise, and 300 epochs of chaos make that a different seed."""
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return platform.machine() == "x86_64" and " avx512f" in flags and (isa == "ALL" or "AVX512" in isa)
 
 
 @pytest.fixture(scope="session")

@@ -103,28 +103,12 @@ def test_a_population_in_mini_batches_trains_each_seed_as_train_does(x64, articl
                 assert_allclose(b[i], a, rtol=1e-10, atol=1e-12)
 
 
-def _committed_kernels() -> bool:
-    """Does this machine multiply matrices with the kernels the committed studies were made
-    with? They were made on an AVX-512 CPU (x86-64), where XLA's CPU matrix product, oneDNN's
-    sgemm, uses its AVX-512 kernels; a CPU without AVX-512, or `ONEDNN_MAX_CPU_ISA` set below
-    it, rounds the products otherwise, and 300 epochs of chaos make that a different seed."""
-    import os
-    import platform
-
-    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return platform.machine() == "x86_64" and " avx512f" in flags and (isa == "ALL" or "AVX512" in isa)
-
-
 @pytest.mark.slow
 def test_the_full_batch_reproduces_the_committed_reference_study(tmp_path):
     """No batch size is the article's training: the numbers of the committed study. A seed's
     numbers do not depend on how many seeds train with it, so its first 250 seeds suffice.
 
-    Bit for bit where the matrix kernels are the committed run's (`_committed_kernels`): there
+    Bit for bit where the matrix kernels are the committed run's (`conftest.committed_kernels`): there
     the committed run's own shape reproduces, and so must these seeds. Elsewhere the same
     seeds are other numbers (under `ONEDNN_MAX_CPU_ISA=AVX2` 40 of 250 test accuracies and 156
     final losses differed; the means 0.8645 against 0.8649), and the test compares the
@@ -138,7 +122,7 @@ def test_the_full_batch_reproduces_the_committed_reference_study(tmp_path):
     columns = ["seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
     published = pd.read_csv(job / "results.csv")[columns][:250]
     found = pd.read_csv(tmp_path / "run" / "results.csv")[columns]
-    if _committed_kernels():
+    if conftest.committed_kernels():
         pd.testing.assert_frame_equal(found, published)
         return
     ours, theirs = found["test_accuracy"].to_numpy(), published["test_accuracy"].to_numpy()
