@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import Done, assert_one_line_error, cli, strict_json
+from conftest import Done, assert_one_line_error, cli, settings_of, strict_json
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import DataError, load_split
 from gophernet_jax.splits import load_table, make_split, part_counts
@@ -537,3 +537,28 @@ def test_hydras_legacy_optuna_sweeper_without_its_extra_is_one_line(tmp_path):
     one_line_error(
         done, "hydra/sweeper=optuna needs the legacy-optuna extra", "hydra/sweeper=gophernet_optuna"
     )
+
+
+@pytest.mark.parametrize("preset", ["lr", "hidden_lr", "decay"])
+def test_each_search_preset_searches_settings_that_validate_on_a_validation_part(preset):
+    """Every `+search=` preset: the project's sweeper, its own study, a validation part to
+    score on, and a search space whose every point is a valid setting (its bounds checked)."""
+    from hydra import compose, initialize_config_dir
+
+    from gophernet_jax.config import CONF_DIR, register
+    from hydra_plugins.gophernet_optuna_sweeper._search import search_space
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"+search={preset}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("GophernetOptunaSweeper") and sweeper.study_name == preset
+    assert cfg.data.val_fraction > 0
+    space = search_space(dict(sweeper.params), [])
+    assert space.distributions, preset
+    for key, dist in space.distributions.items():
+        for value in (dist.low, dist.high):
+            settings_of(f"+search={preset}", f"{key}={value}")  # raises if not valid
+    if preset == "decay":
+        ((key, dist),) = space.distributions.items()
+        assert key == "optimizer.weight_decay" and dist.log and (dist.low, dist.high) == (1e-4, 0.1)
