@@ -336,10 +336,11 @@ def few_features_product(x: jax.Array, w: jax.Array) -> jax.Array:
 def _few_features_jvp(primals, tangents):
     (x, w), (dx, dw) = primals, tangents
     out = few_features_product(x, w)
-    # Symbolic zeros (the data is not differentiated in training) cost nothing.
+    # Symbolic zeros (the data is not differentiated in training) cost nothing. JAX calls
+    # this rule only when x or w is perturbed, so one part at least is there.
     parts = [] if type(dw) is SymbolicZero else [_blocked_product(x, dw, 1)]
     parts += [] if type(dx) is SymbolicZero else [few_features_product(dx, w)]
-    return out, sum(parts[1:], parts[0]) if parts else jnp.zeros_like(out)
+    return out, sum(parts[1:], parts[0])
 
 
 #: Per-seed products over at most this many inputs are unrolled into elementwise
