@@ -35,16 +35,55 @@ from gophernet_jax import load_split, runtime
 from gophernet_jax.config import DATA_DIR, RuntimeConfig
 
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
-# cache made for this session: the suite neither reads nor fills the user's own cache
-# (`runtime.compilation_cache=auto`), and a shape compiled once loads in later runs. The
-# process that starts first (pytest-xdist's controller, or pytest -n 0) makes it and removes
-# it at its exit; its workers inherit it, so a program one worker compiled loads in the other.
-# matplotlib's font cache stays where it was: under the suite's cache every process of the
-# suite would build it again (running fc-list).
+# cache of the suite's own: the suite neither reads nor fills the user's cache
+# (`runtime.compilation_cache=auto`, which lands under XDG_CACHE_HOME, pointed here), and a
+# program compiled once loads in later runs, of this session and of the next: the cache
+# outlives the session, in `$XDG_CACHE_HOME/gophernet_jax/tests` (else
+# `~/.cache/gophernet_jax/tests`), so the suite's second run on a machine compiles almost
+# nothing (a fresh clone's too). JAX keys each program by its HLO, the compile options, the
+# XLA flags and the jax/jaxlib versions, so a stale program is never loaded.
+# GOPHERNET_JAX_TEST_CACHE names another folder, or `temp` for one made for this session
+# and removed at its end (a cold run, as on a fresh machine). The process that starts
+# first (pytest-xdist's controller, or pytest -n 0) decides; its workers inherit it, so a
+# program one worker compiled loads in the other. matplotlib's font cache stays where it
+# was: under the suite's cache every process of the suite would build it again (fc-list).
 os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
-if "GOPHERNET_JAX_TEST_CACHE" not in os.environ:
-    os.environ["GOPHERNET_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
-    atexit.register(shutil.rmtree, os.environ["GOPHERNET_JAX_TEST_CACHE"], ignore_errors=True)
+#: The suite's cache is pruned to half this size, oldest files first, when a session
+#: starts above it (every code change adds programs; one whole run adds about 20 MB).
+TEST_CACHE_BYTES = 1 << 30
+
+
+def _prune(folder: Path, limit: int) -> None:
+    """Removes the cache's unreadable programs (a run killed while JAX wrote one leaves it
+    truncated: JAX would warn on every later load and never write it again), then the oldest
+    files while the folder holds more than `limit` bytes, down to half of it."""
+    from jax._src.compilation_cache import decompress_executable
+
+    for entry in folder.rglob("*-cache"):
+        try:
+            decompress_executable(entry.read_bytes())
+        except Exception:
+            entry.unlink(missing_ok=True)
+    files = [(f.stat().st_mtime, f.stat().st_size, f) for f in folder.rglob("*") if f.is_file()]
+    total = sum(size for _, size, _ in files)
+    if total <= limit:
+        return
+    for _, size, f in sorted(files, key=lambda t: t[0]):
+        if total <= limit // 2:
+            break
+        f.unlink(missing_ok=True)
+        total -= size
+
+
+if os.environ.get("GOPHERNET_JAX_TEST_CACHE", "") in ("", "temp"):
+    if os.environ.get("GOPHERNET_JAX_TEST_CACHE") == "temp":
+        os.environ["GOPHERNET_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
+        atexit.register(shutil.rmtree, os.environ["GOPHERNET_JAX_TEST_CACHE"], ignore_errors=True)
+    else:
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        os.environ["GOPHERNET_JAX_TEST_CACHE"] = str(user_cache / "gophernet_jax" / "tests")
+    Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]).mkdir(parents=True, exist_ok=True)
+    _prune(Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]), TEST_CACHE_BYTES)
 os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
 # The tests' own process uses that cache too, as the CLI does: a program compiled by one
 # test (in a subprocess or here) loads in the others.

@@ -395,11 +395,13 @@ def test_submitit_local_sweep_summary_equals_the_basic_launchers(tmp_path):
 
 #: Trains seeds in a fresh process and prints, per rule, their final losses and test
 #: accuracies as JSON. argv: count, chunk size, epochs. XLA_FLAGS and ONEDNN_MAX_CPU_ISA come
-#: from the test.
+#: from the test; the suite's compilation cache as the CLI would use it (its key holds the XLA
+#: flags; oneDNN picks its kernels when the program runs, so a loaded program obeys the ISA).
 WIDTH_PROBE = """
 import json, sys
-from gophernet_jax import Sizes, load_split, train_population
-from gophernet_jax.config import DATA_DIR
+from gophernet_jax import Sizes, load_split, runtime, train_population
+from gophernet_jax.config import DATA_DIR, RuntimeConfig
+runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
 count, chunk, epochs = map(int, sys.argv[1:])
 tr, te = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv", padding_row=True)
 pops = {rule: train_population(0, count, Sizes(4, 3, 3), (tr.x, tr.y), (te.x, te.y), epochs=epochs,
