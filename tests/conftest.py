@@ -24,15 +24,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
-import jax
 import matplotlib
 import numpy as np
 import pytest
 
-from gophernet_jax import load_split, runtime
-from gophernet_jax.config import DATA_DIR, RuntimeConfig
+# JAX and the package are imported where they are used: pytest-xdist's controller, which
+# runs no test, loads this file too, and starts its workers sooner without them.
 
 # Every CLI run of the suite (subprocesses inherit the environment) shares one compilation
 # cache of the suite's own: the suite neither reads nor fills the user's cache
@@ -53,16 +53,31 @@ os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
 TEST_CACHE_BYTES = 1 << 30
 
 
+def _decompresses(data: bytes) -> bool:
+    """Is this a whole compressed stream, in any format JAX writes (zstd where Python or
+    the zstandard package has it, else zlib)? A truncated one is none of them."""
+    decompressors = [zlib.decompress]
+    with contextlib.suppress(ImportError):
+        from compression import zstd  # Python 3.14
+
+        decompressors.append(zstd.decompress)
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        decompressors.append(zstandard.ZstdDecompressor().decompress)
+    for decompress in decompressors:
+        with contextlib.suppress(Exception):
+            decompress(data)
+            return True
+    return False
+
+
 def _prune(folder: Path, limit: int) -> None:
     """Removes the cache's unreadable programs (a run killed while JAX wrote one leaves it
     truncated: JAX would warn on every later load and never write it again), then the oldest
     files while the folder holds more than `limit` bytes, down to half of it."""
-    from jax._src.compilation_cache import decompress_executable
-
     for entry in folder.rglob("*-cache"):
-        try:
-            decompress_executable(entry.read_bytes())
-        except Exception:
+        if not _decompresses(entry.read_bytes()):
             entry.unlink(missing_ok=True)
     files = [(f.stat().st_mtime, f.stat().st_size, f) for f in folder.rglob("*") if f.is_file()]
     total = sum(size for _, size, _ in files)
@@ -85,9 +100,32 @@ if os.environ.get("GOPHERNET_JAX_TEST_CACHE", "") in ("", "temp"):
     Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]).mkdir(parents=True, exist_ok=True)
     _prune(Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]), TEST_CACHE_BYTES)
 os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
-# The tests' own process uses that cache too, as the CLI does: a program compiled by one
-# test (in a subprocess or here) loads in the others.
-runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
+
+
+def pytest_configure(config):
+    """In a process that runs tests (a worker, or pytest -n 0), JAX as the CLI sets it up,
+    with the suite's cache: a program compiled by one test (in a subprocess or here) loads in
+    the others."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not config.getoption("numprocesses", None):
+        from gophernet_jax import runtime
+        from gophernet_jax.config import RuntimeConfig
+
+        runtime.configure(ynn_fusion=False, compilation_cache=RuntimeConfig().cache_folder())
+
+
+def pytest_unconfigure(config):
+    """A worker's results are with the controller once it unconfigures; its interpreter then
+    frees every program it loaded, which took 2–3 s a worker (its JAX backend and compiled
+    programs; the controller waits for it). It leaves at once instead, unless coverage is
+    measured (pytest-cov writes a worker's data at its exit)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "coverage" not in sys.modules:
+
+        def leave() -> None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+        atexit.register(leave)  # registered last, so run first
 
 
 def committed_kernels() -> bool:
@@ -106,18 +144,26 @@ def committed_kernels() -> bool:
 @pytest.fixture(scope="session")
 def article_data():
     """The article's train.csv and test.csv, without the padding row."""
+    from gophernet_jax import load_split
+    from gophernet_jax.config import DATA_DIR
+
     return load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
 
 
 @pytest.fixture(scope="session")
 def padded_data():
     """The same files as the reference loader reads them: one extra all-zero row each."""
+    from gophernet_jax import load_split
+    from gophernet_jax.config import DATA_DIR
+
     return load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv", padding_row=True)
 
 
 @pytest.fixture
 def x64():
     """Computes in float64 for the duration of one test."""
+    import jax
+
     with jax.enable_x64(True):
         yield
 
@@ -125,6 +171,8 @@ def x64():
 @pytest.fixture(autouse=True)
 def strict_promotion():
     """Fail on silent dtype promotion inside the library."""
+    import jax
+
     with jax.numpy_dtype_promotion("strict"):
         yield
 
