@@ -90,15 +90,24 @@ def _prune(folder: Path, limit: int) -> None:
         total -= size
 
 
+def _session_cache() -> str:
+    """A folder made for this session, removed at its end."""
+    folder = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 if os.environ.get("GOPHERNET_JAX_TEST_CACHE", "") in ("", "temp"):
-    if os.environ.get("GOPHERNET_JAX_TEST_CACHE") == "temp":
-        os.environ["GOPHERNET_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
-        atexit.register(shutil.rmtree, os.environ["GOPHERNET_JAX_TEST_CACHE"], ignore_errors=True)
-    else:
+    folder = None
+    if os.environ.get("GOPHERNET_JAX_TEST_CACHE") != "temp":
         user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        os.environ["GOPHERNET_JAX_TEST_CACHE"] = str(user_cache / "gophernet_jax" / "tests")
-    Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]).mkdir(parents=True, exist_ok=True)
-    _prune(Path(os.environ["GOPHERNET_JAX_TEST_CACHE"]), TEST_CACHE_BYTES)
+        try:
+            (user_cache / "gophernet_jax" / "tests").mkdir(parents=True, exist_ok=True)
+            _prune(user_cache / "gophernet_jax" / "tests", TEST_CACHE_BYTES)
+            folder = str(user_cache / "gophernet_jax" / "tests")
+        except OSError:  # no writable home: the session's own cache, as with `temp`
+            pass
+    os.environ["GOPHERNET_JAX_TEST_CACHE"] = folder or _session_cache()
 os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
 
 
