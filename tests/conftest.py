@@ -54,18 +54,23 @@ os.environ.setdefault("MPLCONFIGDIR", matplotlib.get_cachedir())
 TEST_CACHE_BYTES = 1 << 30
 
 
-def _decompresses(data: bytes) -> bool:
-    """Is this a whole compressed stream, in any format JAX writes (zstd where Python or
-    the zstandard package has it, else zlib)? A truncated one is none of them."""
-    decompressors = [zlib.decompress]
+def _decompressors() -> list:
+    """Every format JAX writes its entries in: zstd where Python (3.14) or the zstandard
+    package has it, else zlib."""
+    found = [zlib.decompress]
     with contextlib.suppress(ImportError):
-        from compression import zstd  # Python 3.14
+        from compression import zstd
 
-        decompressors.append(zstd.decompress)
+        found.append(zstd.decompress)
     with contextlib.suppress(ImportError):
         import zstandard
 
-        decompressors.append(zstandard.ZstdDecompressor().decompress)
+        found.append(zstandard.ZstdDecompressor().decompress)
+    return found
+
+
+def _decompresses(data: bytes, decompressors: list) -> bool:
+    """Is this a whole compressed stream in one of those formats? A truncated one is none."""
     for decompress in decompressors:
         with contextlib.suppress(Exception):
             decompress(data)
@@ -82,40 +87,43 @@ def _prune(folder: Path, limit: int) -> None:
     marker = folder / ".checked"
     since = marker.stat().st_mtime - 1 if marker.exists() else -math.inf
     marker.touch()
+    decompressors = _decompressors()
     for entry in folder.rglob("*-cache"):
-        if entry.stat().st_mtime >= since and not _decompresses(entry.read_bytes()):
+        if entry.stat().st_mtime >= since and not _decompresses(entry.read_bytes(), decompressors):
             entry.unlink(missing_ok=True)
-    files = [
-        (f.stat().st_mtime, f.stat().st_size, f) for f in folder.rglob("*") if f.is_file() and f != marker
-    ]
-    total = sum(size for _, size, _ in files)
+    files = [(f.stat(), f) for f in folder.rglob("*") if f.is_file() and f != marker]
+    total = sum(stat.st_size for stat, _ in files)
     if total <= limit:
         return
-    for _, size, f in sorted(files, key=lambda t: t[0]):
+    for stat, f in sorted(files, key=lambda t: t[0].st_mtime):
         if total <= limit // 2:
             break
         f.unlink(missing_ok=True)
-        total -= size
+        total -= stat.st_size
 
 
-def _session_cache() -> str:
-    """A folder made for this session, removed at its end."""
+def _suite_cache() -> str:
+    """The folder GOPHERNET_JAX_TEST_CACHE names; unset, the suite's cache kept between runs
+    (pruned here), or where no such folder can be made, one for this session; `temp`, one for
+    this session, removed at its end."""
+    asked = os.environ.get("GOPHERNET_JAX_TEST_CACHE", "")
+    if asked not in ("", "temp"):
+        return asked  # named, or made by the process that started this one (a worker's)
+    if not asked:
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        folder = home / "gophernet_jax" / "tests"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _prune(folder, TEST_CACHE_BYTES)
+            return str(folder)
+        except OSError:  # no writable home
+            pass
     folder = tempfile.mkdtemp(prefix="gophernet-jax-test-cache-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
 
-if os.environ.get("GOPHERNET_JAX_TEST_CACHE", "") in ("", "temp"):
-    folder = None
-    if os.environ.get("GOPHERNET_JAX_TEST_CACHE") != "temp":
-        user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        try:
-            (user_cache / "gophernet_jax" / "tests").mkdir(parents=True, exist_ok=True)
-            _prune(user_cache / "gophernet_jax" / "tests", TEST_CACHE_BYTES)
-            folder = str(user_cache / "gophernet_jax" / "tests")
-        except OSError:  # no writable home: the session's own cache, as with `temp`
-            pass
-    os.environ["GOPHERNET_JAX_TEST_CACHE"] = folder or _session_cache()
+os.environ["GOPHERNET_JAX_TEST_CACHE"] = _suite_cache()
 os.environ["XDG_CACHE_HOME"] = os.environ["GOPHERNET_JAX_TEST_CACHE"]
 
 
