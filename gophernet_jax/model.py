@@ -98,6 +98,20 @@ def _draw_standard(key: jax.Array, sizes: Sizes, dtype, init: str) -> list[jax.A
     return [p for w in weights for p in (w, jnp.zeros_like(w[0]))]
 
 
+def draw_params(
+    key: jax.Array, sizes: Sizes, dtype: jnp.dtype = jnp.float32, init: str = "uniform01"
+) -> Params:
+    """`init_params`'s computation, for use inside a program (`jit`, `vmap`)."""
+    parts = (
+        _draw_uniform01(key, sizes, dtype) if init == "uniform01" else _draw_standard(key, sizes, dtype, init)
+    )
+    w, b = parts[0::2], parts[1::2]
+    return Params(w[0], b[0], w[-1], b[-1], tuple(w[1:-1]), tuple(b[1:-1]))
+
+
+_init_program = jax.jit(draw_params, static_argnames=("sizes", "dtype", "init"))
+
+
 def init_params(
     key: jax.Array, sizes: Sizes, dtype: jnp.dtype = jnp.float32, init: str = "uniform01"
 ) -> Params:
@@ -106,7 +120,8 @@ def init_params(
     `uniform01` (the article's) draws every parameter, biases included, uniform on [0, 1),
     in one draw cut in the article's fill order. The others (`INITS`) draw each layer's
     weights with `jax.nn.initializers.<init>` from its own key (`split(key, layers)`),
-    biases at zero.
+    biases at zero. Compiled as one program per sizes, dtype and init (`draw_params` is the
+    same computation for use inside a program of one's own).
 
     Args:
       key: a `jax.random` key.
@@ -124,11 +139,8 @@ def init_params(
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
-    parts = (
-        _draw_uniform01(key, sizes, dtype) if init == "uniform01" else _draw_standard(key, sizes, dtype, init)
-    )
-    w, b = parts[0::2], parts[1::2]
-    return Params(w[0], b[0], w[-1], b[-1], tuple(w[1:-1]), tuple(b[1:-1]))
+    widths = sizes[1] if isinstance(sizes[1], int) else tuple(sizes[1])
+    return _init_program(key, Sizes(sizes[0], widths, sizes[2]), jnp.dtype(dtype), init)
 
 
 def hidden_layers(params: Params) -> list[tuple[jax.Array, jax.Array]]:

@@ -30,11 +30,8 @@ def case_data(table: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     from gophernet_jax.training import draw_key
 
     t = load_table(DATA_DIR / f"{table}.csv", label)
-    # One program: run op by op, the split compiles some sixty small ones (2.5 s on digits).
-    # Without noise no operation of it rounds otherwise when fused.
-    split = jax.jit(lambda keys: make_split(t, *keys, test_fraction=0.2, dtype="float32"))(
-        (draw_key("split", 0), draw_key("noise", 0))
-    )
+    # Without noise no operation of the split rounds otherwise when fused.
+    split = make_split(t, draw_key("split", 0), draw_key("noise", 0), test_fraction=0.2, dtype="float32")
     return np.asarray(split.x_train), np.asarray(split.y_train)
 
 

@@ -10,6 +10,7 @@ testing), the noise (measurement noise on the features) and, elsewhere, the init
 weights.
 """
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -350,6 +351,87 @@ def add_noise(key: jax.Array, x: jax.Array, scale: jax.Array | float) -> jax.Arr
     return jnp.where(scale == 0, x, x + scale * jax.random.normal(key, x.shape, x.dtype))
 
 
+class StaticTable:
+    """A table and how it is split, as a static argument of `jit`: hashed and compared by
+    content, so the same table reuses the compiled program and becomes a constant inside it."""
+
+    def __init__(self, table: Table, test_fraction: float, val_fraction: float, noisy: bool = True) -> None:
+        self.table, self.test_fraction, self.val_fraction = table, test_fraction, val_fraction
+        # Without noise no seed draws any: `add_noise` at scale 0 gives the table bit for bit,
+        # and skipping the draw saves a table-sized temporary per seed.
+        self.noisy = noisy
+        parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
+        self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
+        self._digest.update(repr((test_fraction, val_fraction, noisy)).encode())
+
+    def __hash__(self) -> int:
+        return hash(self._digest.hexdigest())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StaticTable) and self._digest.hexdigest() == other._digest.hexdigest()
+
+
+def draw_split(
+    table: Table,
+    split_key: jax.Array,
+    noise_key: jax.Array | None = None,
+    *,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
+    noise: jax.Array | float = 0.0,
+    dtype: str = "float32",
+) -> Split:
+    """`make_split`'s computation, for use inside a program (`jit`, `vmap`): arguments and
+    result as `make_split`'s, with `table` a constant of the program."""
+    x = jnp.asarray(table.x, dtype)
+    if noise_key is not None:
+        x = add_noise(noise_key, x, jnp.asarray(noise, dtype) * jnp.asarray(np.ptp(table.x, axis=0), dtype))
+    test, val = part_counts(table.labels, test_fraction, val_fraction, class_names=table.class_names)
+    train_idx, test_idx, val_idx = stratified_parts(split_key, table.labels, [test, val])
+    y = jax.nn.one_hot(table.labels, len(table.class_names), dtype=dtype)
+    x_train, x_test, x_val = minmax_scale(x[train_idx], x[test_idx], x[val_idx])
+    return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx, x_val, y[val_idx], val_idx)
+
+
+def draw_splits(
+    table: Table,
+    split_keys: jax.Array,
+    noise_keys: jax.Array | None = None,
+    *,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
+    noise: jax.Array | float = 0.0,
+    dtype: str = "float32",
+) -> Split:
+    """`draw_split` vmapped over the keys: `make_splits`'s computation, for use inside a program."""
+    one = partial(
+        draw_split, table, test_fraction=test_fraction, val_fraction=val_fraction, noise=noise, dtype=dtype
+    )
+    if noise_keys is None:
+        return jax.vmap(lambda k: one(k, None))(split_keys)
+    return jax.vmap(one)(split_keys, noise_keys)
+
+
+@partial(jax.jit, static_argnames=("static", "dtype", "batched"))
+def _split_program(x, split_keys, noise_keys, noise, static: StaticTable, dtype: str, batched: bool) -> Split:
+    # The features as an argument, not a constant of the program (lowering and the cache's key
+    # then do not serialise the table), except where the noise scales by the columns' ranges.
+    table = static.table if static.noisy else static.table._replace(x=x)
+    draw = draw_splits if batched else draw_split
+    settings = {"test_fraction": static.test_fraction, "val_fraction": static.val_fraction}
+    return draw(table, split_keys, noise_keys, noise=noise, dtype=dtype, **settings)
+
+
+def _compiled_split(table, split_keys, noise_keys, noise, dtype, batched, **fractions) -> Split:
+    if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
+    if isinstance(noise, float | int) and not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    static = StaticTable(table, noisy=noise_keys is not None, **fractions)
+    dtype = jnp.dtype(dtype).name
+    return _split_program(np.asarray(table.x, dtype), split_keys, noise_keys, noise, static, dtype, batched)
+
+
 def make_split(
     table: Table,
     split_key: jax.Array,
@@ -369,8 +451,12 @@ def make_split(
     whatever the split. Then the stratified split from `split_key`, then min-max scaling
     fitted on the training part only.
 
+    Compiled as one program per table, settings and shapes (`draw_split` is the same
+    computation for use inside a program of one's own); run op by op it would compile
+    some sixty small ones.
+
     Args:
-      table: the raw table; a constant of the program.
+      table: the raw table.
       split_key: key of the split; may be traced (vmapped).
       noise_key: key of the noise; may be traced; None for no noise.
       test_fraction: share of each class held out for testing (static).
@@ -390,18 +476,8 @@ def make_split(
       >>> batch.x_train.shape
       (8, 120, 4)
     """
-    if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
-    if isinstance(noise, float | int) and not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    x = jnp.asarray(table.x, dtype)
-    if noise_key is not None:
-        x = add_noise(noise_key, x, jnp.asarray(noise, dtype) * jnp.asarray(np.ptp(table.x, axis=0), dtype))
-    test, val = part_counts(table.labels, test_fraction, val_fraction, class_names=table.class_names)
-    train_idx, test_idx, val_idx = stratified_parts(split_key, table.labels, [test, val])
-    y = jax.nn.one_hot(table.labels, len(table.class_names), dtype=dtype)
-    x_train, x_test, x_val = minmax_scale(x[train_idx], x[test_idx], x[val_idx])
-    return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx, x_val, y[val_idx], val_idx)
+    fractions = {"test_fraction": test_fraction, "val_fraction": val_fraction}
+    return _compiled_split(table, split_key, noise_key, noise, dtype, False, **fractions)
 
 
 def make_splits(
@@ -414,14 +490,10 @@ def make_splits(
     noise: jax.Array | float = 0.0,
     dtype: str = "float32",
 ) -> Split:
-    """A batch of splits, one per key (and noise key): `make_split` vmapped.
+    """A batch of splits, one per key (and noise key): `make_split` vmapped, in one program.
 
     Returns:
       `Split` whose arrays carry a leading batch axis of len(split_keys).
     """
-    one = partial(
-        make_split, table, test_fraction=test_fraction, val_fraction=val_fraction, noise=noise, dtype=dtype
-    )
-    if noise_keys is None:
-        return jax.vmap(lambda k: one(k, None))(split_keys)
-    return jax.vmap(one)(split_keys, noise_keys)
+    fractions = {"test_fraction": test_fraction, "val_fraction": val_fraction}
+    return _compiled_split(table, split_keys, noise_keys, noise, dtype, True, **fractions)

@@ -9,7 +9,6 @@ Every source of randomness has its own stream of keys (`source_keys`): the initi
 weights, the data split, the feature noise and the data order.
 """
 
-import hashlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache, partial
@@ -26,9 +25,9 @@ from gophernet_jax.model import (
     Net,
     Params,
     Sizes,
+    draw_params,
     hidden_and_output,
     hidden_widths,
-    init_params,
     loss,
     per_seed,
     population_accuracy,
@@ -41,7 +40,7 @@ from gophernet_jax.model import (
     shared_product,
 )
 from gophernet_jax.progress import report as progress_report
-from gophernet_jax.splits import Split, Table, make_split, make_splits, minmax_fit, split_sizes
+from gophernet_jax.splits import Split, StaticTable, Table, draw_split, draw_splits, minmax_fit, split_sizes
 
 #: (params, x, y, weights) -> direction; weights is None (every row counts once) or one
 #: weight per row (per row and seed in a population), 0 for the padding of a last batch.
@@ -768,38 +767,18 @@ def seed_indices(
     return {source: i if source in vary else np.zeros_like(i) for source in SOURCES}
 
 
-class _Constant:
-    """Host data as a static argument of `jit`: hashed and compared by content, so the
-    same table reuses the compiled program and becomes a constant inside it."""
-
-    def __init__(self, table: Table, test_fraction: float, val_fraction: float, noisy: bool = True) -> None:
-        self.table, self.test_fraction, self.val_fraction = table, test_fraction, val_fraction
-        # Without noise no seed draws any: `add_noise` at scale 0 gives the table bit for bit,
-        # and skipping the draw saves a table-sized temporary per seed.
-        self.noisy = noisy
-        parts = [table.x.tobytes(), table.labels.tobytes(), repr((table.feature_names, table.class_names))]
-        self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
-        self._digest.update(repr((test_fraction, val_fraction, noisy)).encode())
-
-    @classmethod
-    def of(cls, raw: "RawSplits") -> "_Constant":
-        """The constant of a raw table's splits: noisy only when the noise is not 0."""
-        return cls(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
-
-    def __hash__(self) -> int:
-        return hash(self._digest.hexdigest())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Constant) and self._digest.hexdigest() == other._digest.hexdigest()
+def _static(raw: "RawSplits") -> StaticTable:
+    """A raw table's splits as a static argument of the program: noisy only when the noise is not 0."""
+    return StaticTable(raw.table, raw.test_fraction, raw.val_fraction, noisy=raw.noise != 0)
 
 
-def _chunk_data(indices, data, sources, raw: _Constant | None, dtype):
+def _chunk_data(indices, data, sources, raw: StaticTable | None, dtype):
     """The chunk's (x, y, x_val, y_val, x_test, y_test) and its seeds' test rows: shared by
     all seeds (test rows None), or a split per seed (seeds last; test rows (seeds, rows) of
     the table); the validation pair is None without a validation part."""
     if raw is None:
         return data, None
-    splits = make_splits(
+    splits = draw_splits(
         raw.table,
         source_keys("split", sources["split"], indices[1]),
         source_keys("noise", sources["noise"], indices[2]) if raw.noisy else None,
@@ -835,7 +814,7 @@ class Spec(NamedTuple):
     chunks: int
     per_chunk: int
     devices: int
-    raw: _Constant | None  # a raw table split inside the program, or None
+    raw: StaticTable | None  # a raw table split inside the program, or None
     rows: bool = False  # also return every seed's predicted class and correctness per test row
     poke: bool = False  # the poke source varies: some seeds' initial weights are moved (`poke_params`)
 
@@ -904,7 +883,7 @@ def _initial_params(indices, base, sizes: Sizes, dtype, init: str, poke: bool) -
     """Seeds-first initial parameters of the seeds `indices` gives (`population_layout`'s rows):
     draw `indices[0]` of init, poked (`poke_params`) with draw `indices[4]` of the poke stream of
     base seed `base` where that index is not 0. Level 0 is the seed's own weights, bit for bit."""
-    draw = partial(init_params, sizes=sizes, dtype=dtype, init=init)
+    draw = partial(draw_params, sizes=sizes, dtype=dtype, init=init)
     params = jax.vmap(draw)(source_keys("init", base, indices[0]))
     if not poke:
         return params
@@ -995,7 +974,7 @@ def population_spec(
     chunk_size: int = MAX_CHUNK,
     record_every: int = 0,
     progress: bool = False,
-    raw: _Constant | None = None,
+    raw: StaticTable | None = None,
     batch_size: int | None = None,
     steps_per_epoch: int = 1,
     shared_order: bool = True,
@@ -1142,7 +1121,7 @@ def train_population(
         val = val_xy if val_xy is not None else (None, None)
         data = (*train_xy, *val, *test_xy)
     else:
-        constant = _Constant.of(raw)
+        constant = _static(raw)
     spec = population_spec(
         count, sizes, epochs=epochs, rule=rule, optimizer=optimizer, dtype=dtype, chunk_size=chunk_size,
         record_every=record_every, progress=progress, raw=constant, batch_size=batch_size,
@@ -1157,11 +1136,11 @@ def train_population(
 
 
 @partial(jax.jit, static_argnames=("raw", "dtype"))
-def _first_split(x, split_seed, noise_seed, noise, raw: _Constant, dtype: str):
+def _first_split(x, split_seed, noise_seed, noise, raw: StaticTable, dtype: str):
     # The features as an argument, not a constant of the program: lowering and the cache's
     # key then do not serialise the table (noise scales by the columns' ranges: a constant).
     table = raw.table if raw.noisy else raw.table._replace(x=x)
-    split = make_split(
+    split = draw_split(
         table,
         draw_key("split", split_seed),
         draw_key("noise", noise_seed) if raw.noisy else None,
@@ -1179,7 +1158,7 @@ def first_split(raw: RawSplits, dtype: str = "float32") -> tuple[Split, jax.Arra
     varies), and the min-max scaling (minimum, span) fitted on its raw training rows: one
     program, the same numbers as `make_split` with `draw_key("split", raw.split_seed)` and
     `draw_key("noise", raw.noise_seed)`."""
-    constant = _Constant.of(raw)
+    constant = _static(raw)
     seeds = np.uint32(raw.split_seed), np.uint32(raw.noise_seed)
     x = np.asarray(raw.table.x, dtype)
     return _first_split(x, *seeds, np.asarray(raw.noise, dtype), constant, jnp.dtype(dtype).name)
