@@ -458,6 +458,22 @@ def test_vmapped_splits_compile_once_and_match_single_splits(iris):
         assert_allclose(second.x_test[i], single.x_test, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("noisy", [False, True])
+def test_a_split_and_initial_weights_are_one_program_each(tmp_path, noisy):
+    """Op by op (before), a split of a table of a new shape compiled 65 small programs and
+    he_normal initial weights 20, each also traced, lowered and loaded again in every run."""
+    from gophernet_jax.model import Sizes, init_params
+
+    rows = 41 if noisy else 43  # shapes no other test uses: nothing is reused from this process
+    table = load_table(synthetic_table(tmp_path / "t.csv", rows, 5), "class")
+    keys = jax.random.key(0), jax.random.key(1) if noisy else None
+    with CompileCounter() as split:
+        jax.block_until_ready(make_split(table, *keys, noise=0.05 if noisy else 0.0))
+    with CompileCounter() as weights:
+        jax.block_until_ready(init_params(keys[0], Sizes(5, (rows, 7), 3), init="he_normal"))
+    assert split.count + split.cache_hits == 1 and weights.count + weights.cache_hits == 1
+
+
 def test_a_noisy_split_is_the_split_a_run_trains_on_bit_for_bit(wine):
     """`make_split` is one compiled program, as the run's own split is (`first_split`, and each
     seed's inside the population program): noise added op by op (a product, then a sum) rounded
