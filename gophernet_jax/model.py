@@ -44,6 +44,12 @@ def hidden_widths(sizes: Sizes) -> tuple[int, ...]:
     return (sizes.hidden,) if isinstance(sizes.hidden, int) else tuple(sizes.hidden)
 
 
+def static_sizes(sizes: Sizes | tuple) -> Sizes:
+    """`sizes` as a hashable `Sizes`, a static argument of `jit`: several hidden widths as a tuple."""
+    hidden = sizes[1] if isinstance(sizes[1], int) else tuple(sizes[1])
+    return Sizes(sizes[0], hidden, sizes[2])
+
+
 def layer_shapes(sizes: Sizes) -> list[tuple[int, int]]:
     """(inputs, outputs) of every layer's weights, first hidden layer to output layer."""
     widths = (sizes.features, *hidden_widths(sizes), sizes.classes)
@@ -139,8 +145,7 @@ def init_params(
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
-    widths = sizes[1] if isinstance(sizes[1], int) else tuple(sizes[1])
-    return _init_program(key, Sizes(sizes[0], widths, sizes[2]), jnp.dtype(dtype), init)
+    return _init_program(key, static_sizes(sizes), jnp.dtype(dtype), init)
 
 
 def hidden_layers(params: Params) -> list[tuple[jax.Array, jax.Array]]:

@@ -30,7 +30,7 @@ def case_data(table: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     from gophernet_jax.training import draw_key
 
     t = load_table(DATA_DIR / f"{table}.csv", label)
-    # Without noise no operation of the split rounds otherwise when fused.
+    # Noise 0, as the project's own split 0 (`training.first_split`): the table's values, unchanged.
     split = make_split(t, draw_key("split", 0), draw_key("noise", 0), test_fraction=0.2, dtype="float32")
     return np.asarray(split.x_train), np.asarray(split.y_train)
 

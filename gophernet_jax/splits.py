@@ -422,12 +422,12 @@ def _split_program(x, split_keys, noise_keys, noise, static: StaticTable, dtype:
     return draw(table, split_keys, noise_keys, noise=noise, dtype=dtype, **settings)
 
 
-def _compiled_split(table, split_keys, noise_keys, noise, dtype, batched, **fractions) -> Split:
+def _compiled_split(table, split_keys, noise_keys, noise, dtype, batched, test_fraction, val_fraction):
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
     if isinstance(noise, float | int) and not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    static = StaticTable(table, noisy=noise_keys is not None, **fractions)
+    static = StaticTable(table, test_fraction, val_fraction, noisy=noise_keys is not None)
     dtype = jnp.dtype(dtype).name
     return _split_program(np.asarray(table.x, dtype), split_keys, noise_keys, noise, static, dtype, batched)
 
@@ -476,8 +476,7 @@ def make_split(
       >>> batch.x_train.shape
       (8, 120, 4)
     """
-    fractions = {"test_fraction": test_fraction, "val_fraction": val_fraction}
-    return _compiled_split(table, split_key, noise_key, noise, dtype, False, **fractions)
+    return _compiled_split(table, split_key, noise_key, noise, dtype, False, test_fraction, val_fraction)
 
 
 def make_splits(
@@ -495,5 +494,4 @@ def make_splits(
     Returns:
       `Split` whose arrays carry a leading batch axis of len(split_keys).
     """
-    fractions = {"test_fraction": test_fraction, "val_fraction": val_fraction}
-    return _compiled_split(table, split_keys, noise_keys, noise, dtype, True, **fractions)
+    return _compiled_split(table, split_keys, noise_keys, noise, dtype, True, test_fraction, val_fraction)

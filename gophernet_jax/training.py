@@ -38,6 +38,7 @@ from gophernet_jax.model import (
     seeds_first,
     seeds_last,
     shared_product,
+    static_sizes,
 )
 from gophernet_jax.progress import report as progress_report
 from gophernet_jax.splits import Split, StaticTable, Table, draw_split, draw_splits, minmax_fit, split_sizes
@@ -1099,7 +1100,7 @@ def train_population(
     if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError("dtype float64 needs jax_enable_x64: jax.config.update('jax_enable_x64', True)")
     make_optimizer(optimizer, 0.0, schedule=schedule)  # fail early, before tracing
-    sizes = Sizes(sizes[0], sizes[1] if isinstance(sizes[1], int) else tuple(sizes[1]), sizes[2])
+    sizes = static_sizes(sizes)
     check_rule(rule, net, sizes)
     varied = _check_sources(vary, grid, raw, batch_size)
     rows = raw_training_rows(raw) if raw is not None else len(train_xy[0])
