@@ -20,8 +20,10 @@ sets for itself.
 Two tables, printed and written as CSV:
 - `--out` (bench.csv), a row per rule and S: `jax_seed_epochs_per_s` on `devices` host
   devices (every usable core), `jax_1_device_seed_epochs_per_s` and their ratio
-  `devices_speedup`; `compile_s`, `run_s`, `program_mb` (XLA's estimate) and `peak_rss_mb`
-  of the process that trained on every core; `numpy_seed_epochs_per_s` and `speedup`
+  `devices_speedup`; `jax_gflops`, the first rate in GFLOP/s of its matrix products
+  (6 × rows × Σ a·b per seed-epoch), beside `gemm_gflops`, the machine's float32 GEMM;
+  `compile_s`, `run_s`, `program_mb` (XLA's estimate) and `peak_rss_mb` of the process
+  that trained on every core; `numpy_seed_epochs_per_s` and `speedup`
   (JAX ÷ NumPy); `import_s`.
 - `--end-to-end-out` (bench_end_to_end.csv), a row per command: `project_median_s`,
   `handwritten_median_s`, their `ratio`, and every run's seconds (`project_s`,
@@ -181,9 +183,16 @@ def worker(args: argparse.Namespace) -> int:
 
 def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
     """Seed-epochs per second per rule and seed count: all usable cores as host devices (the
-    package's default) and one, alternately, each in its own process; NumPy in this one."""
+    package's default) and one, alternately, each in its own process; NumPy in this one.
+    GFLOP/s of each rate (its matrix products, `netbench.flops_per_seed_epoch`), and the
+    machine's float32 GEMM rate for scale."""
+    from gophernet_jax.netbench import flops_per_seed_epoch
+
     cores = runtime.usable_cores()
     train_set, _ = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
+    flops = flops_per_seed_epoch(len(train_set.x), (train_set.x.shape[1], 3, train_set.y.shape[1]))
+    gemm = _net_worker("gemm", 0, args, 1)["gemm_gflops"]
+    print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
     rows = []
     for seeds in args.seeds:  # the rules one after the other at each S: they meet the same load
         for rule in args.rules:
@@ -194,6 +203,8 @@ def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
             row["jax_seed_epochs_per_s"] = seeds * args.epochs / runs[cores]["run_s"]
             row["jax_1_device_seed_epochs_per_s"] = seeds * args.epochs / runs[1]["run_s"]
             row["devices_speedup"] = row["jax_seed_epochs_per_s"] / row["jax_1_device_seed_epochs_per_s"]
+            row["jax_gflops"] = row["jax_seed_epochs_per_s"] * flops / 1e9
+            row["gemm_gflops"] = gemm
             numpy_seeds = min(seeds, args.numpy_max_seeds)
             row["numpy_seed_epochs_per_s"] = time_numpy(
                 numpy_seeds, args.numpy_epochs, train_set.x, train_set.y, rule
@@ -202,7 +213,8 @@ def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
             row["import_s"] = imported
             rows.append(row)
             print(
-                f"{rule:>8} S={seeds:>6}: {row['jax_seed_epochs_per_s']:.3g} seed-epochs/s on {cores} "
+                f"{rule:>8} S={seeds:>6}: {row['jax_seed_epochs_per_s']:.3g} seed-epochs/s "
+                f"({row['jax_gflops']:.2f} GFLOP/s of a {gemm:.0f} GEMM) on {cores} "
                 f"device(s), {row['jax_1_device_seed_epochs_per_s']:.3g} on 1 "
                 f"(x{row['devices_speedup']:.2f}; compile {row['compile_s']:.2f} s, "
                 f"run {row['run_s']:.2f} s, program {row['program_mb']:.1f} MB)  "

@@ -376,12 +376,51 @@ def per_seed_product(h: jax.Array, w: jax.Array) -> jax.Array:
     past `UNROLL` inputs, so neither does the compile time. Each seed's product has the same
     shape whatever the chunk's width, and computed the same numbers at any width on AVX2
     kernels (tests/test_training.py checks a softmax network's seed across chunks).
+
+    Onto at most `FEW_OUTPUTS` outputs the batched product's gradient in h is taken another
+    way (`_few_outputs_product`).
     """
     inputs = w.shape[0]
     if inputs <= UNROLL:
         return sum(h[:, j, None, :] * w[j] for j in range(inputs))
+    if w.shape[1] <= FEW_OUTPUTS:
+        return _few_outputs_product(h, w)
+    return _batched_product(h, w)
+
+
+#: Per-seed products onto at most this many outputs (a classifier's output layer) take
+#: their gradient in the inputs as multiply-adds over the outputs (`_few_outputs_product`).
+FEW_OUTPUTS = 16
+
+
+def _batched_product(h: jax.Array, w: jax.Array) -> jax.Array:
     first = jnp.matmul(jnp.moveaxis(h, -1, 0), jnp.moveaxis(w, -1, 0))  # (seeds, n, outputs)
     return jnp.moveaxis(first, 0, -1)
+
+
+@jax.custom_jvp
+def _few_outputs_product(h: jax.Array, w: jax.Array) -> jax.Array:
+    """The batched product (`per_seed_product`), whose gradient in h, Σ_k δ[n, k, s] · w[j, k, s],
+    is a multiply-add over the few outputs across the seeds rather than the batched product's
+    transpose: a matrix product contracting over those few outputs, between two transposes
+    of rows × inputs × seeds. XLA fuses the multiply-adds with the activation's derivative.
+    Measured 2026-12-06 on a 2-core AVX-512 AMD EPYC (`python -m gophernet_jax.netbench
+    project`, 200 seeds × 100 epochs): wine at 64 hidden units 1.5x as fast, digits at 32
+    1.05x, wine at [64, 64] 1.1x; digits' numbers unchanged bit for bit, wine's in the last bit
+    of some entries (the transposed product over 3 outputs rounded otherwise). The gradient in
+    w is the batched product's, unchanged. Elementwise across the seeds, a seed's numbers do
+    not depend on its chunk."""
+    return _batched_product(h, w)
+
+
+@partial(_few_outputs_product.defjvp, symbolic_zeros=True)
+def _few_outputs_jvp(primals, tangents):
+    (h, w), (dh, dw) = primals, tangents
+    # Tangent in h: Σ_j dh[n, j, s] · w[j, k, s] (rows × inputs × outputs × seeds, before
+    # the sum); its transpose, what a gradient computes, is the multiply-add over k.
+    parts = [] if type(dw) is SymbolicZero else [_batched_product(h, dw)]
+    parts += [] if type(dh) is SymbolicZero else [jnp.sum(dh[:, :, None, :] * w[None], axis=1)]
+    return _batched_product(h, w), sum(parts[1:], parts[0])
 
 
 def _product(h: jax.Array, w: jax.Array) -> jax.Array:

@@ -141,6 +141,43 @@ def test_a_product_over_few_features_is_the_blocked_products_arithmetic(rows, un
     assert_array_equal(pull(x, w, ct), pull_blocked(x, w, ct))
 
 
+@pytest.mark.parametrize("rows, inputs, outputs", [(142, 64, 3), (50, 32, 10), (7, 9, 16)])
+def test_a_product_onto_few_outputs_has_the_batched_products_gradients(rows, inputs, outputs):
+    """`per_seed_product` onto at most FEW_OUTPUTS outputs: the batched product's values and
+    gradient in the weights, bit for bit (the same program), and in the inputs its gradient
+    as multiply-adds over the outputs, within float32 rounding of the batched product's."""
+    from gophernet_jax.model import FEW_OUTPUTS, _batched_product, per_seed_product
+
+    assert outputs <= FEW_OUTPUTS
+    h = jax.random.uniform(jax.random.key(inputs), (rows, inputs, 40), minval=-1.0, maxval=1.0)
+    w = jax.random.normal(jax.random.key(rows), (inputs, outputs, 40))
+    ct = jax.random.normal(jax.random.key(outputs), (rows, outputs, 40))
+
+    def values_and_pulls(product) -> list[np.ndarray]:
+        def both(h, w, ct):
+            out, pull = jax.vjp(product, h, w)
+            return (out, *pull(ct))
+
+        return [np.asarray(a) for a in jax.jit(both)(h, w, ct)]
+
+    pulls = {"few": values_and_pulls(per_seed_product), "batched": values_and_pulls(_batched_product)}
+    assert_array_equal(pulls["few"][0], pulls["batched"][0])  # values
+    assert_array_equal(pulls["few"][2], pulls["batched"][2])  # gradient in w
+    assert_allclose(pulls["few"][1], pulls["batched"][1], rtol=1e-5, atol=1e-5)  # gradient in h
+    # and it is Σ_k ct[n, k, s] · w[j, k, s], to float32 rounding
+    assert_allclose(pulls["few"][1], np.einsum("nks,jks->njs", ct, w), rtol=1e-5, atol=1e-5)
+
+
+def test_a_product_onto_few_outputs_has_first_and_second_derivatives(x64):
+    """Forward and reverse mode, to second order, in both arguments (check_grads, float64)."""
+    from gophernet_jax.model import per_seed_product
+
+    h = jax.random.uniform(jax.random.key(0), (6, 9, 4), jnp.float64)
+    w = jax.random.normal(jax.random.key(1), (9, 2, 4), jnp.float64)
+    f = jax.jit(lambda h, w: jnp.sin(per_seed_product(h, w)))
+    check_grads(f, (h, w), order=2, modes=("fwd", "rev"))
+
+
 def test_a_product_over_few_features_has_first_and_second_derivatives(x64):
     """Forward and reverse mode, to second order, in both arguments (check_grads, float64)."""
     from gophernet_jax.model import few_features_product

@@ -130,8 +130,12 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
         "compile_s",
         "peak_rss_mb",
         "import_s",
+        "jax_gflops",
+        "gemm_gflops",
     ):
         assert (table[column] > 0).all(), column
+    # GFLOP/s of the article's matrix products: 6 × 120 rows × (4·3 + 3·3) per seed-epoch.
+    assert np.allclose(table["jax_gflops"], table["jax_seed_epochs_per_s"] * 6 * 120 * 21 / 1e9)
     assert re.search(r"^import gophernet_jax\.app: \d+\.\d+ s", done.stdout, re.M), done.stdout
     header = next(line for line in done.stdout.splitlines() if "jax_seed_epochs_per_s" in line)
     assert {"rule", "seeds", "compile_s", "numpy_seed_epochs_per_s", "peak_rss_mb"} <= set(header.split())
