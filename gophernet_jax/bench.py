@@ -181,18 +181,16 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def rates(args: argparse.Namespace, imported: float) -> pd.DataFrame:
+def rates(args: argparse.Namespace, imported: float, gemm: float) -> pd.DataFrame:
     """Seed-epochs per second per rule and seed count: all usable cores as host devices (the
     package's default) and one, alternately, each in its own process; NumPy in this one.
     GFLOP/s of each rate (its matrix products, `netbench.flops_per_seed_epoch`), and the
-    machine's float32 GEMM rate for scale."""
+    machine's float32 GEMM rate for scale (`gemm`, `measure_gemm`)."""
     from gophernet_jax.netbench import flops_per_seed_epoch
 
     cores = runtime.usable_cores()
     train_set, _ = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
     flops = flops_per_seed_epoch(len(train_set.x), (train_set.x.shape[1], 3, train_set.y.shape[1]))
-    gemm = _net_worker("gemm", 0, args, 1)["gemm_gflops"]
-    print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
     rows = []
     for seeds in args.seeds:  # the rules one after the other at each S: they meet the same load
         for rule in args.rules:
@@ -278,15 +276,21 @@ def _net_worker(kind: str, case: int, args: argparse.Namespace, devices: int) ->
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def networks(args: argparse.Namespace) -> pd.DataFrame:
+def measure_gemm(args: argparse.Namespace) -> float:
+    """The machine's float32 GEMM rate (GFLOP/s), in a process of its own with one device;
+    measured once per benchmark, for the rates and the networks alike."""
+    gemm = _net_worker("gemm", 0, args, 1)["gemm_gflops"]
+    print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
+    return gemm
+
+
+def networks(args: argparse.Namespace, gemm: float) -> pd.DataFrame:
     """Wider networks (`netbench.CASES`): the project's population trainer on every usable
     core against a plain `jit(vmap(train_one))` with XLA's default single CPU device,
     alternately, each in its own process; GFLOP/s of each and the machine's GEMM rate."""
     from gophernet_jax.netbench import CASES, flops_per_seed_epoch
 
     cores = runtime.usable_cores()
-    gemm = _net_worker("gemm", 0, args, 1)["gemm_gflops"]
-    print(f"float32 GEMM (2048³, XLA's default CPU device): {gemm:.1f} GFLOP/s", flush=True)
     rows = []
     for case, (table, _, hidden) in enumerate(CASES):
         if args.net_cases is not None and case not in args.net_cases:
@@ -371,17 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     for path in [args.out] * (do_rates or do_networks) + [e2e_out] * do_e2e:
         path.parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
 
+    gemm = measure_gemm(args) if do_rates or do_networks else 0.0
     if do_rates:
         imported, process = import_seconds()
         print(
             f"import gophernet_jax.app: {imported:.2f} s (fresh interpreter, {process:.2f} s in all)",
             flush=True,
         )
-        show(rates(args, imported), args.out)
+        show(rates(args, imported, gemm), args.out)
     if do_e2e:
         show(end_to_end(args), e2e_out)
     if do_networks:
-        show(networks(args), args.out.with_name(f"{args.out.stem}_networks.csv"))
+        show(networks(args, gemm), args.out.with_name(f"{args.out.stem}_networks.csv"))
     return 0
 
 
