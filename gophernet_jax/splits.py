@@ -364,6 +364,12 @@ class StaticTable:
         self._digest = hashlib.sha256(b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
         self._digest.update(repr((test_fraction, val_fraction, noisy)).encode())
 
+    def with_features(self, x: jax.Array) -> Table:
+        """The table for a program that takes its features `x` as an argument rather than as a
+        constant (lowering and the compilation cache's key then do not serialise them): with
+        noise, the table's own, whose columns' ranges scale the noise as constants."""
+        return self.table if self.noisy else self.table._replace(x=x)
+
     def __hash__(self) -> int:
         return hash(self._digest.hexdigest())
 
@@ -414,12 +420,9 @@ def draw_splits(
 
 @partial(jax.jit, static_argnames=("static", "dtype", "batched"))
 def _split_program(x, split_keys, noise_keys, noise, static: StaticTable, dtype: str, batched: bool) -> Split:
-    # The features as an argument, not a constant of the program (lowering and the cache's key
-    # then do not serialise the table), except where the noise scales by the columns' ranges.
-    table = static.table if static.noisy else static.table._replace(x=x)
     draw = draw_splits if batched else draw_split
     settings = {"test_fraction": static.test_fraction, "val_fraction": static.val_fraction}
-    return draw(table, split_keys, noise_keys, noise=noise, dtype=dtype, **settings)
+    return draw(static.with_features(x), split_keys, noise_keys, noise=noise, dtype=dtype, **settings)
 
 
 def _compiled_split(table, split_keys, noise_keys, noise, dtype, batched, test_fraction, val_fraction):

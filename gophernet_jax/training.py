@@ -1138,11 +1138,8 @@ def train_population(
 
 @partial(jax.jit, static_argnames=("raw", "dtype"))
 def _first_split(x, split_seed, noise_seed, noise, raw: StaticTable, dtype: str):
-    # The features as an argument, not a constant of the program: lowering and the cache's
-    # key then do not serialise the table (noise scales by the columns' ranges: a constant).
-    table = raw.table if raw.noisy else raw.table._replace(x=x)
     split = draw_split(
-        table,
+        raw.with_features(x),
         draw_key("split", split_seed),
         draw_key("noise", noise_seed) if raw.noisy else None,
         test_fraction=raw.test_fraction,
