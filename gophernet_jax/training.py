@@ -150,7 +150,8 @@ def population_article_direction(
     w_out = jnp.stack([jnp.sum(hidden[:, j, None, :] * d_out, axis=0) for j in range(hidden_units)])
     if x.ndim == 2:  # [x 1].T @ d_hidden for all seeds in one product: weights and biases
         x1 = jnp.concatenate([x, jnp.ones((samples, 1), x.dtype)], axis=1)
-        both = shared_product(x1, d_hidden, contract=0)
+        # d_hidden's only use: XLA would fuse its arithmetic into the copy into blocks (`_apart`)
+        both = shared_product(x1, d_hidden, contract=0, apart=True)
         w_hidden, b_hidden = both[:-1], both[-1]
     else:
         w_hidden = jnp.sum(x[:, :, None, :] * d_hidden[:, None, :, :], axis=0)

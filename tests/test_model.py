@@ -141,6 +141,33 @@ def test_a_product_over_few_features_is_the_blocked_products_arithmetic(rows, un
     assert_array_equal(pull(x, w, ct), pull_blocked(x, w, ct))
 
 
+def test_the_article_rules_hidden_gradient_is_the_product_of_a_delta_made_on_its_own(article_data):
+    """The `article` rule's [x 1]ᵀ·δ (`shared_product(..., apart=True)`): XLA cannot fuse δ's
+    arithmetic into the copy into blocks, so δ is what a program of its own computes, and the
+    hidden layer's direction the blocked product of that δ, bit for bit. Fused into the copy,
+    δ rounded otherwise (on a 2-core AVX-512 AMD EPYC 67 of these 768 weights' entries
+    differed) and the rule ran at two thirds of the rate (`model._apart`)."""
+    from gophernet_jax.model import per_seed, population_hidden_and_output, seeds_last, shared_product
+    from gophernet_jax.training import _unit_article_slope, initial_params, population_article_direction
+
+    train_set, _ = article_data
+    x, y = jnp.asarray(train_set.x), jnp.asarray(train_set.y)
+    params = seeds_last(initial_params(0, 64, Sizes(4, 3, 3)))
+
+    def delta(params, x, y):
+        hidden, out = population_hidden_and_output(params, x)
+        d_out = (per_seed(y) - out) * _unit_article_slope(out)
+        back = jnp.stack([jnp.sum(d_out * params.w_out[j], axis=1) for j in range(3)], axis=1)
+        return back * _unit_article_slope(hidden)
+
+    made = jax.jit(delta)(params, x, y)  # its own program
+    x1 = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+    both = jax.jit(lambda x1, d: shared_product(x1, d, 0))(x1, made)
+    direction = jax.jit(population_article_direction)(params, x, y)
+    assert_array_equal(direction.w_hidden, -both[:-1])
+    assert_array_equal(direction.b_hidden, -both[-1])
+
+
 @pytest.mark.parametrize("rows, inputs, outputs", [(142, 64, 3), (50, 32, 10), (7, 9, 16)])
 def test_a_product_onto_few_outputs_has_the_batched_products_gradients(rows, inputs, outputs):
     """`per_seed_product` onto at most FEW_OUTPUTS outputs: the batched product's values and
