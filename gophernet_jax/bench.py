@@ -362,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.seeds) < 1 or args.epochs < 1 or args.repeats < 1:
-        parser.error("--seeds, --epochs and --repeats must be >= 1")
+    counts = {"--seeds": min(args.seeds), "--epochs": args.epochs, "--repeats": args.repeats}
+    counts |= {"--numpy-epochs": args.numpy_epochs, "--numpy-max-seeds": args.numpy_max_seeds}
+    counts |= {"--net-seeds": args.net_seeds, "--net-epochs": args.net_epochs}
+    counts |= {"--end-to-end-epochs": args.end_to_end_epochs, "--end-to-end-seeds": args.end_to_end_seeds}
+    if any(n < 1 for n in counts.values()):
+        parser.error(f"{', '.join(k for k, n in counts.items() if n < 1)}: must be >= 1")
     if args.worker:
         return worker(args)
     e2e_out = args.end_to_end_out or args.out.with_name(f"{args.out.stem}_end_to_end.csv")

@@ -143,6 +143,21 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
     assert not (tmp_path / "tmp" / "b_end_to_end.csv").exists()  # --no-end-to-end
 
 
+@pytest.mark.parametrize("flag", ["--numpy-epochs", "--net-seeds", "--end-to-end-epochs"])
+def test_benchmark_counts_below_one_are_a_usage_error_naming_the_flag(flag, tmp_path, capsys):
+    """A count of 0 stops with one line naming the flag, exit 2, before measuring anything
+    (`--numpy-epochs 0` divided by zero after the JAX timings)."""
+    from gophernet_jax.bench import main
+
+    out = tmp_path / "b.csv"
+    with pytest.raises(SystemExit) as stop:
+        main(["--only", "rates", flag, "0", "--out", str(out)])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"python -m gophernet_jax.bench: error: {flag}: must be >= 1"
+    assert not out.parent.joinpath("b.csv").exists()
+
+
 @pytest.mark.slow
 def test_benchmark_end_to_end_alone_leaves_the_rates_table_unwritten(tmp_path):
     # The user's two commands (made tiny) beside the hand-written script.
