@@ -6,6 +6,7 @@ Every per-network function here works on one network; `jax.vmap` makes it work o
 The population functions below work on many at once, laid out with the seed axis last.
 """
 
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -312,7 +313,7 @@ def shared_product(x: jax.Array, w: jax.Array, contract: int = 1, apart: bool = 
     return _blocked_product(x, w, contract, apart)
 
 
-def _apart(f, a: jax.Array) -> jax.Array:
+def _apart(f: Callable[[jax.Array], jax.Array], a: jax.Array) -> jax.Array:
     """`f(a)` in a computation of its own: a conditional whose two branches are both `f`
     (its predicate, `a`'s first number equal to itself, is one XLA cannot decide when it
     compiles), so XLA cannot fuse what makes `a` into `f`.
