@@ -33,13 +33,6 @@ DEVICES_RUN = ["seeds.count=40", "train.epochs=50", "train.chunk_size=10"]
 # Without curves the progress line makes the program record blocks of epochs it would not
 # record otherwise: the comparison then covers a program that really differs.
 PROGRESS_RUN = ["seeds.count=16", "train.epochs=60", "report.curve_every=0"]
-SWEEP = ["-m", "optimizer.learning_rate=0.1,0.3", "seeds.count=16", "train.epochs=60"]
-# The sweep summary's statistics: what the launcher must not change (not seconds, not compilations).
-STATISTICS = [
-    "optimizer.learning_rate", "job", "status", "seeds", "mean", "std", "min", "q05", "median", "q95",
-    "max", "ci95_low", "ci95_high", "diverged", "baseline", "paired", "difference",
-    "difference_ci95_low", "difference_ci95_high", "p_better", "p_tie", "p_worse",
-]  # fmt: skip
 PROGRESS_LINE = re.compile(r"seed-epochs\s+\S+/s")
 
 
@@ -384,30 +377,6 @@ def test_compilation_cache_is_filled_then_used(tmp_path):
     assert second["compilations"] == 0 and second["cache_hits"] == first["compilations"], second
     assert second["compile_seconds"] == 0, second
     assert_same_results(tmp_path / "first", tmp_path / "second")
-
-
-# --- the submitit launcher --------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_submitit_local_sweep_summary_equals_the_basic_launchers(tmp_path):
-    basic = start(tmp_path, "-m", "gophernet_jax", *SWEEP, f"hydra.sweep.dir={tmp_path / 'basic'}")
-    submitit = start(
-        tmp_path,
-        "-m",
-        "gophernet_jax",
-        *SWEEP,
-        "hydra/launcher=submitit_local",
-        "hydra.launcher.timeout_min=5",
-        f"hydra.sweep.dir={tmp_path / 'submitit'}",
-    )
-    finish(basic), finish(submitit)
-
-    a, b = (pd.read_csv(tmp_path / folder / "summary.csv") for folder in ("basic", "submitit"))
-    assert len(a) == 2 and (a["status"] == "ok").all()
-    pd.testing.assert_frame_equal(a[STATISTICS], b[STATISTICS], check_exact=True)
-    # The jobs really went through submitit: each left its logs and its pickled result.
-    assert len(list((tmp_path / "submitit" / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
 # --- the same numbers on CPUs without AVX-512 --------------------------------------------

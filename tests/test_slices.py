@@ -135,11 +135,14 @@ def joblib_sweep(tmp_path_factory) -> tuple[Path, list[str]]:
     args.append(f"hydra.sweep.dir={tmp / 's'}")
     done = cli(tmp, *args)
     assert done.returncode == 0, done.stderr
+    assert "Joblib.Parallel(n_jobs=-1,backend=loky" in done.stdout + done.stderr  # its worker processes
     return tmp / "s", args
 
 
 @pytest.mark.slow
 def test_slices_under_joblib_pool_into_the_one_job(joblib_sweep, one_job):
+    """joblib's launcher trains the jobs in worker processes of its own: the basic launcher's
+    population, seed for seed."""
     folder, _ = joblib_sweep
     assert_same_population(folder / "pooled", one_job)
     assert not (folder / "pooled" / "incomplete.json").exists()
@@ -149,10 +152,14 @@ def test_slices_under_joblib_pool_into_the_one_job(joblib_sweep, one_job):
 
 @pytest.mark.slow
 def test_slices_under_submitit_local_pool_into_the_one_job(tmp_path, one_job):
+    """submitit's local launcher (the SLURM launcher's stand-in): the jobs, each in a process
+    of its own, give the basic launcher's population seed for seed."""
     args = ["+sweep=slices", "seeds.slices=2", *COUNT, "hydra/launcher=submitit_local"]
-    done = cli(tmp_path, *args, f"hydra.sweep.dir={tmp_path / 's'}")
+    done = cli(tmp_path, *args, "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={tmp_path / 's'}")
     assert done.returncode == 0, done.stderr
     assert_same_population(tmp_path / "s" / "pooled", one_job)
+    # The jobs really went through submitit: each left its logs and its pickled result.
+    assert len(list((tmp_path / "s" / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
 @pytest.mark.slow

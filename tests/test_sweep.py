@@ -286,17 +286,6 @@ def test_preset_runs_a_multirun_without_dash_m(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_launcher_gives_the_basic_launchers_results(two_rates, tmp_path):
-    parallel = sweep(
-        tmp_path, "-m", "optimizer.learning_rate=0.1,0.3", "hydra/launcher=joblib", folder="joblib"
-    )
-    assert parallel.returncode == 0, parallel.stderr
-    a, b = (pd.read_csv(f / "results.csv") for f in (two_rates, tmp_path / "joblib"))
-    columns = ["job", "seed", "train_accuracy", "test_accuracy", "final_loss", "diverged"]
-    pd.testing.assert_frame_equal(a[columns], b[columns])
-
-
-@pytest.mark.slow
 def test_single_run_summary_is_strict_json_with_compile_counts(tmp_path):
     # A process of its own: this process's programs are compiled already, and its cache is on.
     done = cli(tmp_path, *SMALL, "runtime.compilation_cache=false", process=True)
