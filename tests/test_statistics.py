@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from scipy import stats
 
 import gophernet_jax.statistics as statistics
 from conftest import assert_ok, command
@@ -263,6 +262,8 @@ def test_best_of_n_does_not_decrease_and_stays_inside_the_values():
 
 
 def test_seeds_needed_is_the_smallest_count_that_reaches_the_resolution():
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     def half_width(n, std):
         return stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)
 
@@ -289,6 +290,8 @@ def test_seeds_needed_shrinks_as_the_spread_shrinks():
 
 
 def test_objectives_match_numpy():
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     values = np.random.default_rng(16).integers(20, 31, 1001) / 30
     expected = {
         "mean": values.mean(),

@@ -4,7 +4,6 @@ import tracemalloc
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy import stats
 
 import gophernet_jax.testset as testset  # the module, not its names: pytest would collect test_set_variance
 from gophernet_jax.statistics import bootstrap_mean_interval
@@ -304,6 +303,8 @@ def test_churn_is_the_average_over_pairs_of_seeds():
 
 
 def test_p_outperform_paired_and_unpaired():
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     rng = np.random.default_rng(13)
     a, b = rng.integers(25, 31, 200) / 30, rng.integers(24, 31, 200) / 30
     paired = testset.p_outperform(a, b, paired=True)
@@ -354,6 +355,8 @@ def test_seeds_needed_for_decision():
 
 
 def test_corrected_interval():
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     rng = np.random.default_rng(15)
     means = rng.normal(0.9, 0.02, 10)
     found = testset.corrected_interval(means, n_train=120, n_test=30)
@@ -369,6 +372,8 @@ def test_corrected_interval():
 
 
 def test_seeds_needed_over_splits():
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     rng = np.random.default_rng(16)
     groups = np.repeat(np.arange(20), 10)
     split = np.repeat(rng.normal(0, 0.004, 20), 10)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy import stats
 
 from conftest import assert_bad_setting, assert_one_line_error, cli, run_job, settings_of, strict_json
 from gophernet_jax import Sizes, job, sweep, testrows
@@ -127,6 +126,8 @@ def test_within_each_split_and_pooled_with_seed_weights(split_grid):
 
 @pytest.mark.slow
 def test_the_corrected_interval_over_splits_is_its_formula(split_grid):
+    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
+
     _, results, summary = _files(split_grid)
     corrected = summary["test_accuracy"]["corrected"]
     means = results.groupby("split_seed")["test_accuracy"].mean().to_numpy()
