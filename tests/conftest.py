@@ -167,6 +167,16 @@ def committed_kernels() -> bool:
 
 
 @pytest.fixture(scope="session")
+def stats():
+    """`scipy.stats`, for the tests that check a statistic against it: imported when such a
+    test first runs, not at module level, where every worker would import it (0.5 s) while
+    collecting the test files."""
+    from scipy import stats
+
+    return stats
+
+
+@pytest.fixture(scope="session")
 def article_data():
     """The article's train.csv and test.csv, without the padding row."""
     from gophernet_jax import load_split

@@ -52,10 +52,8 @@ def test_initialisation_keeps_its_keys_and_every_other_source_has_its_own_stream
                 assert not set(map(tuple, keys[a])) & set(map(tuple, keys[b])), (a, b)
 
 
-def test_a_seeds_weights_and_its_noise_are_not_drawn_from_the_same_bits():
+def test_a_seeds_weights_and_its_noise_are_not_drawn_from_the_same_bits(stats):
     """Before the streams, seed i's weights and noise came from one key: rank correlation 1."""
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
     count = 300
     weights = jax.vmap(lambda k: init_params(k, Sizes(4, 3, 3)).w_hidden[0, 0])(seed_keys(0, count))
     noise_keys = source_keys("noise", 0, jnp.arange(count, dtype=jnp.uint32))

@@ -261,9 +261,7 @@ def test_best_of_n_does_not_decrease_and_stays_inside_the_values():
     assert list(best_of_n(np.full(1000, 0.1)).values()) == [float(np.full(1000, 0.1).mean())] * 5
 
 
-def test_seeds_needed_is_the_smallest_count_that_reaches_the_resolution():
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_seeds_needed_is_the_smallest_count_that_reaches_the_resolution(stats):
     def half_width(n, std):
         return stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)
 
@@ -289,9 +287,7 @@ def test_seeds_needed_shrinks_as_the_spread_shrinks():
     assert unpaired == seeds_needed(np.sqrt(a.var(ddof=1) + narrow.var(ddof=1)), 0.005)
 
 
-def test_objectives_match_numpy():
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_objectives_match_numpy(stats):
     values = np.random.default_rng(16).integers(20, 31, 1001) / 30
     expected = {
         "mean": values.mean(),

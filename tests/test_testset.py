@@ -304,9 +304,7 @@ def test_churn_is_the_average_over_pairs_of_seeds():
 # --- 5. decisions ---------------------------------------------------------------------------
 
 
-def test_p_outperform_paired_and_unpaired():
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_p_outperform_paired_and_unpaired(stats):
     rng = np.random.default_rng(13)
     a, b = rng.integers(25, 31, 200) / 30, rng.integers(24, 31, 200) / 30
     paired = testset.p_outperform(a, b, paired=True)
@@ -356,9 +354,7 @@ def test_seeds_needed_for_decision():
 # --- 6. corrected resampled t ---------------------------------------------------------------
 
 
-def test_corrected_interval():
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_corrected_interval(stats):
     rng = np.random.default_rng(15)
     means = rng.normal(0.9, 0.02, 10)
     found = testset.corrected_interval(means, n_train=120, n_test=30)
@@ -373,9 +369,7 @@ def test_corrected_interval():
     assert testset.corrected_interval(means[:1], n_train=120, n_test=30).ci95 is None
 
 
-def test_seeds_needed_over_splits():
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_seeds_needed_over_splits(stats):
     rng = np.random.default_rng(16)
     groups = np.repeat(np.arange(20), 10)
     split = np.repeat(rng.normal(0, 0.004, 20), 10)

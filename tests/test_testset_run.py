@@ -125,9 +125,7 @@ def test_within_each_split_and_pooled_with_seed_weights(split_grid):
 
 
 @pytest.mark.slow
-def test_the_corrected_interval_over_splits_is_its_formula(split_grid):
-    from scipy import stats  # imported here: scipy.stats takes 0.5 s, in every worker's collection
-
+def test_the_corrected_interval_over_splits_is_its_formula(split_grid, stats):
     _, results, summary = _files(split_grid)
     corrected = summary["test_accuracy"]["corrected"]
     means = results.groupby("split_seed")["test_accuracy"].mean().to_numpy()
