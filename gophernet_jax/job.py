@@ -472,7 +472,7 @@ def write_outputs(
     test_rows = len(data.test_set.x)
     plot_accuracy({label: np.asarray(population.test_accuracy)}, output_dir / "accuracy.png", test_rows)
     if curves is not None:
-        plot_curves({label: curves}, output_dir / "curves.png")
+        plot_curves({label: curves}, output_dir / "curves.png", {label: settings.train.loss})
     if variance is not None:
         grid = np.asarray(population.test_accuracy).reshape(tuple(settings.seeds.grid.values()))
         plot_variance(grid, variance, output_dir / "variance.png")

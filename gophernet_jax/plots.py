@@ -52,25 +52,47 @@ def plot_accuracy(accuracies: Mapping[str, np.ndarray], path: Path, test_rows: i
     plt.close(fig)
 
 
-def plot_curves(curves: Mapping[str, pd.DataFrame], path: Path) -> None:
-    """`curves.png`: training loss and test accuracy against epoch, median and 5–95% band.
+#: A run's training loss on the curves' axis, per `train.loss` (`model.population_loss`).
+LOSS_NAMES = {
+    "sse": "½·Σ squared error",
+    "mse": "½·mean squared error",
+    "cross_entropy": "cross-entropy, mean over rows",
+}
 
-    Each frame has columns `epoch`, `loss_q05`, `loss_median`, `loss_q95`,
-    `test_accuracy_q05`, `test_accuracy_median`, `test_accuracy_q95` (see `curve_quantiles`).
-    """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+
+def curves_figure(curves: Mapping[str, pd.DataFrame], losses: Mapping[str, str]):
+    """The figure of `plot_curves`: a training-loss panel per kind of loss among the curves
+    (`losses`: each curve's `train.loss`), then test accuracy. A sweep over `train.loss`
+    gets a panel per loss, each on its own scale and named on its axis: a summed squared
+    error in tens and a mean cross-entropy in hundredths are not one quantity."""
+    kinds = list(dict.fromkeys(losses[label] for label in curves))
+    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(5.5 * (len(kinds) + 1), 4))
+    loss_axes, ax_acc = dict(zip(kinds, axes[:-1])), axes[-1]
     for i, (label, frame) in enumerate(curves.items()):
         color = f"C{i % 10}"
-        for ax, name in ((ax_loss, "loss"), (ax_acc, "test_accuracy")):
+        for ax, name in ((loss_axes[losses[label]], "loss"), (ax_acc, "test_accuracy")):
             ax.plot(frame["epoch"], frame[f"{name}_median"], color=color, label=label)
             ax.fill_between(
                 frame["epoch"], frame[f"{name}_q05"], frame[f"{name}_q95"], color=color, alpha=0.2
             )
-    ax_loss.set(xlabel="epoch", ylabel="training loss (½·Σ squared error)", yscale="log")
+    for kind, ax in loss_axes.items():
+        ax.set(xlabel="epoch", ylabel=f"training loss ({LOSS_NAMES[kind]})", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))
-    ax_loss.set_title("median, band 5–95% across seeds", **TITLE)
+    axes[0].set_title("median, band 5–95% across seeds", **TITLE)
     ax_acc.legend(fontsize=8, loc="lower right")
     _margins(fig, left=0.85, right=0.15, bottom=0.55, top=0.3, wspace=0.22)
+    return fig
+
+
+def plot_curves(curves: Mapping[str, pd.DataFrame], path: Path, losses: Mapping[str, str]) -> None:
+    """`curves.png`: training loss and test accuracy against epoch, median and 5–95% band
+    (`curves_figure`).
+
+    Each frame has columns `epoch`, `loss_q05`, `loss_median`, `loss_q95`,
+    `test_accuracy_q05`, `test_accuracy_median`, `test_accuracy_q95` (see `curve_quantiles`);
+    `losses` names each curve's `train.loss` (`LOSS_NAMES`).
+    """
+    fig = curves_figure(curves, losses)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

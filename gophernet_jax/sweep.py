@@ -147,7 +147,9 @@ def collect(
             blocks[job.name] = _blocks(job)
             accuracies[job.name] = (label, by_job[job.name])
             if (job / "curves.csv").is_file():
-                curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv))
+                # The job's loss names its curve's axis; a job from before `train.loss` trained `sse`.
+                loss = row["_config"].get("train", {}).get("loss", "sse")
+                curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv), loss)
     summary = pd.DataFrame(rows)
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:
@@ -448,11 +450,12 @@ def report_sweep(
     accuracies = {
         extras["accuracies"][j][0]: extras["accuracies"][j][1] for j in shown if j in extras["accuracies"]
     }
-    curves = {extras["curves"][j][0]: extras["curves"][j][1] for j in shown if j in extras["curves"]}
+    shown_curves = [extras["curves"][j] for j in shown if j in extras["curves"]]
+    curves = {label: frame for label, frame, _ in shown_curves}
     if accuracies:
         plot_accuracy(accuracies, sweep_dir / "accuracy.png", extras["test_rows"])
     if curves:
-        plot_curves(curves, sweep_dir / "curves.png")
+        plot_curves(curves, sweep_dir / "curves.png", {label: loss for label, _, loss in shown_curves})
     if search and best is not None:
         plot_search(summary, accuracies, sweep_dir / "search.png", extras["test_rows"])
     base = summary["baseline"].dropna()

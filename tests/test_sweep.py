@@ -6,13 +6,15 @@ import shutil
 from pathlib import Path
 
 import matplotlib.image
+import matplotlib.pyplot
 import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
 from conftest import Done, cli, command, run_job, strict_json
-from gophernet_jax.sweep import report_sweep
+from gophernet_jax.plots import curves_figure
+from gophernet_jax.sweep import collect, report_sweep
 
 SMALL = ["seeds.count=16", "train.epochs=60", "report.curve_every=20"]
 REPO = Path(__file__).resolve().parent.parent
@@ -319,6 +321,27 @@ def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp
     assert notes[0].endswith("); running the job again")
     assert strict_json(job / "summary.json")["seeds"] == 16
     assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
+
+
+def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own():
+    """The design study trains `sse` (½·Σ over 120 rows, in the tens) beside `cross_entropy`
+    (a mean, in the hundredths): each gets a panel named for it, holding its own jobs only."""
+    _, _, extras = collect(REPO / "sweeps" / "reference-design")
+    curves = list(extras["curves"].values())
+    assert sorted({loss for _, _, loss in curves}) == ["cross_entropy", "sse"]
+    frames, losses = {label: frame for label, frame, _ in curves}, {label: loss for label, _, loss in curves}
+    figure = curves_figure(frames, losses)
+    *loss_axes, accuracy_axis = figure.axes
+    names = {
+        "training loss (½·Σ squared error)": "sse",
+        "training loss (cross-entropy, mean over rows)": "cross_entropy",
+    }
+    assert sorted(ax.get_ylabel() for ax in loss_axes) == sorted(names)
+    for ax in loss_axes:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert len(labels) == 4 and all(f"loss={names[ax.get_ylabel()]}," in label for label in labels)
+    assert accuracy_axis.get_ylabel() == "test accuracy" and len(accuracy_axis.get_lines()) == 8
+    matplotlib.pyplot.close(figure)
 
 
 @pytest.mark.slow
