@@ -60,13 +60,21 @@ LOSS_NAMES = {
 }
 
 
+#: Curves whose legend `curves_figure` draws inside the accuracy panel; more go under the panels.
+LEGEND_INSIDE = 4
+
+
 def curves_figure(curves: Mapping[str, pd.DataFrame], losses: Mapping[str, str]):
     """The figure of `plot_curves`: a training-loss panel per kind of loss among the curves
     (`losses`: each curve's `train.loss`), then test accuracy. A sweep over `train.loss`
     gets a panel per loss, each on its own scale and named on its axis: a summed squared
     error in tens and a mean cross-entropy in hundredths are not one quantity."""
     kinds = list(dict.fromkeys(losses[label] for label in curves))
-    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(5.5 * (len(kinds) + 1), 4))
+    panels = len(kinds) + 1
+    # Past LEGEND_INSIDE curves the legend would cover the accuracy curves: it goes under the
+    # panels, a column per panel, and the figure grows by its rows.
+    rows = -(-len(curves) // panels) if len(curves) > LEGEND_INSIDE else 0
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4 + 0.2 * rows))
     loss_axes, ax_acc = dict(zip(kinds, axes[:-1])), axes[-1]
     for i, (label, frame) in enumerate(curves.items()):
         color = f"C{i % 10}"
@@ -79,8 +87,13 @@ def curves_figure(curves: Mapping[str, pd.DataFrame], losses: Mapping[str, str])
         ax.set(xlabel="epoch", ylabel=f"training loss ({LOSS_NAMES[kind]})", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))
     axes[0].set_title("median, band 5–95% across seeds", **TITLE)
-    ax_acc.legend(fontsize=8, loc="lower right")
-    _margins(fig, left=0.85, right=0.15, bottom=0.55, top=0.3, wspace=0.22)
+    if rows:
+        handles, labels = ax_acc.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=panels, fontsize=8, frameon=False)
+    else:
+        ax_acc.legend(fontsize=8, loc="lower right")
+    bottom = 0.55 + (0.2 * rows + 0.1 if rows else 0)
+    _margins(fig, left=0.85, right=0.15, bottom=bottom, top=0.3, wspace=0.22)
     return fig
 
 

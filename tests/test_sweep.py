@@ -341,6 +341,8 @@ def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own():
         labels = [line.get_label() for line in ax.get_lines()]
         assert len(labels) == 4 and all(f"loss={names[ax.get_ylabel()]}," in label for label in labels)
     assert accuracy_axis.get_ylabel() == "test accuracy" and len(accuracy_axis.get_lines()) == 8
+    # Eight curves: the legend goes under the panels, where it covers none of them.
+    assert accuracy_axis.get_legend() is None and len(figure.legends[0].get_texts()) == 8
     matplotlib.pyplot.close(figure)
 
 
