@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -60,6 +61,16 @@ LOSS_NAMES = {
 }
 
 
+class _PlainLog(matplotlib.ticker.LogFormatterSciNotation):
+    """A log axis's tick labels as plain numbers (0.03, 0.4, 10), on the ticks matplotlib
+    labels. Its own labels (4×10⁻¹ on the minor ticks of an axis spanning less than a
+    decade, as a mean loss's often does) are wider than the figure's fixed margin, which
+    then cut the axis's name off."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 #: Curves whose legend `curves_figure` draws inside the accuracy panel; more go under the panels.
 LEGEND_INSIDE = 4
 
@@ -85,6 +96,8 @@ def curves_figure(curves: Mapping[str, pd.DataFrame], losses: Mapping[str, str])
             )
     for kind, ax in loss_axes.items():
         ax.set(xlabel="epoch", ylabel=f"training loss ({LOSS_NAMES[kind]})", yscale="log")
+        ax.yaxis.set_major_formatter(_PlainLog())
+        ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))
     axes[0].set_title("median, band 5–95% across seeds", **TITLE)
     if rows:

@@ -346,6 +346,20 @@ def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own():
     matplotlib.pyplot.close(figure)
 
 
+def test_a_loss_within_a_decade_keeps_its_axis_name_on_the_figure():
+    """A mean loss from 0.4 to 0.03: matplotlib's own tick labels (4×10⁻¹) were wider than the
+    figure's margin and pushed the axis's name off the canvas."""
+    loss, accuracy = np.geomspace(0.4, 0.03, 5), np.linspace(0.4, 1.0, 5)
+    frame = pd.DataFrame({"epoch": np.arange(0, 201, 50), "loss_median": loss, "loss_q05": 0.9 * loss})
+    frame = frame.assign(loss_q95=1.1 * loss, test_accuracy_median=accuracy)
+    frame = frame.assign(test_accuracy_q05=accuracy - 0.05, test_accuracy_q95=accuracy)
+    figure = curves_figure({"one job": frame}, {"one job": "mse"})
+    figure.canvas.draw()
+    assert figure.axes[0].yaxis.label.get_window_extent().x0 >= 0
+    assert "0.1" in [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    matplotlib.pyplot.close(figure)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("study", ["reference-rules", "reference-design"])
 def test_a_committed_studys_report_is_what_the_report_writes_from_its_jobs(tmp_path, study):
