@@ -241,13 +241,15 @@ def load_split(
 
 
 def load_features(
-    path: str | Path, feature_names: Sequence[str], class_names: Sequence[str]
+    path: str | Path, feature_names: Sequence[str], class_names: Sequence[str], label: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Reads rows for a trained network to classify: its features by name, labels if given.
 
-    Columns may come in any order. Every feature must be there; the class columns are
-    labels, all of them or none; any other column is an error, since a misspelt feature
-    name would otherwise pass unnoticed.
+    Columns may come in any order. Every feature must be there. Labels, when the file has
+    them, are the class columns (one-hot, all of them or none) or, for a run trained on a
+    raw table, that table's class column `label` (`data.label`), holding each row's class
+    by name as the table did. Any other column is an error, since a misspelt feature name
+    would otherwise pass unnoticed.
 
     Returns:
       `(x, y)`: features (n, len(feature_names)) in `feature_names` order, and one-hot
@@ -274,26 +276,47 @@ def load_features(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DataError(f"{path}:1: duplicate column {duplicates[0]!r} in header")
-    unknown = [n for n in names if n not in (*feature_names, *class_names)]
+    column = label if label in names and label not in feature_names else None
+    unknown = [n for n in names if n not in (*feature_names, *class_names) and n != column]
     if unknown:
+        classes = f"its classes {', '.join(class_names)}"
+        classes += f" (one-hot, or by name in a column {label!r})" if label is not None else ""
         raise DataError(
             f"{path}:1: unknown column {unknown[0]!r}: the run's features are {', '.join(feature_names)}"
-            f" and its classes {', '.join(class_names)}"
+            f" and {classes}"
         )
     missing = [n for n in feature_names if n not in names]
     if missing:
         raise DataError(f"{path}:1: feature column {missing[0]!r} not in header ({', '.join(names)})")
     labels = [n for n in class_names if n in names]
+    if column is not None and labels:
+        raise DataError(f"{path}:1: labels twice, in column {column!r} and in column {labels[0]!r}: give one")
     if labels and len(labels) < len(class_names):
         absent = next(n for n in class_names if n not in names)
         raise DataError(f"{path}:1: label column {absent!r} not in header: give every class column or none")
     if not records:
         raise DataError(f"{path}: no data rows after the header")
-    values = numbers(path, header, records)
-    x = values[:, [names.index(n) for n in feature_names]]
+    numeric = [i for i, n in enumerate(names) if n != column]
+    values = numbers(path, header, records, numeric)
+    at = {names[i]: k for k, i in enumerate(numeric)}
+    x = values[:, [at[n] for n in feature_names]]
+    if column is not None:
+        return x, _named_classes(path, records, names.index(column), column, class_names)
     if not labels:
         return x, None
-    label_idx = [names.index(n) for n in class_names]
-    y = values[:, label_idx]
-    _check_one_hot(path, records, y, label_idx, class_names)
+    y = values[:, [at[n] for n in class_names]]
+    _check_one_hot(path, records, y, [names.index(n) for n in class_names], class_names)
     return x, y
+
+
+def _named_classes(path: Path, records, index: int, column: str, class_names: Sequence[str]) -> np.ndarray:
+    """One-hot labels (rows × classes) from a column of class names, each cell stripped as a
+    raw table's class column is read (`splits.load_table`)."""
+    y = np.zeros((len(records), len(class_names)))
+    for r, (line, row) in enumerate(records):
+        cell = row[index].strip()
+        if cell not in class_names:
+            known = ", ".join(class_names)
+            raise DataError(f"{path}:{line}: column {column!r}: {cell!r} is not a class of the run ({known})")
+        y[r, list(class_names).index(cell)] = 1.0
+    return y

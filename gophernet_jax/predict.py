@@ -30,7 +30,7 @@ from gophernet_jax.inference import (
     vote_correct,
 )
 from gophernet_jax.model import TIES, correct
-from gophernet_jax.store import StoreError, TrainedRun, inputs_for, load_run, run_ties
+from gophernet_jax.store import StoreError, TrainedRun, class_column, inputs_for, load_run, run_ties
 
 SHOWN_ROWS = 10
 #: How a tied row's class is written in predictions.csv.
@@ -137,7 +137,7 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
         seed_position(run, args.seed)
         return args.seed, f"seed {args.seed} of {count}"
     if args.best is not None:
-        x, y = load_features(args.best, run.feature_names, run.class_names)
+        x, y = load_features(args.best, run.feature_names, run.class_names, class_column(run))
         x = inputs_for(run, x)
         if y is None:
             classes = ", ".join(run.class_names)
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = load_run(args.run_dir)
         if np.dtype(run.params.w_hidden.dtype) == np.float64:
             jax.config.update("jax_enable_x64", True)
-        x, y = load_features(args.input, run.feature_names, run.class_names)
+        x, y = load_features(args.input, run.feature_names, run.class_names, class_column(run))
         x = inputs_for(run, x)
         ties = args.ties or run_ties(run)
         seed, heading = _choose(run, args, ties)

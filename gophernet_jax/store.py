@@ -106,6 +106,15 @@ def run_ties(run: TrainedRun) -> str:
     return ties
 
 
+def class_column(run: TrainedRun) -> str | None:
+    """The class column of the raw table `run` was trained on (`data.label`, one column of
+    class names), under which rows to classify may carry their labels; None for a run on
+    one-hot class columns (the article's files, or `data.label` as a list)."""
+    data = run.config.get("data", {})
+    label = data.get("label")
+    return label if data.get("path") is not None and isinstance(label, str) else None
+
+
 @jax.jit
 def _minmax_apply(x: jax.Array, low: jax.Array, span: jax.Array) -> jax.Array:
     # The very XLA operations `splits.minmax_scale` applies to a split's test part: XLA's

@@ -281,3 +281,44 @@ def test_true_and_false_are_not_numbers(tmp_path, cell):
     # pandas' C parser reads them as 1 and 0: the strict reader decides.
     path = write(tmp_path, csv_text(GOOD_ROW, f"0.1,{cell},0.3,0.4,1,0,0"))
     assert f"{cell!r} is not a number" in raised(path, line=3)
+
+
+# --- rows to classify, labelled by a raw table's class column -----------------------------
+
+WINE_FEATURES = ("alcohol", "proline")
+WINE_CLASSES = ("class_0", "class_1", "class_2")
+
+
+def features_raised(path: Path, label: str | None, line: int) -> str:
+    with pytest.raises(DataError) as info:
+        load_features(path, WINE_FEATURES, WINE_CLASSES, label)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}:{line}: ")
+    return message
+
+
+def test_rows_to_classify_take_their_labels_from_the_tables_class_column(tmp_path):
+    # As the table was written: the class by name, between the features, padded by a space.
+    named = write(tmp_path, "proline,class,alcohol\n1065,class_2,14.2\n520, class_0 ,13.1\n", "named.csv")
+    x, y = load_features(named, WINE_FEATURES, WINE_CLASSES, "class")
+    assert_array_equal(x, [[14.2, 1065], [13.1, 520]])
+    assert_array_equal(y, [[0, 0, 1], [1, 0, 0]])
+    # The same rows with the class columns, one-hot: the same labels.
+    onehot = write(tmp_path, "alcohol,proline,class_0,class_1,class_2\n14.2,1065,0,0,1\n13.1,520,1,0,0\n")
+    assert_array_equal(load_features(onehot, WINE_FEATURES, WINE_CLASSES, "class")[1], y)
+    # Without the column: features only.
+    bare = write(tmp_path, "alcohol,proline\n14.2,1065\n", "bare.csv")
+    assert load_features(bare, WINE_FEATURES, WINE_CLASSES, "class")[1] is None
+
+
+def test_a_class_column_holds_the_runs_classes_only_and_labels_come_once(tmp_path):
+    path = write(tmp_path, "alcohol,proline,class\n14.2,1065,class_2\n13.1,520,class_9\n")
+    message = features_raised(path, "class", line=3)
+    assert "column 'class': 'class_9' is not a class of the run (class_0, class_1, class_2)" in message
+    both = "alcohol,proline,class,class_0,class_1,class_2\n14.2,1065,class_2,0,0,1\n"
+    both = write(tmp_path, both, "both.csv")
+    assert "labels twice, in column 'class' and in column 'class_0'" in features_raised(both, "class", line=1)
+    # A run on one-hot columns has no class column: the column is unknown, and said so.
+    unknown = features_raised(path, None, line=1)
+    assert "unknown column 'class'" in unknown and "by name" not in unknown
+    assert "or by name in a column 'species'" in features_raised(path, "species", line=1)

@@ -35,7 +35,7 @@ from gophernet_jax.inference import SeedError, format_ensemble, seed_correct
 from gophernet_jax.job import load_data
 from gophernet_jax.predict import main as predict_main
 from gophernet_jax.splits import Table, load_table, make_split, minmax_fit
-from gophernet_jax.store import inputs_for, run_ties, save_run
+from gophernet_jax.store import class_column, inputs_for, run_ties, save_run
 
 SEEDS, EPOCHS = 20, 200
 TRAINING = ["+sweep=seeds", f"seeds.count={SEEDS}", f"train.epochs={EPOCHS}"]
@@ -160,6 +160,11 @@ def test_loaded_run_predicts_as_the_training_process_bit_for_bit(run, article_da
 
 
 @pytest.mark.slow
+def test_a_run_on_the_article_files_has_no_class_column(run):
+    # Its labels are the one-hot columns setosa, virginica, versicolor: none holds names.
+    assert class_column(run) is None
+
+
 def test_predict_seed_is_the_argmax_of_forward(run, test_set, seed_outputs):
     prediction = predict_seed(run, test_set[0], 3)
     assert_array_equal(prediction.mean_output, seed_outputs[3])
@@ -496,6 +501,12 @@ def test_predicting_a_raw_runs_test_rows_reproduces_its_accuracies(tmp_path, cap
     out = cli_main(capsys, tmp_path / "run", "raw_test.csv")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert printed_accuracy(out) == round(summary["ensemble"]["accuracy"]["mean_output"], 4)
+    # The same rows labelled as iris.csv labels them, by name in its class column.
+    named = pd.DataFrame(raw_test, columns=table.feature_names)
+    named.insert(2, "species", np.asarray(table.class_names)[table.labels[rows]])
+    named.to_csv(tmp_path / "raw_named.csv", index=False)
+    assert class_column(run) == "species"
+    assert printed_accuracy(cli_main(capsys, tmp_path / "run", "raw_named.csv")) == printed_accuracy(out)
 
 
 # --- the CLI ----------------------------------------------------------------------------
