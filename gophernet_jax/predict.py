@@ -30,7 +30,7 @@ from gophernet_jax.inference import (
     vote_correct,
 )
 from gophernet_jax.model import TIES, correct
-from gophernet_jax.store import StoreError, TrainedRun, class_column, inputs_for, load_run, run_ties
+from gophernet_jax.store import StoreError, TrainedRun, class_column, inputs_for, load_run, run_net, run_ties
 
 SHOWN_ROWS = 10
 #: How a tied row's class is written in predictions.csv.
@@ -143,7 +143,7 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
             classes = ", ".join(run.class_names)
             raise DataError(f"{args.best}:1: no label columns ({classes}): --best needs them")
         seed = best_seed(run, x, y, ties)
-        acc = int(seed_correct(run.params, x, y, ties)[seed_position(run, seed)]) / len(x)
+        acc = int(seed_correct(run.params, x, y, ties, run_net(run))[seed_position(run, seed)]) / len(x)
         return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f}, ties {ties})"
     members = int(np.sum(np.asarray(finite_seeds(run.params))))
     dropped = f" ({count - members} diverged seeds left out)" if members < count else ""
