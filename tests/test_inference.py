@@ -165,6 +165,7 @@ def test_a_run_on_the_article_files_has_no_class_column(run):
     assert class_column(run) is None
 
 
+@pytest.mark.slow
 def test_predict_seed_is_the_argmax_of_forward(run, test_set, seed_outputs):
     prediction = predict_seed(run, test_set[0], 3)
     assert_array_equal(prediction.mean_output, seed_outputs[3])
