@@ -269,7 +269,7 @@ def end_to_end(args: argparse.Namespace) -> pd.DataFrame:
 
 def _net_worker(kind: str, case: int, args: argparse.Namespace, devices: int) -> dict:
     command = [sys.executable, "-m", "gophernet_jax.netbench", kind, str(case)]
-    command += [str(args.net_seeds), str(args.net_epochs)]
+    command += [str(args.net_seeds), str(args.net_epochs), str(args.net_repeats)]
     done = subprocess.run(command, env=env_with_devices(devices), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
@@ -287,7 +287,8 @@ def measure_gemm(args: argparse.Namespace) -> float:
 def networks(args: argparse.Namespace, gemm: float) -> pd.DataFrame:
     """Wider networks (`netbench.CASES`): the project's population trainer on every usable
     core against a plain `jit(vmap(train_one))` with XLA's default single CPU device,
-    alternately, each in its own process; GFLOP/s of each and the machine's GEMM rate."""
+    alternately, each in its own process, each rate the fastest of `--net-repeats` runs;
+    GFLOP/s of each and the machine's GEMM rate."""
     from gophernet_jax.netbench import CASES, flops_per_seed_epoch
 
     cores = runtime.usable_cores()
@@ -304,6 +305,7 @@ def networks(args: argparse.Namespace, gemm: float) -> pd.DataFrame:
             rate = seed_epochs / run["run_s"]
             row |= {f"{name}_seed_epochs_per_s": rate, f"{name}_gflops": rate * flops / 1e9}
             row |= {f"{name}_compile_s": run["compile_s"], f"{name}_loss": run["loss"]}
+            row |= {f"{name}_runs_s": " ".join(f"{t:.4g}" for t in run["runs_s"])}
         row["speedup"] = row["project_seed_epochs_per_s"] / row["plain_seed_epochs_per_s"]
         row["gemm_gflops"] = gemm
         rows.append(row)
@@ -311,7 +313,8 @@ def networks(args: argparse.Namespace, gemm: float) -> pd.DataFrame:
             f"{table} hidden {row['hidden']}: project {row['project_seed_epochs_per_s']:.3g} seed-epochs/s "
             f"({row['project_gflops']:.1f} GFLOP/s, compile {ours['compile_s']:.1f} s), plain jit(vmap) "
             f"{row['plain_seed_epochs_per_s']:.3g} ({row['plain_gflops']:.1f} GFLOP/s, compile "
-            f"{plain['compile_s']:.1f} s): x{row['speedup']:.2f}; GEMM {gemm:.0f} GFLOP/s",
+            f"{plain['compile_s']:.1f} s): x{row['speedup']:.2f}; GEMM {gemm:.0f} GFLOP/s; "
+            f"best of {args.net_repeats} runs each",
             flush=True,
         )
     return pd.DataFrame(rows)
@@ -348,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--net-seeds", type=int, default=200, help="seeds of each networks case")
     parser.add_argument("--net-epochs", type=int, default=100, help="epochs of each networks case")
     parser.add_argument(
+        "--net-repeats", type=int, default=3, help="timed runs of each networks case; the fastest counts"
+    )
+    parser.add_argument(
         "--net-cases", type=int, nargs="+", help="the networks cases to run, by index (default: all)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each command")
@@ -365,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {"--seeds": min(args.seeds), "--epochs": args.epochs, "--repeats": args.repeats}
     counts |= {"--numpy-epochs": args.numpy_epochs, "--numpy-max-seeds": args.numpy_max_seeds}
     counts |= {"--net-seeds": args.net_seeds, "--net-epochs": args.net_epochs}
+    counts |= {"--net-repeats": args.net_repeats}
     counts |= {"--end-to-end-epochs": args.end_to_end_epochs, "--end-to-end-seeds": args.end_to_end_seeds}
     if any(n < 1 for n in counts.values()):
         parser.error(f"{', '.join(k for k, n in counts.items() if n < 1)}: must be >= 1")

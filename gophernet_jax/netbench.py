@@ -3,11 +3,13 @@ written here, on the same rows, with the same network (Glorot-uniform weights, t
 cross-entropy, Adam at 0.01, full batch), in the same run; GFLOP/s beside each rate, and the
 machine's measured float32 GEMM rate for scale.
 
-    python -m gophernet_jax.bench --only networks [--net-seeds 200 --net-epochs 100]
+    python -m gophernet_jax.bench --only networks [--net-seeds 200 --net-epochs 100 --net-repeats 3]
 
 Each measurement runs in a fresh process: the project's with its own XLA settings (a host
 device per core), the plain one with XLA's defaults but YNN fusion off, as a user's script
-would run.
+would run. After a first run (warm), each times `repeats` runs and keeps the fastest: on a
+machine shared with other work a single run moved a ratio by up to 2x from one benchmark to
+the next.
 """
 
 import json
@@ -40,7 +42,7 @@ def flops_per_seed_epoch(rows: int, widths: tuple[int, ...]) -> float:
     return 6.0 * rows * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def plain(x, y, hidden, seeds, epochs) -> dict:
+def plain(x, y, hidden, seeds, epochs, repeats: int = 1) -> dict:
     """The obvious code: one network's training, vmapped over the seeds' keys and jitted."""
     widths = (x.shape[1], *hidden, y.shape[1])
     opt = optax.adam(0.01)
@@ -68,10 +70,10 @@ def plain(x, y, hidden, seeds, epochs) -> dict:
         return loss(p, x, y)
 
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(seeds))
-    return _timed(jax.jit(jax.vmap(train_one)), keys)
+    return _timed(jax.jit(jax.vmap(train_one)), repeats, keys)
 
 
-def project(x, y, hidden, seeds, epochs) -> dict:
+def project(x, y, hidden, seeds, epochs, repeats: int = 1) -> dict:
     """The population trainer (`training.run_population`) on the same network."""
     from gophernet_jax.model import Net, Sizes
     from gophernet_jax.training import Numbers, population_layout, population_spec, run_population
@@ -83,17 +85,21 @@ def project(x, y, hidden, seeds, epochs) -> dict:
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     numbers = Numbers.of(0.01, None, 0.1, "float32")
     program = jax.jit(lambda *a: run_population(*a, spec).final_loss)
-    return _timed(program, np.uint32(0), numbers, (x, y, None, None, x, y), indices, sources)
+    return _timed(program, repeats, np.uint32(0), numbers, (x, y, None, None, x, y), indices, sources)
 
 
-def _timed(program, *args) -> dict:
+def _timed(program, repeats: int, *args) -> dict:
+    """Compile time, and the fastest of `repeats` runs after a warm one (`run_s`; `runs_s`: each)."""
     start = time.perf_counter()
     compiled = program.lower(*args).compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(compiled(*args))  # warm
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    return {"compile_s": compile_s, "run_s": time.perf_counter() - start, "loss": float(np.mean(out))}
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        runs.append(time.perf_counter() - start)
+    return {"compile_s": compile_s, "run_s": min(runs), "runs_s": runs, "loss": float(np.mean(out))}
 
 
 def gemm_gflops(n: int = 2048) -> float:
@@ -111,16 +117,16 @@ def _seconds(f, a) -> float:
     return time.perf_counter() - start
 
 
-def worker(kind: str, case: int, seeds: int, epochs: int) -> None:
+def worker(kind: str, case: int, seeds: int, epochs: int, repeats: int = 1) -> None:
     """One measurement in this process; prints a JSON line."""
     if kind == "gemm":
         print(json.dumps({"gemm_gflops": gemm_gflops()}))
         return
     table, label, hidden = CASES[case]
     x, y = case_data(table, label)
-    row = (plain if kind == "plain" else project)(x, y, hidden, seeds, epochs)
+    row = (plain if kind == "plain" else project)(x, y, hidden, seeds, epochs, repeats)
     print(json.dumps(row | {"rows": len(x), "widths": [x.shape[1], *hidden, y.shape[1]]}))
 
 
 if __name__ == "__main__":
-    worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    worker(sys.argv[1], *map(int, sys.argv[2:6]))

@@ -103,6 +103,8 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
         "2",
         "--net-cases",
         "1",  # wine at 64 hidden: of the three cases, the one that compiles and loads soonest
+        "--net-repeats",
+        "2",
     ]
     done = finish(start(tmp_path, "-m", "gophernet_jax.bench", *args, "--no-end-to-end"))
     # The networks' table, beside the plain jit(vmap) script: its second case at 2 seeds × 2 epochs.
@@ -110,6 +112,10 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
     assert list(networks["table"]) == ["wine"] and list(networks["hidden"]) == [64]
     assert (networks["seeds"] == 2).all()
     assert (networks["speedup"] > 0).all() and (networks["plain_seed_epochs_per_s"] > 0).all()
+    for name in ("project", "plain"):  # each rate is its fastest of the two timed runs
+        runs = [float(t) for t in networks[f"{name}_runs_s"][0].split()]
+        assert len(runs) == 2
+        np.testing.assert_allclose(networks[f"{name}_seed_epochs_per_s"][0], 2 * 2 / min(runs), rtol=1e-3)
 
     table = pd.read_csv(tmp_path / "tmp" / "b.csv")
     assert list(zip(table["rule"], table["seeds"])) == [("article", 8)]
@@ -136,7 +142,7 @@ def test_benchmark_rates_on_tiny_sizes_write_their_table(tmp_path):
     assert not (tmp_path / "tmp" / "b_end_to_end.csv").exists()  # --no-end-to-end
 
 
-@pytest.mark.parametrize("flag", ["--numpy-epochs", "--net-seeds", "--end-to-end-epochs"])
+@pytest.mark.parametrize("flag", ["--numpy-epochs", "--net-seeds", "--net-repeats", "--end-to-end-epochs"])
 def test_benchmark_counts_below_one_are_a_usage_error_naming_the_flag(flag, tmp_path, capsys):
     """A count of 0 stops with one line naming the flag, exit 2, before measuring anything
     (`--numpy-epochs 0` divided by zero after the JAX timings)."""
