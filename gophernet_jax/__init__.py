@@ -9,6 +9,16 @@ The public API works without Hydra::
     params = init_params(jax.random.key(0), Sizes(4, 3, 3))
     params = train(params, data.x, data.y, epochs=5000, learning_rate=0.3)
 
+A network of the family (`model=mlp` on the command line) names its activation and loss
+in a `Net`::
+
+    from gophernet_jax import Net
+
+    net = Net("tanh", "cross_entropy")  # softmax outputs, mean cross-entropy
+    params = init_params(jax.random.key(0), Sizes(4, (32, 32), 3), init="glorot_uniform")
+    params = train(params, data.x, data.y, epochs=200, learning_rate=0.01, optimizer="adam", net=net)
+    accuracy(params, data.x, data.y, net=net)
+
 and uses what a run of the CLI trained::
 
     from gophernet_jax import load_run, predict_ensemble, predict_seed
@@ -24,7 +34,7 @@ then computes the same numbers as the CLI (see `gophernet_jax.runtime`).
 
 from gophernet_jax.dataset import ARTICLE_LABELS, DataError, Dataset, load_dataset, load_features, load_split
 from gophernet_jax.inference import Prediction, best_seed, ensemble_report, predict_ensemble, predict_seed
-from gophernet_jax.model import TIES, Params, Sizes, accuracy, forward, init_params, loss
+from gophernet_jax.model import TIES, Net, Params, Sizes, accuracy, forward, init_params, loss
 from gophernet_jax.runtime import configure_on_import
 from gophernet_jax.store import StoreError, TrainedRun, load_run
 from gophernet_jax.training import (
@@ -51,6 +61,7 @@ __all__ = [
     "source_keys",
     "DataError",
     "Dataset",
+    "Net",
     "Params",
     "Population",
     "Prediction",

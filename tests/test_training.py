@@ -222,6 +222,26 @@ def _check_against_oracle(article_data, hidden, activation, loss_name):
             assert_allclose(b[i], a, rtol=1e-9, atol=1e-12)
 
 
+def test_the_readmes_family_network_trains_through_the_public_api(article_data):
+    """README, The API: `Net` from the package, a [32, 32] tanh/softmax net, Adam 0.01."""
+    from gophernet_jax import Net, accuracy, loss
+
+    train_set, test_set = article_data
+    net = Net("tanh", "cross_entropy")
+    params = init_params(jax.random.key(0), Sizes(4, (32, 32), 3), init="glorot_uniform")
+    start = float(loss(params, train_set.x, train_set.y, net))
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam: a float to an int count
+        params = train(
+            params, train_set.x, train_set.y, epochs=200, learning_rate=0.01, optimizer="adam", net=net
+        )
+    assert float(loss(params, train_set.x, train_set.y, net)) < start / 10
+    assert float(accuracy(params, test_set.x, test_set.y, net=net)) >= 0.9
+    # The same weights read by the article's sigmoid net score otherwise: `net` is used.
+    assert float(accuracy(params, train_set.x, train_set.y)) != float(
+        accuracy(params, train_set.x, train_set.y, net=net)
+    )
+
+
 @pytest.mark.parametrize("hidden", [3, (24, 20)])
 def test_a_softmax_network_seed_does_not_depend_on_its_chunk(article_data, hidden):
     # Chunks are whole blocks of 16 seeds (`training.chunk_layout`). Natively on AVX-512,
