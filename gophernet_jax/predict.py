@@ -137,11 +137,13 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
         seed_position(run, args.seed)
         return args.seed, f"seed {args.seed} of {count}"
     if args.best is not None:
-        x, y = load_features(args.best, run.feature_names, run.class_names, class_column(run))
+        label = class_column(run)
+        x, y = load_features(args.best, run.feature_names, run.class_names, label)
         x = inputs_for(run, x)
         if y is None:
-            classes = ", ".join(run.class_names)
-            raise DataError(f"{args.best}:1: no label columns ({classes}): --best needs them")
+            where = f"the class columns ({', '.join(run.class_names)})"
+            where = f"a column {label!r} or {where}" if label is not None else where
+            raise DataError(f"{args.best}:1: no labels ({where}): --best needs them")
         seed = best_seed(run, x, y, ties)
         acc = int(seed_correct(run.params, x, y, ties, run_net(run))[seed_position(run, seed)]) / len(x)
         return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f}, ties {ties})"

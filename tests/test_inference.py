@@ -637,6 +637,12 @@ def test_cli_best_seed_of_a_tanh_softmax_run_scores_it_with_its_own_network(tmp_
     for seed in range(4):
         cli_main(capsys, tmp_path / "run", DATA_DIR / "wine.csv", "--seed", seed, "--out", f"seed{seed}.csv")
         assert pd.read_csv(f"seed{seed}.csv")["correct"].sum() <= chosen["correct"].sum()
+    # Rows without labels cannot choose: the error names both ways of giving them.
+    pd.read_csv(DATA_DIR / "wine.csv").drop(columns="class").to_csv("bare.csv", index=False)
+    assert predict_main([str(tmp_path / "run"), "bare.csv", "--best", "bare.csv"]) == 2
+    error = capsys.readouterr().err
+    columns = "a column 'class' or the class columns (class_0, class_1, class_2)"
+    assert error == f"error: bare.csv:1: no labels ({columns}): --best needs them\n"
 
 
 def test_cli_refuses_an_unknown_tie_rule(tmp_path, capsys):
