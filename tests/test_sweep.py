@@ -323,12 +323,15 @@ def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp
     assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
 
 
-def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own():
+def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own(tmp_path):
     """The design study trains `sse` (½·Σ over 120 rows, in the tens) beside `cross_entropy`
-    (a mean, in the hundredths): each gets a panel named for it, holding its own jobs only."""
-    _, _, extras = collect(REPO / "sweeps" / "reference-design")
-    curves = list(extras["curves"].values())
-    assert sorted({loss for _, _, loss in curves}) == ["cross_entropy", "sse"]
+    (a mean, in the hundredths): each gets a panel named for it, holding its own jobs only.
+    Two of its jobs, one of each loss, read as the report reads them."""
+    for loss in ("sse", "cross_entropy"):
+        job = f"+sweep=design,loss={loss},model.activation=sigmoid,model.init=uniform01"
+        shutil.copytree(REPO / "sweeps" / "reference-design" / job, tmp_path / job)
+    curves = list(collect(tmp_path)[2]["curves"].values())
+    assert sorted(loss for _, _, loss in curves) == ["cross_entropy", "sse"]
     frames, losses = {label: frame for label, frame, _ in curves}, {label: loss for label, _, loss in curves}
     figure = curves_figure(frames, losses)
     *loss_axes, accuracy_axis = figure.axes
@@ -339,11 +342,25 @@ def test_a_sweep_over_the_loss_plots_each_loss_on_an_axis_of_its_own():
     assert sorted(ax.get_ylabel() for ax in loss_axes) == sorted(names)
     for ax in loss_axes:
         labels = [line.get_label() for line in ax.get_lines()]
-        assert len(labels) == 4 and all(f"loss={names[ax.get_ylabel()]}," in label for label in labels)
-    assert accuracy_axis.get_ylabel() == "test accuracy" and len(accuracy_axis.get_lines()) == 8
-    # Eight curves: the legend goes under the panels, where it covers none of them.
-    assert accuracy_axis.get_legend() is None and len(figure.legends[0].get_texts()) == 8
+        assert labels == [f"loss={names[ax.get_ylabel()]}"]  # the swept key names each job
+    assert accuracy_axis.get_ylabel() == "test accuracy" and len(accuracy_axis.get_lines()) == 2
     matplotlib.pyplot.close(figure)
+
+
+def test_past_four_curves_the_legend_goes_under_the_panels():
+    frame = pd.DataFrame({"epoch": [0, 10], "test_accuracy_median": [0.5, 0.9], "loss_median": [3.0, 1.0]})
+    frame = frame.assign(loss_q05=frame.loss_median, loss_q95=frame.loss_median)
+    frame = frame.assign(
+        test_accuracy_q05=frame.test_accuracy_median, test_accuracy_q95=frame.test_accuracy_median
+    )
+    for count, inside in ((4, True), (5, False)):
+        labels = [f"job {i}" for i in range(count)]
+        figure = curves_figure(dict.fromkeys(labels, frame), dict.fromkeys(labels, "sse"))
+        accuracy_axis = figure.axes[-1]
+        assert (accuracy_axis.get_legend() is not None) == inside and len(figure.legends) == (not inside)
+        shown = (accuracy_axis.get_legend() if inside else figure.legends[0]).get_texts()
+        assert [text.get_text() for text in shown] == labels
+        matplotlib.pyplot.close(figure)
 
 
 def test_a_loss_within_a_decade_keeps_its_axis_name_on_the_figure():
