@@ -180,6 +180,20 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_range_on_the_command_line_replaces_the_presets(tmp_path):
+    # +search=lr's 0.003 to 30 is the article's SGD's; Adam wants its own (README, Searches).
+    narrow = "optimizer.learning_rate=tag(log, interval(0.0003, 0.3))"
+    done = run(tmp_path, "+search=lr", narrow, "hydra.sweeper.n_trials=3", *SMALL, folder="narrow")
+    assert done.returncode == 0, done.stderr
+    trials = journal_trials(tmp_path / "narrow", "lr")
+    assert len(trials) == 3
+    for trial in trials:
+        space = trial.distributions["optimizer.learning_rate"]
+        assert (space.low, space.high, space.log) == (0.0003, 0.3, True)
+        assert 0.0003 <= trial.params["optimizer.learning_rate"] <= 0.3
+
+
+@pytest.mark.slow
 def test_a_search_on_the_test_rows_warns_once_per_trial(tmp_path):
     args = [
         "-m",
