@@ -152,6 +152,23 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
     return None, f"ensemble of {members} seeds{dropped}: class of the mean output, share of seeds agreeing"
 
 
+def _far_from_training(run: TrainedRun, x: np.ndarray, path: Path) -> str | None:
+    """A warning when most rows given to a raw-table run lie far outside the rows it was
+    scaled on: a feature more than half their range beyond [0, 1] after scaling. Rows that
+    are scaled already (the article's test.csv beside iris.csv, with the same column names)
+    are scaled again and classified as noise; new rows a little beyond the training range
+    are not flagged, and nothing stops: the predictions are still written."""
+    if run.scaling is None or not np.size(x):
+        return None
+    far = np.any(np.abs(np.asarray(x, np.float64) - 0.5) > 1.0, axis=1)
+    if 2 * int(np.sum(far)) <= far.size:
+        return None
+    return (
+        f"warning: {int(np.sum(far))} of {far.size} rows of {path} have a feature more than half a range "
+        "outside the rows the run was scaled on; it scales raw values: are these scaled already?"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with one line on stderr)."""
     args = _parser().parse_args(argv)
@@ -161,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             jax.config.update("jax_enable_x64", True)
         x, y = load_features(args.input, run.feature_names, run.class_names, class_column(run))
         x = inputs_for(run, x)
+        if note := _far_from_training(run, x, args.input):
+            print(note, file=sys.stderr)
         ties = args.ties or run_ties(run)
         seed, heading = _choose(run, args, ties)
         prediction = predict_ensemble(run, x) if seed is None else predict_seed(run, x, seed)

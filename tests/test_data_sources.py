@@ -156,6 +156,13 @@ def test_predict_scales_raw_rows_as_in_training(tmp_path):
     x = jnp.asarray((table.x[:20] - low) / (high - low), jnp.float32)
     want = [run.class_names[i] for i in np.argmax(np.asarray(forward(params, x)), axis=1)]
     assert list(pd.read_csv(out)["predicted"]) == want
+    assert "warning" not in predicted.stderr
+    # The article's test.csv has the same columns, scaled already: scaled again, every row
+    # lands far below the training rows' range, and the run says so (and still predicts).
+    scaled = command("-m", "gophernet_jax.predict", tmp_path / "run", DATA_DIR / "test.csv", cwd=tmp_path)
+    assert scaled.returncode == 0, scaled.stderr
+    assert scaled.stderr.startswith(f"warning: 30 of 30 rows of {DATA_DIR / 'test.csv'} have a feature ")
+    assert scaled.stderr.rstrip().endswith("are these scaled already?")
 
 
 @pytest.mark.slow
