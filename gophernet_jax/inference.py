@@ -220,11 +220,19 @@ def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict
     """The seed with the highest accuracy under `ties` on the labelled rows (x, y); ties
     of accuracy go to the lowest seed index. A seed with non-finite parameters is chosen
     only if every seed has them."""
+    return best_seed_and_rows(run, x, y, ties)[0]
+
+
+def best_seed_and_rows(
+    run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict"
+) -> tuple[int, int]:
+    """`best_seed`, and the count of rows it classifies correctly, from one scoring of the
+    population."""
     _check_dtype(run.params)
-    counts = seed_correct(run.params, x, y, ties, run_net(run))
-    counts = np.where(np.asarray(finite_seeds(run.params)), np.asarray(counts), -1)
-    order = np.lexsort((np.asarray(run.seeds), -counts))  # most rows correct, then lowest seed
-    return int(run.seeds[order[0]])
+    correct_rows = np.asarray(seed_correct(run.params, x, y, ties, run_net(run)))
+    counts = np.where(np.asarray(finite_seeds(run.params)), correct_rows, -1)
+    best = int(np.lexsort((np.asarray(run.seeds), -counts))[0])  # most rows correct, then lowest seed
+    return int(run.seeds[best]), int(correct_rows[best])
 
 
 @partial(jax.jit, static_argnames=("ties", "net"))

@@ -21,16 +21,15 @@ from gophernet_jax.files import write_csv
 from gophernet_jax.inference import (
     Prediction,
     SeedError,
-    best_seed,
+    best_seed_and_rows,
     finite_seeds,
     predict_ensemble,
     predict_seed,
-    seed_correct,
     seed_position,
     vote_correct,
 )
 from gophernet_jax.model import TIES, correct
-from gophernet_jax.store import StoreError, TrainedRun, class_column, inputs_for, load_run, run_net, run_ties
+from gophernet_jax.store import StoreError, TrainedRun, class_column, inputs_for, load_run, run_ties
 
 SHOWN_ROWS = 10
 #: How a tied row's class is written in predictions.csv.
@@ -144,9 +143,9 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
             where = f"the class columns ({', '.join(run.class_names)})"
             where = f"a column {label!r} or {where}" if label is not None else where
             raise DataError(f"{args.best}:1: no labels ({where}): --best needs them")
-        seed = best_seed(run, x, y, ties)
-        acc = int(seed_correct(run.params, x, y, ties, run_net(run))[seed_position(run, seed)]) / len(x)
-        return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({acc:.4f}, ties {ties})"
+        seed, rows = best_seed_and_rows(run, x, y, ties)
+        accuracy = f"{rows / len(x):.4f}, ties {ties}"
+        return seed, f"seed {seed} of {count}, the most accurate on {args.best} ({accuracy})"
     members = int(np.sum(np.asarray(finite_seeds(run.params))))
     dropped = f" ({count - members} diverged seeds left out)" if members < count else ""
     return None, f"ensemble of {members} seeds{dropped}: class of the mean output, share of seeds agreeing"
@@ -158,13 +157,13 @@ def _far_from_training(run: TrainedRun, x: np.ndarray, path: Path) -> str | None
     are scaled already (the article's test.csv beside iris.csv, with the same column names)
     are scaled again and classified as noise; new rows a little beyond the training range
     are not flagged, and nothing stops: the predictions are still written."""
-    if run.scaling is None or not np.size(x):
+    if run.scaling is None:
         return None
-    far = np.any(np.abs(np.asarray(x, np.float64) - 0.5) > 1.0, axis=1)
-    if 2 * int(np.sum(far)) <= far.size:
+    far = int(np.sum(np.any(np.abs(np.asarray(x, np.float64) - 0.5) > 1.0, axis=1)))
+    if 2 * far <= len(x):
         return None
     return (
-        f"warning: {int(np.sum(far))} of {far.size} rows of {path} have a feature more than half a range "
+        f"warning: {far} of {len(x)} rows of {path} have a feature more than half a range "
         "outside the rows the run was scaled on; it scales raw values: are these scaled already?"
     )
 
