@@ -86,11 +86,16 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 
 
 def run_net(run: TrainedRun) -> Net:
-    """The activation and loss `run`'s networks were trained with: its config's
-    `model.activation` and `train.loss`, the article's where the config does not say (runs
-    made before the network family); a `StoreError` for an unknown one."""
-    activation = run.config.get("model", {}).get("activation", ARTICLE.activation)
-    loss = run.config.get("train", {}).get("loss", ARTICLE.loss)
+    """The activation and loss `run`'s networks were trained with (`config_net`)."""
+    return config_net(run.config)
+
+
+def config_net(config: dict[str, Any]) -> Net:
+    """The activation and loss a saved config names: its `model.activation` and
+    `train.loss`, the article's where the config does not say (runs made before the network
+    family); a `StoreError` for an unknown one."""
+    activation = config.get("model", {}).get("activation", ARTICLE.activation)
+    loss = config.get("train", {}).get("loss", ARTICLE.loss)
     if activation not in ACTIVATIONS or loss not in LOSSES:
         raise StoreError(f"the run's model.activation {activation!r} or train.loss {loss!r} is unknown")
     return Net(activation, loss)

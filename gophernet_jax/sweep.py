@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from gophernet_jax.files import write_csv, write_json
 from gophernet_jax.statistics import BEST_OF
+from gophernet_jax.store import config_net
 from gophernet_jax.summary import STAT_COLUMNS, Pairing, Summary, SummaryError
 
 #: How many of a search's best trials the plots show.
@@ -147,8 +148,7 @@ def collect(
             blocks[job.name] = _blocks(job)
             accuracies[job.name] = (label, by_job[job.name])
             if (job / "curves.csv").is_file():
-                # The job's loss names its curve's axis; a job from before `train.loss` trained `sse`.
-                loss = row["_config"].get("train", {}).get("loss", "sse")
+                loss = config_net(row["_config"]).loss  # names the curve's axis
                 curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv), loss)
     summary = pd.DataFrame(rows)
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
