@@ -12,13 +12,19 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from gophernet_jax import callbacks, progress, runtime
 from gophernet_jax import config as config_module
-from gophernet_jax.config import CONF_DIR, ConfigError, validate
+from gophernet_jax.config import CONF_DIR, ConfigError, section_given_a_value, unknown_key, validate
 from gophernet_jax.dataset import DataError
 from gophernet_jax.files import write_json
 from gophernet_jax.job import config_hash, job, shown
@@ -99,9 +105,46 @@ def main() -> None:
     runtime.quiet_closed_pipes()
     runtime.on_interrupt = _leave_interrupted
     try:
-        _main()
+        with callbacks.composition_errors_raised() as raised:
+            _main()
     except KeyboardInterrupt:
         _leave_interrupted()
+    except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as e:
+        if not raised:
+            raise  # the user's HYDRA_FULL_ERROR: Hydra's whole trace
+        print(f"error: {composition_error(e)}", file=sys.stderr)
+        sys.exit(2)
+    except CompactHydraException as e:
+        if not raised:
+            raise
+        # Raised in a sweep whose jobs run elsewhere (`composed` is called in the job's
+        # process): what Hydra prints for it, and its status.
+        print(e, file=sys.stderr)
+        if isinstance(e.__cause__, OmegaConfBaseException):
+            print(e.__cause__, file=sys.stderr)
+        sys.exit(1)
+
+
+def composition_error(e: Exception) -> str:
+    """One line for an error of composing the command's config (`main`): an unknown config
+    group option with the options there are, an unknown key with the one it may mean, a value
+    where a section of keys is, else Hydra's message on one line."""
+    cause = e.__cause__
+    if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        return f"config group {group}: no option {name!r} (options: {', '.join(e.options)})"
+    key = getattr(cause, "full_key", None) or getattr(e, "full_key", None)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key:
+        return str(unknown_key(key))
+    if isinstance(cause, ValidationError) and key and (error := section_given_a_value(key)):
+        return str(error)
+    lines = [line.strip().removesuffix(".") for line in str(e).splitlines() if line.strip()]
+    if "Config search path:" in lines:
+        lines = lines[: lines.index("Config search path:")]
+    message = "; ".join(lines)
+    if isinstance(cause, OmegaConfBaseException):
+        message += f": {str(cause).splitlines()[0]}"
+    return f"config key {key}: {message}" if key else message
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -7,13 +7,14 @@ one line that names its key (`ConfigError`), raised by `__post_init__` when
 """
 
 import dataclasses
+import difflib
 import hashlib
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -472,6 +473,7 @@ def register() -> None:
 
 def validate(cfg: DictConfig) -> Config:
     """The validated, typed configuration, or a one-line `ConfigError` naming the key."""
+    check_keys(cfg)
     try:
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
@@ -479,3 +481,63 @@ def validate(cfg: DictConfig) -> Config:
         if isinstance(cause, ConfigError):
             raise cause from None
         raise ConfigError(str(e).splitlines()[0]) from None
+
+
+def _sections(schema: type = Config) -> dict[str, type]:
+    """Every section of the schema by its dotted key (`train`, `seeds`): its dataclass."""
+    found = {}
+    for name, kind in get_type_hints(schema).items():
+        if dataclasses.is_dataclass(kind):
+            found[name] = kind
+            found |= {f"{name}.{key}": inner for key, inner in _sections(kind).items()}
+    return found
+
+
+def schema_keys(schema: type = Config, prefix: str = "") -> list[str]:
+    """Every key of the schema, dotted (`train.epochs`), sections included."""
+    keys = []
+    for name, kind in get_type_hints(schema).items():
+        keys.append(prefix + name)
+        if dataclasses.is_dataclass(kind):
+            keys += schema_keys(kind, f"{prefix}{name}.")
+    return keys
+
+
+def unknown_key(key: str) -> ConfigError:
+    """The one-line error for `key`, which the schema does not have, naming the key it may
+    mean: one of that name in another section (`train.learning_rate`), else in its own
+    section the one it abbreviates (`optimizer.lr`) or the closest spelling (`train.epoch`)."""
+    section, _, name = key.rpartition(".")
+    keys = schema_keys()
+    meant = [k for k in keys if k.rpartition(".")[2] == name and k != key]
+    names = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == section}
+    meant += [k for n, k in names.items() if "_" in n and "".join(w[0] for w in n.split("_")) == name]
+    meant += [names[n] for n in difflib.get_close_matches(name, names, 1, 0.75)]
+    return ConfigError(f"config key {key}: no such key" + (f" (did you mean {meant[0]}?)" if meant else ""))
+
+
+def section_given_a_value(key: str) -> ConfigError | None:
+    """The one-line error for a value given to `key` where the schema has a section of keys
+    (`optimizer=sgd`, meant as `optimizer.name=sgd`); None when `key` is not a section."""
+    section = _sections().get(key)
+    if section is None:
+        return None
+    keys = ", ".join(f"{key}.{name}" for name in get_type_hints(section))
+    return ConfigError(f"config key {key}: a section, not a value; set its keys ({keys})")
+
+
+def check_keys(cfg: DictConfig, schema: type = Config, prefix: str = "") -> None:
+    """A `ConfigError` for the first key of `cfg` that the schema does not have.
+
+    Hydra's `+key=value` adds a key that the schema lacks (its own message for a mistyped
+    key, `train.epoch=5`, suggests `+train.epoch=5`), and `OmegaConf.to_object` drops it:
+    the run would go on without the setting it was given. A `hydra` section (the config a
+    callback sees) is Hydra's own and not checked.
+    """
+    fields = get_type_hints(schema)
+    for key in cfg.keys():
+        if key not in fields:
+            if prefix or key != "hydra":
+                raise unknown_key(f"{prefix}{key}")
+        elif dataclasses.is_dataclass(fields[key]) and isinstance(cfg[key], DictConfig):
+            check_keys(cfg[key], fields[key], f"{prefix}{key}.")

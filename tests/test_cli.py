@@ -2,6 +2,7 @@
 `conftest.command`), and in a process of its own where the test is about the process (the
 entry point, a closed pipe, Ctrl-C)."""
 
+import os
 import re
 import signal
 import sys
@@ -190,6 +191,34 @@ def test_bad_config_value(tmp_path, override):
     key, value = override.split("=")
     line = assert_one_line_error(cli(tmp_path, override), key)
     assert value in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["train.epoch=5"], ["config key train.epoch: no such key", "train.epochs"]),
+        (["+train.epoch=5"], ["config key train.epoch: no such key", "train.epochs"]),
+        (["optimizer=sgd"], ["config key optimizer: a section", "optimizer.name"]),
+        (["+sweep=nope"], ["config group sweep: no option 'nope'", "seeds"]),
+        (["-m", "model=mlp,foo"], ["config group model: no option 'foo'"]),
+        (["-m", "+train.epoch=5", "optimizer.learning_rate=0.1,0.3"], ["config key train.epoch"]),
+    ],
+)
+def test_a_mistyped_key_or_option_is_one_line_and_status_2(tmp_path, overrides, needles):
+    # Hydra printed these on several lines and exited 1, a sweep's status for a failed job;
+    # `+train.epoch=5`, the fix Hydra suggested, ran the default 5000 epochs.
+    multirun = "-m" in overrides
+    done = conftest.cli(tmp_path, *overrides, sweep_dir=tmp_path / "sweep" if multirun else None)
+    conftest.assert_one_line_error(done, *needles, status=2)
+    folder = tmp_path / ("sweep" if multirun else "run")
+    assert not folder.exists() or not [*folder.rglob("*.csv"), *folder.rglob("summary.json")]  # no job ran
+
+
+@pytest.mark.slow
+def test_hydras_full_error_of_the_user_still_gives_the_whole_trace(tmp_path):
+    done = conftest.cli(tmp_path, "train.epoch=5", env=os.environ | {"HYDRA_FULL_ERROR": "1"})
+    assert done.returncode == 1 and "Traceback" in done.stderr and "ConfigCompositionException" in done.stderr
 
 
 @pytest.mark.slow

@@ -60,6 +60,44 @@ def test_a_bad_key_is_one_config_error():
         settings_of(*SMALL, "report.objective=best")
 
 
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("+train.epoch=5", "config key train.epoch: no such key (did you mean train.epochs?)"),
+        ("+optimizer.lr=0.1", "config key optimizer.lr: no such key (did you mean optimizer.learning_rate?)"),
+        (
+            "+train.learning_rate=1",
+            "config key train.learning_rate: no such key (did you mean optimizer.learning_rate?)",
+        ),
+        ("++foo=1", "config key foo: no such key"),
+    ],
+)
+def test_a_key_the_schema_lacks_is_an_error_not_dropped(override, line):
+    # Hydra's `+` adds it (Hydra's own message for `train.epoch=5` suggests `+train.epoch=5`),
+    # and OmegaConf.to_object dropped it: the run trained its 5000 epochs without a word.
+    with pytest.raises(ConfigError) as error:
+        settings_of(override)
+    assert str(error.value) == line
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("model=foo", "config group model: no option 'foo' (options: article, mlp)"),
+        ("train.epoch=5", "config key train.epoch: no such key (did you mean train.epochs?)"),
+        ("optimizer=sgd", "config key optimizer: a section, not a value; set its keys (optimizer.name, "),
+        ("sweep=seeds", "Could not override 'sweep'. No match in the defaults list; To append to your "),
+        ("model.hidden=[64,", "no viable alternative at input '[64,'; See https://hydra.cc/"),
+    ],
+)
+def test_hydras_composition_errors_become_one_line(override, line):
+    with pytest.raises(Exception) as error:  # noqa: PT011 (Hydra's own exception, whichever it is)
+        settings_of(override)
+    assert not isinstance(error.value, ConfigError)  # Hydra's, before the project's validation
+    message = app.composition_error(error.value)
+    assert message.startswith(line) and "\n" not in message, message
+
+
 def test_output_folder_check_is_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         callbacks._make_folder("/proc/nope/run", "hydra.run.dir")
