@@ -156,6 +156,17 @@ def _check_one_hot(
         raise DataError(f"{path}:{line}: labels ({', '.join(labels)}) are not one-hot: {shown}")
 
 
+def separator_hint(names: Sequence[str]) -> str:
+    """For a header read as one column that holds another separator (`a;b;c`): what to
+    add to the error about its columns."""
+    found = [sep for sep in (";", "\t", "|") if len(names) == 1 and sep in names[0]]
+    return (
+        f": the header is one column; is the file separated by {found[0]!r}? Tables here are comma-separated"
+        if found
+        else ""
+    )
+
+
 def split_header(path: Path, header: list[str], labels: Sequence[str]) -> tuple[list[int], list[int]]:
     names = [h.strip() for h in header]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -163,7 +174,9 @@ def split_header(path: Path, header: list[str], labels: Sequence[str]) -> tuple[
         raise DataError(f"{path}:1: duplicate column {duplicates[0]!r} in header")
     missing = [label for label in labels if label not in names]
     if missing:
-        raise DataError(f"{path}:1: label column {missing[0]!r} not in header ({', '.join(names)})")
+        raise DataError(
+            f"{path}:1: label column {missing[0]!r} not in header ({', '.join(names)}){separator_hint(names)}"
+        )
     label_idx = [names.index(label) for label in labels]
     feature_idx = [i for i in range(len(names)) if i not in label_idx]
     if not feature_idx:
@@ -283,7 +296,7 @@ def load_features(
         classes += f" (one-hot, or by name in a column {label!r})" if label is not None else ""
         raise DataError(
             f"{path}:1: unknown column {unknown[0]!r}: the run's features are {', '.join(feature_names)}"
-            f" and {classes}"
+            f" and {classes}{separator_hint(names)}"
         )
     missing = [n for n in feature_names if n not in names]
     if missing:

@@ -322,3 +322,8 @@ def test_a_class_column_holds_the_runs_classes_only_and_labels_come_once(tmp_pat
     unknown = features_raised(path, None, line=1)
     assert "unknown column 'class'" in unknown and "by name" not in unknown
     assert "or by name in a column 'species'" in features_raised(path, "species", line=1)
+
+
+def test_rows_to_classify_in_another_separator_are_named_as_such(tmp_path):
+    path = write(tmp_path, "proline;class;alcohol\n1065;class_2;14.2\n", "semicolons.csv")
+    assert "is the file separated by ';'?" in features_raised(path, "class", 1)

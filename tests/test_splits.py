@@ -167,6 +167,14 @@ def test_unknown_label_column_lists_the_header(tmp_path):
     assert "'species'" in message and "a, b, kind" in message
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_table_with_another_separator_is_named_as_such(tmp_path, sep):
+    path = write(tmp_path, *(row.replace(",", sep) for row in ROWS), header=HEADER.replace(",", sep))
+    message = raised(path, "kind", 1)
+    assert f"is the file separated by {sep!r}? Tables here are comma-separated" in message
+    assert "separated" not in raised(write(tmp_path, *ROWS), "species", 1)  # a comma table: no hint
+
+
 @pytest.mark.parametrize(
     "bad_row, fragment",
     [
