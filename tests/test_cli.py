@@ -216,6 +216,17 @@ def test_a_mistyped_key_or_option_is_one_line_and_status_2(tmp_path, overrides, 
 
 
 @pytest.mark.slow
+def test_help_says_what_the_tool_does_and_its_commands_compose(tmp_path):
+    done = conftest.cli(tmp_path, "--help")
+    assert done.returncode == 0 and done.stdout.startswith("gophernet_jax: trains the 4-3-3"), done
+    assert "== Configuration groups ==" in done.stdout and "model: article, mlp" in done.stdout
+    commands = re.findall(r"^  python -m gophernet_jax ((?!-m ).*?)(?:  +\S.*)?$", done.stdout, re.MULTILINE)
+    assert len(commands) == 4, commands  # one seed, +sweep=seeds, a table of your own, a search
+    for overrides in commands:
+        conftest.settings_of(*overrides.split())  # each composes and validates
+
+
+@pytest.mark.slow
 def test_hydras_full_error_of_the_user_still_gives_the_whole_trace(tmp_path):
     done = conftest.cli(tmp_path, "train.epoch=5", env=os.environ | {"HYDRA_FULL_ERROR": "1"})
     assert done.returncode == 1 and "Traceback" in done.stderr and "ConfigCompositionException" in done.stderr
