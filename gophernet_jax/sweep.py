@@ -435,11 +435,18 @@ def report_sweep(
 
     Raises:
       ReportError: after writing every file, when the comparison asked for cannot be made
-        (a baseline that failed or matches no job).
+        (a baseline that failed or matches no job); before writing any, for a folder that
+        holds no job of a sweep.
     """
     from gophernet_jax.plots import plot_accuracy, plot_curves, plot_search
 
     sweep_dir = Path(sweep_dir)
+    if not find_jobs(sweep_dir):
+        run = (sweep_dir / ".hydra").is_dir()
+        raise ReportError(
+            f"{sweep_dir}: no job of a sweep in it (a folder with .hydra/overrides.yaml)"
+            + ("; it is a single run's folder: its report is its app.log and summary.json" if run else "")
+        )
     summary, results, extras = collect(sweep_dir, baseline, search=search, gamma=gamma)
     write_csv(summary, sweep_dir / "summary.csv")
     write_csv(results, sweep_dir / "results.csv")

@@ -396,3 +396,22 @@ def test_a_committed_studys_report_is_what_the_report_writes_from_its_jobs(tmp_p
             assert_allclose(written[column], committed[column], rtol=1e-12, atol=0, err_msg=column)
         else:
             assert written[column].equals(committed[column]), column
+
+
+def test_a_folder_without_sweep_jobs_is_one_line_and_status_2(tmp_path, capsys):
+    from gophernet_jax import sweep
+
+    run = tmp_path / "run"  # what a single run leaves: its files, and Hydra's .hydra/ beside them
+    (run / ".hydra").mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, hint in ((run, "a single run's folder"), (empty, "no job of a sweep")):
+        assert sweep.main([str(folder)]) == 2  # was 3: "the sweep report failed: KeyError: 'status'"
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert (
+            len(lines) == 1
+            and lines[0].startswith(f"error: {folder}: no job of a sweep")
+            and hint in lines[0]
+        )
+        assert not (folder / "summary.csv").exists()  # nothing written
