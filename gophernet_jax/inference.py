@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gophernet_jax.model import ARTICLE, Net, Params, correct, forward, predicted_class, tied
-from gophernet_jax.store import TrainedRun, run_net
+from gophernet_jax.store import TrainedRun, inputs_for, run_net
 
 
 class SeedError(ValueError):
@@ -166,16 +166,18 @@ def _ensemble(params: Params, x: jax.Array, net: Net = ARTICLE) -> Prediction:
 
 
 def predict_ensemble(run: TrainedRun, x: np.ndarray) -> Prediction:
-    """The population's predictions for the rows of `x` (rows, features), cast to the
-    params' dtype.
+    """The population's predictions for the rows of `x` (rows, features), as the table
+    holds them: a raw-table run scales them as its training did (`store.inputs_for`); cast
+    to the params' dtype.
 
     Raises:
       SeedError: if no seed of the run has finite parameters.
+      StoreError: for a run whose seeds were scaled each their own way (`inputs_for`).
     """
     _check_dtype(run.params)
     if not np.asarray(finite_seeds(run.params)).any():
         raise SeedError("no seed of the run has finite parameters: every one diverged")
-    return _ensemble(run.params, x, run_net(run))
+    return _ensemble(run.params, inputs_for(run, x), run_net(run))
 
 
 def seed_position(run: TrainedRun, seed: int) -> int:
@@ -198,11 +200,11 @@ def _one_seed(params: Params, x: jax.Array, net: Net = ARTICLE) -> Prediction:
 
 
 def predict_seed(run: TrainedRun, x: np.ndarray, seed: int) -> Prediction:
-    """Seed `seed`'s predictions for the rows of `x`: its class is the argmax of `forward`,
-    or -1 where its largest outputs tie."""
+    """Seed `seed`'s predictions for the rows of `x` (as `predict_ensemble` takes them):
+    its class is the argmax of `forward`, or -1 where its largest outputs tie."""
     _check_dtype(run.params)
     i = seed_position(run, seed)
-    return _one_seed(jax.tree.map(lambda p: p[i], run.params), x, run_net(run))
+    return _one_seed(jax.tree.map(lambda p: p[i], run.params), inputs_for(run, x), run_net(run))
 
 
 @partial(jax.jit, static_argnames=("ties", "net"))
@@ -217,9 +219,9 @@ def seed_correct(
 
 
 def best_seed(run: TrainedRun, x: np.ndarray, y: np.ndarray, ties: str = "strict") -> int:
-    """The seed with the highest accuracy under `ties` on the labelled rows (x, y); ties
-    of accuracy go to the lowest seed index. A seed with non-finite parameters is chosen
-    only if every seed has them."""
+    """The seed with the highest accuracy under `ties` on the labelled rows (x, y), `x` as
+    `predict_ensemble` takes it; ties of accuracy go to the lowest seed index. A seed with
+    non-finite parameters is chosen only if every seed has them."""
     return best_seed_and_rows(run, x, y, ties)[0]
 
 
@@ -229,7 +231,7 @@ def best_seed_and_rows(
     """`best_seed`, and the count of rows it classifies correctly, from one scoring of the
     population."""
     _check_dtype(run.params)
-    correct_rows = np.asarray(seed_correct(run.params, x, y, ties, run_net(run)))
+    correct_rows = np.asarray(seed_correct(run.params, inputs_for(run, x), y, ties, run_net(run)))
     counts = np.where(np.asarray(finite_seeds(run.params)), correct_rows, -1)
     best = int(np.lexsort((np.asarray(run.seeds), -counts))[0])  # most rows correct, then lowest seed
     return int(run.seeds[best]), int(correct_rows[best])

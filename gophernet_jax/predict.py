@@ -138,7 +138,6 @@ def _choose(run: TrainedRun, args: argparse.Namespace, ties: str) -> tuple[int |
     if args.best is not None:
         label = class_column(run)
         x, y = load_features(args.best, run.feature_names, run.class_names, label)
-        x = inputs_for(run, x)
         if y is None:
             where = f"the class columns ({', '.join(run.class_names)})"
             where = f"a column {label!r} or {where}" if label is not None else where
@@ -176,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if np.dtype(run.params.w_hidden.dtype) == np.float64:
             jax.config.update("jax_enable_x64", True)
         x, y = load_features(args.input, run.feature_names, run.class_names, class_column(run))
-        x = inputs_for(run, x)
-        if note := _far_from_training(run, x, args.input):
+        if note := _far_from_training(run, inputs_for(run, x), args.input):
             print(note, file=sys.stderr)
         ties = args.ties or run_ties(run)
         seed, heading = _choose(run, args, ties)
