@@ -96,13 +96,20 @@ def _one_hot_columns(
     return labels, columns
 
 
-def _check_classes(path: Path, labels: np.ndarray, names: tuple[str, ...], lines: list[int]) -> None:
+def _check_classes(
+    path: Path, labels: np.ndarray, names: tuple[str, ...], lines: list[int], column: str | None = None
+) -> None:
     if len(names) < 2:
         raise DataError(f"{path}: only one class ({names[0]!r}): a classifier needs at least 2")
     counts = np.bincount(labels, minlength=len(names))
     for c in np.flatnonzero(counts < 2):
         where = f"{path}:{lines[int(np.argmax(labels == c))]}" if counts[c] else f"{path}"
-        raise DataError(f"{where}: class {names[c]!r} has {_rows(counts[c])}: too few to stratify")
+        many = ""
+        if column is not None and len(names) > max(20, len(labels) // 2):  # a measurement, not a class
+            many = (
+                f"; column {column!r} holds {len(names)} values in {len(labels)} rows: is it a class label?"
+            )
+        raise DataError(f"{where}: class {names[c]!r} has {_rows(counts[c])}: too few to stratify{many}")
 
 
 def constant_columns(table: Table) -> tuple[str, ...]:
@@ -135,7 +142,9 @@ def _strict_table(path: Path, columns: tuple[str, ...]) -> Table:
     else:
         cells = [(line, [row[i].strip() for i in label_idx]) for line, row in records]
         labels, classes = _one_hot_columns(path, columns, cells)
-    _check_classes(path, labels, classes, [line for line, _ in records])
+    _check_classes(
+        path, labels, classes, [line for line, _ in records], columns[0] if len(columns) == 1 else None
+    )
     return Table(x, labels, tuple(names[i] for i in feature_idx), classes)
 
 

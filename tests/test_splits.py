@@ -233,6 +233,16 @@ def test_class_with_one_row_cannot_be_stratified(tmp_path):
     assert "class 'lonely' has 1 row: too few to stratify" in raised(path, "kind", 4)
 
 
+def test_a_label_column_of_measurements_is_named_as_such(tmp_path):
+    path = write(tmp_path, "1,5,0.5", "2,6,0.5", *(f"{i},7,{i / 4}" for i in range(3, 33)))
+    message = raised(path, "kind", 4)
+    assert message.endswith(
+        "too few to stratify; column 'kind' holds 31 values in 32 rows: is it a class label?"
+    )
+    few = write(tmp_path, "1,5,x", "2,6,x", "3,7,lonely", "4,8,y", "5,9,y")
+    assert raised(few, "kind", 4).endswith("too few to stratify")  # 3 classes in 5 rows: no hint
+
+
 def test_one_hot_class_without_rows(tmp_path):
     path = write(tmp_path, "1,5,1,0,0", "2,6,0,1,0", "3,7,1,0,0", "4,8,0,1,0", header="a,b,cat,dog,eel")
     assert "class 'eel' has 0 rows: too few to stratify" in raised(path, ["cat", "dog", "eel"], None)
