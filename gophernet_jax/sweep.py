@@ -346,7 +346,11 @@ def _corrected(base: pd.Series, row: pd.Series, paired: bool, per_job: dict) -> 
         return [None, None, None]
     a, b = (per_job["accuracies"][r["job"]] for r in (base, row))
     found = corrected_interval(
-        b - a, groups=groups, n_train=int(row["_train_rows"]), n_test=int(row["_test_rows"])
+        b - a,
+        groups=groups,
+        n_train=int(row["_train_rows"]),
+        n_test=int(row["_test_rows"]),
+        bounds=(-1.0, 1.0),
     )
     low, high = found.ci95 or (None, None)
     return [low, high, found.method]

@@ -201,7 +201,7 @@ def corrected_section(values: np.ndarray, groups: np.ndarray, train_rows: int, t
     from gophernet_jax.testset import corrected_interval, seeds_needed_over_splits
 
     sizes = {"n_train": train_rows, "n_test": test_rows}
-    interval = corrected_interval(values, groups=groups, **sizes)
+    interval = corrected_interval(values, groups=groups, bounds=(0.0, 1.0), **sizes)
     needed = seeds_needed_over_splits(values, groups, resolution=resolution, **sizes)
     return {**interval._asdict(), "seeds_needed": needed._asdict()}
 

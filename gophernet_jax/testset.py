@@ -931,6 +931,7 @@ def corrected_interval(
     n_test: int,
     groups: np.ndarray | None = None,
     level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> CorrectedInterval:
     """The corrected resampled t interval of the mean over random train/test splits.
 
@@ -940,6 +941,8 @@ def corrected_interval(
       n_test: test rows per split.
       groups: (seeds,) split index per value; each split is reduced to its mean first.
       level: the interval's confidence level.
+      bounds: what the mean can be (an accuracy's [0, 1]): both intervals are clipped to
+        it. A t interval is symmetric, and over few splits near a bound it passes it.
 
     Returns:
       The `CorrectedInterval`.
@@ -957,7 +960,11 @@ def corrected_interval(
         )
     mean, var, t = float(means.mean()), float(means.var(ddof=1)), _t_quantile(0.5 + level / 2, splits - 1)
     factor = 1 / splits + n_test / n_train
-    ci, plain = ([mean - t * math.sqrt(f * var), mean + t * math.sqrt(f * var)] for f in (factor, 1 / splits))
+    low, high = bounds if bounds is not None else (-math.inf, math.inf)
+    ci, plain = (
+        [max(mean - t * math.sqrt(f * var), low), min(mean + t * math.sqrt(f * var), high)]
+        for f in (factor, 1 / splits)
+    )
     return CorrectedInterval(mean, ci, plain, splits, factor, method, None)
 
 

@@ -369,6 +369,16 @@ def test_corrected_interval(stats):
     assert testset.corrected_interval(means[:1], n_train=120, n_test=30).ci95 is None
 
 
+def test_the_corrected_interval_of_an_accuracy_stays_in_0_1():
+    # 5 splits of wine (36 test rows, 142 training rows) near 1: the t interval passes 1.
+    means = np.array([1.0, 0.9722, 1.0, 0.9167, 0.9722])
+    free = testset.corrected_interval(means, n_train=142, n_test=36)
+    assert free.ci95[1] > 1  # what the report printed: [0.91, 1.03]
+    bounded = testset.corrected_interval(means, n_train=142, n_test=36, bounds=(0.0, 1.0))
+    assert bounded.ci95 == [free.ci95[0], 1.0] and bounded.plain_ci95[1] <= 1.0
+    assert bounded.mean == free.mean
+
+
 def test_seeds_needed_over_splits(stats):
     rng = np.random.default_rng(16)
     groups = np.repeat(np.arange(20), 10)
