@@ -163,7 +163,7 @@ def _main(cfg: DictConfig) -> float | None:
     try:
         settings = validate(cfg)
         runtime.configure(
-            settings.runtime.ynn_fusion, settings.runtime.cache_folder(), settings.runtime.host_devices
+            settings.runtime.ynn_fusion, settings.runtime.usable_cache_folder(), settings.runtime.host_devices
         )
         if multirun and (done := finished_earlier(output_dir, config_hash(settings))):
             print(f"skipped: this configuration already finished in {output_dir}")

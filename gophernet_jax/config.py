@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -403,6 +404,36 @@ class RuntimeConfig:
             return self.compilation_cache
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return str(Path(base) / "gophernet_jax" / "jax")
+
+    def usable_cache_folder(self) -> str | None:
+        """`cache_folder()`, made if it is missing. A folder the config names that cannot be
+        made or written to is a `ConfigError` (JAX warned on every program and went on);
+        the default's (a read-only home) is left out with one note on stderr, and every
+        program is compiled."""
+        folder = self.cache_folder()
+        if folder is None:
+            return None
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            problem = None if os.access(folder, os.W_OK | os.X_OK) else "not writable"
+        except OSError as e:
+            problem = e.strerror or str(e)
+        if problem is None:
+            return folder
+        if self.compilation_cache != "auto":
+            raise ConfigError(f"config key runtime.compilation_cache: cannot use {folder}: {problem}")
+        if folder not in _UNUSABLE_CACHES:
+            _UNUSABLE_CACHES.add(folder)
+            print(
+                f"note: no compilation cache ({folder}: {problem}); programs are compiled every run, "
+                "runtime.compilation_cache=FOLDER names another",
+                file=sys.stderr,
+            )
+        return None
+
+
+#: Default cache folders found unusable in this process, each noted once.
+_UNUSABLE_CACHES: set[str] = set()
 
 
 @dataclass

@@ -200,7 +200,7 @@ def pool(members: list[Member], folder: Path) -> "Summary":  # noqa: F821
     members = sorted(members, key=lambda m: m.start)
     settings = whole_settings(members[0])
     run = settings.runtime
-    runtime.configure(run.ynn_fusion, run.cache_folder(), run.host_devices)  # as the jobs computed
+    runtime.configure(run.ynn_fusion, run.usable_cache_folder(), run.host_devices)  # as the jobs computed
     jax.config.update("jax_enable_x64", settings.train.dtype == "float64")
     population = pooled_population(members, settings.train.dtype)
     data = job.load_data(settings)

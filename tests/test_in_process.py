@@ -177,3 +177,21 @@ def test_the_mlp_preset_is_where_a_user_starts():
     assert (settings.train.loss, settings.optimizer.name) == ("cross_entropy", "adam")
     article = settings_of()
     assert (article.model.hidden, article.train.loss, article.optimizer.learning_rate) == (3, "sse", 0.3)
+
+
+def test_a_compilation_cache_folder_that_cannot_be_made_is_an_error_and_the_default_a_note(
+    tmp_path, monkeypatch, capsys
+):
+    # JAX warned on every program ("Error reading persistent compilation cache entry") and went on.
+    with pytest.raises(ConfigError, match=r"^config key runtime.compilation_cache: cannot use /proc/nope: "):
+        settings_of("runtime.compilation_cache=/proc/nope").runtime.usable_cache_folder()
+    made = tmp_path / "made" / "cache"
+    assert settings_of(f"runtime.compilation_cache={made}").runtime.usable_cache_folder() == str(made)
+    assert made.is_dir()
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/nope")  # a default that cannot be made: a note, no cache
+    default = settings_of().runtime
+    assert default.usable_cache_folder() is None and default.usable_cache_folder() is None
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith(
+        "note: no compilation cache (/proc/nope/gophernet_jax/jax: "
+    )
