@@ -181,7 +181,7 @@ def test_an_optuna_search_runs_to_the_end_and_reports_its_best_trial(tmp_path):
 
 @pytest.mark.slow
 def test_a_range_on_the_command_line_replaces_the_presets(tmp_path):
-    # +search=lr's 0.003 to 30 is the article's SGD's; Adam wants its own (README, Searches).
+    # The command line's range wins over the preset's (here SGD's 0.003 to 30).
     narrow = "optimizer.learning_rate=tag(log, interval(0.0003, 0.3))"
     done = run(tmp_path, "+search=lr", narrow, "hydra.sweeper.n_trials=3", *SMALL, folder="narrow")
     assert done.returncode == 0, done.stderr
@@ -191,6 +191,38 @@ def test_a_range_on_the_command_line_replaces_the_presets(tmp_path):
         space = trial.distributions["optimizer.learning_rate"]
         assert (space.low, space.high, space.log) == (0.0003, 0.3, True)
         assert 0.0003 <= trial.params["optimizer.learning_rate"] <= 0.3
+
+
+def test_the_learning_rate_presets_follow_the_optimizer():
+    from hydra import compose, initialize_config_dir
+
+    from gophernet_jax.config import CONF_DIR, LEARNING_RATES, lr_grid, lr_search, register
+    from gophernet_jax.training import OPTIMIZERS
+
+    assert set(LEARNING_RATES) == set(OPTIMIZERS)
+    # SGD's are what the presets held before, so the article's searches and sweeps ask the same.
+    assert (lr_search("sgd"), lr_grid("sgd")) == ("tag(log, interval(0.003, 30))", "0.03,0.1,0.3,1,3")
+    adaptive = ("tag(log, interval(0.0003, 0.3))", "0.001,0.003,0.01,0.03,0.1")
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        for extra, (search, grid) in [
+            ([], (lr_search("sgd"), lr_grid("sgd"))),
+            (["model=mlp"], adaptive),  # Adam: it trained badly from 1 on (README, Searches)
+            (["optimizer.name=lion"], adaptive),
+            (["optimizer.name=adagrad"], ("tag(log, interval(0.003, 3))", "0.01,0.03,0.1,0.3,1")),
+        ]:
+            for preset, want in (("+search=lr", search), ("+search=hidden_lr", search), ("+sweep=lr", grid)):
+                cfg = compose(config_name="config", overrides=[preset, *extra], return_hydra_config=True)
+                assert cfg.hydra.sweeper.params["optimizer.learning_rate"] == want, (preset, extra)
+
+
+@pytest.mark.slow
+def test_an_adam_search_searches_adams_rates(tmp_path):
+    done = run(tmp_path, "+search=lr", "model=mlp", "hydra.sweeper.n_trials=2", *SMALL, folder="adam")
+    assert done.returncode == 0, done.stderr
+    for trial in journal_trials(tmp_path / "adam", "lr"):
+        space = trial.distributions["optimizer.learning_rate"]
+        assert (space.low, space.high, space.log) == (0.0003, 0.3, True)
 
 
 @pytest.mark.slow
