@@ -117,6 +117,47 @@ def test_rows_png_of_many_test_rows_draws_areas(tmp_path):
     assert (tmp_path / "rows.png").stat().st_size > 0
 
 
+def rows_table(correct: np.ndarray, classes: int):
+    """A rows.csv frame: row r of class r % classes, right on `correct[r]` of the seeds, the
+    rest predicting the next class."""
+    import pandas as pd
+
+    rows = len(correct)
+    label = np.arange(rows) % classes
+    table = pd.DataFrame({"row": np.arange(rows), "label": [f"c{k}" for k in label]})
+    table["correct_share"], table["tied_share"] = correct, 0.0
+    for k in range(classes):
+        table[f"share_c{k}"] = np.where(label == k, correct, 0.0) + np.where(
+            (label + 1) % classes == k, 1 - correct, 0.0
+        )
+    return table
+
+
+def test_rows_png_past_80_rows_leaves_out_the_rows_every_seed_gets_right_and_no_class_is_grey():
+    from matplotlib.colors import to_rgba
+
+    from gophernet_jax.plots import rows_figure
+
+    correct = np.ones(300)
+    correct[[5, 50, 150, 250]] = [0.5, 0.25, 0.0, 0.75]
+    fig = rows_figure(rows_table(correct, 10), 16)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["150 c0", "50 c0", "5 c5", "250 c0"]  # hardest first, named as at 30 rows
+    assert "the 296 rows every seed gets right are left out" in ax.get_title(loc="left")
+    handles, names = ax.get_legend_handles_labels()
+    tied = to_rgba(handles[names.index("tied")].patches[0].get_facecolor())
+    assert len(names) == 12  # 10 classes, tied, correct
+    class_colours = [
+        to_rgba(handles[names.index(f"predicted c{k}")].patches[0].get_facecolor()) for k in range(10)
+    ]
+    assert len(set(class_colours)) == 10 and tied not in class_colours  # d7 was C7, the tie's grey
+    few = rows_figure(rows_table(np.ones(30), 3), 16).axes[0]  # 30 rows: all of them, as before
+    assert len(few.get_xticklabels()) == 30 and "left out" not in few.get_title(loc="left")
+    everything = rows_figure(rows_table(np.ones(100), 3), 16).axes[0]
+    assert [t.get_text() for t in everything.texts] == ["every seed gets every test row right"]
+
+
 def test_divergence_suggests_a_scaled_rate_only_when_it_is_lower():
     diverged = np.ones(4, bool), np.zeros(4, bool)
     high = likely_cause(settings_of("optimizer.learning_rate=1e38"), 120, 4, *diverged)
