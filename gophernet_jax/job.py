@@ -428,6 +428,15 @@ def config_hash(settings: Config) -> str:
     return _digest(config)
 
 
+def run_label(settings: Config) -> str:
+    """The run's name in its plots: rule, learning rate and width, with the optimizer and
+    activation where they are not the article's (`autodiff, adam lr 0.01, hidden 32, tanh`)."""
+    optimizer, model = settings.optimizer, settings.model
+    name = "" if optimizer.name == "sgd" else f"{optimizer.name} "
+    activation = "" if model.activation == "sigmoid" else f", {model.activation}"
+    return f"{settings.train.rule}, {name}lr {optimizer.learning_rate:g}, hidden {model.hidden}{activation}"
+
+
 def write_outputs(
     settings: Config,
     output_dir: Path,
@@ -459,7 +468,7 @@ def write_outputs(
     seeds = np.arange(settings.seeds.start, settings.seeds.start + settings.seeds.trained())
     run = TrainedRun(population.params, seeds, *names, config, data.scaling)
     save_run(output_dir, run)
-    label = f"{settings.train.rule}, lr {settings.optimizer.learning_rate:g}, hidden {settings.model.hidden}"
+    label = run_label(settings)
     curves = None
     if population.curves is not None:
         epochs = curve_epochs(settings.train.epochs, settings.report.curve_every)

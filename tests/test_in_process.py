@@ -195,3 +195,12 @@ def test_a_compilation_cache_folder_that_cannot_be_made_is_an_error_and_the_defa
     assert len(notes) == 1 and notes[0].startswith(
         "note: no compilation cache (/proc/nope/gophernet_jax/jax: "
     )
+
+
+def test_a_runs_plots_name_its_optimizer_and_activation_where_they_are_not_the_articles():
+    from gophernet_jax.job import run_label
+
+    assert run_label(settings_of()) == "autodiff, lr 0.3, hidden 3"  # the article's, as before
+    assert (
+        run_label(settings_of("model=mlp")) == "autodiff, adam lr 0.01, hidden 32, tanh"
+    )  # was "autodiff, lr 0.01, hidden 32"
