@@ -24,7 +24,14 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from gophernet_jax import callbacks, progress, runtime
 from gophernet_jax import config as config_module
-from gophernet_jax.config import CONF_DIR, ConfigError, section_given_a_value, unknown_key, validate
+from gophernet_jax.config import (
+    CONF_DIR,
+    ConfigError,
+    section_given_a_value,
+    unknown_key,
+    unused_settings,
+    validate,
+)
 from gophernet_jax.dataset import DataError
 from gophernet_jax.files import write_json
 from gophernet_jax.job import config_hash, job, shown
@@ -162,6 +169,8 @@ def _main(cfg: DictConfig) -> float | None:
     _running.update(output_dir=output_dir, multirun=multirun)
     try:
         settings = validate(cfg)
+        for note in unused_settings(settings):
+            print(f"note: {note}", file=sys.stderr)
         runtime.configure(
             settings.runtime.ynn_fusion, settings.runtime.usable_cache_folder(), settings.runtime.host_devices
         )

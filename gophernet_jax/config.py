@@ -470,6 +470,43 @@ class Config:
             )
 
 
+def unused_settings(settings: Config) -> list[str]:
+    """The settings given a value (other than their default) that this run does not use, a
+    line each: a raw table's split keys beside the article's files, which come split; the
+    article's files' keys beside `data.path`; a data order without mini-batches; a warm-up
+    without its schedule. Notes, not errors: a sweep may cross such a key with the one that
+    uses it (`-m data=article,iris data.test_fraction=0.3`)."""
+    data, default, notes = settings.data, DataConfig(), []
+    if data.path is None:
+        for key in ("test_fraction", "noise", "noise_seed", "label"):
+            if getattr(data, key) != getattr(default, key):
+                notes.append(
+                    f"data.{key} applies to a raw table (data.path); the article's files come split, "
+                    "so this run does not use it"
+                )
+        if data.split_seed != default.split_seed and not data.val_fraction:
+            notes.append(
+                "data.split_seed draws a raw table's split, or with data.val_fraction the validation "
+                "part of the article's train.csv; this run has neither, so it does not use it"
+            )
+    else:
+        for key in ("train", "test", "labels"):
+            if getattr(data, key) != getattr(default, key):
+                notes.append(f"data.{key} names the article's files; with data.path this run does not use it")
+    if data.order_seed != default.order_seed and settings.train.batch_size is None:
+        notes.append(
+            "data.order_seed draws the order of mini-batches (train.batch_size); full-batch training "
+            "has none, so this run does not use it"
+        )
+    optimizer = settings.optimizer
+    if optimizer.warmup != OptimizerConfig().warmup and optimizer.schedule != "warmup_cosine":
+        notes.append(
+            f"optimizer.warmup applies to optimizer.schedule=warmup_cosine; this run's is "
+            f"{optimizer.schedule}, so it does not use it"
+        )
+    return notes
+
+
 def whole_population(settings: Config) -> Config:
     """The population a slice (`seeds.slices`) belongs to, as one job would train it."""
     grid = None if settings.seeds.splits else settings.seeds.grid  # seeds.splits makes the grid again

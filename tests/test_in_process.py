@@ -204,3 +204,41 @@ def test_a_runs_plots_name_its_optimizer_and_activation_where_they_are_not_the_a
     assert (
         run_label(settings_of("model=mlp")) == "autodiff, adam lr 0.01, hidden 32, tanh"
     )  # was "autodiff, lr 0.01, hidden 32"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["data.test_fraction=0.5"], "data.test_fraction"),  # the article's files come split
+        (["data.noise=0.1"], "data.noise"),
+        (["data.split_seed=3"], "data.split_seed"),
+        (["data=iris", "data.labels=[a,b]"], "data.labels"),  # the article's files' columns
+        (["data.order_seed=4"], "data.order_seed"),  # no mini-batches
+        (["optimizer.warmup=0.5"], "optimizer.warmup"),  # no warm-up in a constant schedule
+    ],
+)
+def test_a_setting_the_run_does_not_use_gets_a_note(overrides, key):
+    from gophernet_jax.config import unused_settings
+
+    notes = unused_settings(settings_of(*overrides))
+    assert len(notes) == 1 and notes[0].startswith(key) and "does not use it" in notes[0], notes
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data=iris", "data.test_fraction=0.5", "data.noise=0.1", "data.split_seed=3"],
+        ["data.split_seed=3", "data.val_fraction=0.2"],  # draws the validation part
+        ["data.order_seed=4", "train.batch_size=16"],
+        ["optimizer.schedule=warmup_cosine", "optimizer.warmup=0.5"],
+        ["+sweep=variance"],
+        ["+sweep=variance_order"],
+        ["+search=lr"],
+        ["model=mlp", "data=digits"],
+    ],
+)
+def test_settings_the_run_uses_get_no_note(overrides):
+    from gophernet_jax.config import unused_settings
+
+    assert unused_settings(settings_of(*overrides)) == []
