@@ -190,6 +190,7 @@ def plot_search(
         ax_trials.plot(failed["trial"], np.zeros(len(failed)), "x", color="C3", label="failed")
     on = ok["objective_on"].iloc[0] if len(ok) else "test"
     ax_trials.set(xlabel="trial", ylabel=f"objective ({on} accuracy)", ylim=(-0.02, 1.02))
+    ax_trials.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # trials are numbered
     ax_trials.legend(fontsize=8, loc="lower right")
     width = 0.8 / test_rows / max(len(best), 1) if test_rows else 0.01
     for i, (label, values) in enumerate(best.items()):

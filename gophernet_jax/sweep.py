@@ -140,7 +140,7 @@ def collect(
         row = {**values, "trial": number, "job": job.name, **_job_row(job)}
         rows.append(row)
         if row["status"] == "ok":
-            label = ",".join(f"{k}={v}" for k, v in values.items())
+            label = ",".join(f"{k}={_short(v)}" for k, v in values.items())
             seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
@@ -165,6 +165,18 @@ def collect(
     }
     long = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     return summary.drop(columns=hidden), long, extras
+
+
+def _short(value: Any) -> str:
+    """A swept value as the plots name it: a number to 4 significant digits (a search's
+    trial asks for optimizer.learning_rate=0.24933911076384513), anything else as it is."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return (
+        f"{number:.4g}" if isinstance(value, float) or "." in str(value) or "e" in str(value) else str(value)
+    )
 
 
 def _blocks(job: Path):

@@ -415,3 +415,13 @@ def test_a_folder_without_sweep_jobs_is_one_line_and_status_2(tmp_path, capsys):
             and hint in lines[0]
         )
         assert not (folder / "summary.csv").exists()  # nothing written
+
+
+def test_the_plots_name_a_swept_number_to_4_digits():
+    from gophernet_jax.sweep import _short
+
+    # A search's trial: optimizer.learning_rate=0.24933911076384513 filled a legend.
+    assert [_short(v) for v in ("0.24933911076384513", "0.3", "1000", "1e-05", "3.0")] == [
+        "0.2493", "0.3", "1000", "1e-05", "3",
+    ]  # fmt: skip
+    assert [_short(v) for v in ("sse", "False", "[64,64]", "tanh")] == ["sse", "False", "[64,64]", "tanh"]
