@@ -74,7 +74,13 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     if not run_dir.is_dir():
         raise StoreError(f"{run_dir}: not a folder")
     if not path.is_file():
-        raise StoreError(f"{run_dir}: not a run folder (no {PARAMS_FILE})")
+        jobs = sorted(p.parent.name for p in run_dir.glob(f"*/{PARAMS_FILE}"))
+        inside = (
+            f"; it holds the runs of a sweep: give one of its {len(jobs)} jobs, as {run_dir / jobs[0]}"
+            if jobs
+            else ""
+        )
+        raise StoreError(f"{run_dir}: not a run folder (no {PARAMS_FILE}){inside}")
     try:
         with np.load(path, allow_pickle=False) as data:
             params = _params(data)

@@ -731,3 +731,21 @@ def test_cli_bad_input(trained, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("error: "), proc
     assert needle in lines[0], proc
     assert not (tmp_path / "predictions.csv").exists()
+
+
+def test_a_sweeps_folder_given_for_a_run_names_one_of_its_jobs(tmp_path):
+    from gophernet_jax.store import StoreError
+
+    for job in ("lr=0.1", "lr=0.3"):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "params.npz").write_bytes(b"")
+    with pytest.raises(StoreError) as error:
+        load_run(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}: not a run folder (no params.npz); it holds the runs of a sweep: give one of its "
+        f"2 jobs, as {tmp_path / 'lr=0.1'}"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StoreError, match=r"not a run folder \(no params.npz\)$"):  # no jobs: no hint
+        load_run(empty)
