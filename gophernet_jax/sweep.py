@@ -140,7 +140,7 @@ def collect(
         row = {**values, "trial": number, "job": job.name, **_job_row(job)}
         rows.append(row)
         if row["status"] == "ok":
-            label = ",".join(f"{k}={_short(v)}" for k, v in values.items())
+            label = ",".join(f"{k}={v}" for k, v in values.items())
             seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
@@ -150,6 +150,10 @@ def collect(
             if (job / "curves.csv").is_file():
                 loss = config_net(row["_config"]).loss  # names the curve's axis
                 curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv), loss)
+    short = {job: _short_label(overrides[job], swept) for job in accuracies}
+    if len(set(short.values())) == len(short):  # each job still told apart
+        accuracies = {job: (short[job], acc) for job, (_, acc) in accuracies.items()}
+        curves = {job: (short[job], *rest) for job, (_, *rest) in curves.items()}
     summary = pd.DataFrame(rows)
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:
@@ -165,6 +169,11 @@ def collect(
     }
     long = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     return summary.drop(columns=hidden), long, extras
+
+
+def _short_label(overrides: dict[str, Any], swept: list[str]) -> str:
+    """A job's name in the plots: its swept values, numbers to 4 significant digits."""
+    return ",".join(f"{k}={_short(overrides.get(k, ''))}" for k in swept)
 
 
 def _short(value: Any) -> str:

@@ -425,3 +425,18 @@ def test_the_plots_name_a_swept_number_to_4_digits():
         "0.2493", "0.3", "1000", "1e-05", "3",
     ]  # fmt: skip
     assert [_short(v) for v in ("sse", "False", "[64,64]", "tanh")] == ["sse", "False", "[64,64]", "tanh"]
+
+
+@pytest.mark.slow
+def test_the_plots_name_jobs_shortly_unless_that_would_merge_two(tmp_path):
+    small = ["seeds.count=4", "train.epochs=5", "report.curve_every=5"]
+    named = {  # 0.300001 and 0.300002 would both read 0.3: they keep every digit
+        ("0.123456", "0.5"): ["optimizer.learning_rate=0.1235", "optimizer.learning_rate=0.5"],
+        ("0.300001", "0.300002"): ["optimizer.learning_rate=0.300001", "optimizer.learning_rate=0.300002"],
+    }
+    for k, (rates, want) in enumerate(named.items()):
+        for j, rate in enumerate(rates):
+            run_job(tmp_path / str(k) / f"lr={rate}", f"optimizer.learning_rate={rate}", *small, job_num=j)
+        _, _, extras = collect(tmp_path / str(k))
+        assert sorted(label for label, _ in extras["accuracies"].values()) == want
+        assert sorted(label for label, *_ in extras["curves"].values()) == want
