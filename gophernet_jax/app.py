@@ -149,6 +149,8 @@ def composition_error(e: Exception) -> str:
     if "Config search path:" in lines:
         lines = lines[: lines.index("Config search path:")]
     message = "; ".join(lines)
+    if isinstance(e, OverrideParseException):  # most often a shell's split: seeds.grid={split: 2}
+        message += "; in a shell, quote an override that holds spaces: 'seeds.grid={split: 2, init: 3}'"
     if isinstance(cause, OmegaConfBaseException):
         message += f": {str(cause).splitlines()[0]}"
     return f"config key {key}: {message}" if key else message

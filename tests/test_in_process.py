@@ -88,6 +88,7 @@ def test_a_key_the_schema_lacks_is_an_error_not_dropped(override, line):
         ("optimizer=sgd", "config key optimizer: a section, not a value; set its keys (optimizer.name, "),
         ("sweep=seeds", "Could not override 'sweep'. No match in the defaults list; To append to your "),
         ("model.hidden=[64,", "no viable alternative at input '[64,'; See https://hydra.cc/"),
+        ("seeds.grid={split:", "no viable alternative at input '{split:'; See https://hydra.cc/"),
     ],
 )
 def test_hydras_composition_errors_become_one_line(override, line):
@@ -96,6 +97,10 @@ def test_hydras_composition_errors_become_one_line(override, line):
     assert not isinstance(error.value, ConfigError)  # Hydra's, before the project's validation
     message = app.composition_error(error.value)
     assert message.startswith(line) and "\n" not in message, message
+    if "viable" in line:  # what a shell's split of an unquoted override gives
+        assert message.endswith(
+            "in a shell, quote an override that holds spaces: 'seeds.grid={split: 2, init: 3}'"
+        )
 
 
 def test_output_folder_check_is_one_line(capsys):
