@@ -317,11 +317,17 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def _range(interval: list[float] | None, percent: bool) -> str:
+def _range(interval: list[float] | None, percent: bool, scale: float = 0.0) -> str:
     if interval is None:
         return "—"
     low, high = interval
-    return f"[{low:.1%}, {high:.1%}]" if percent else f"[{low:.3g}, {high:.3g}]"
+    return f"[{low:.1%}, {high:.1%}]" if percent else f"[{_g(low, scale)}, {_g(high, scale)}]"
+
+
+def _g(value: float, scale: float) -> str:
+    """`value` to 3 significant digits, and 0 where it is rounding below `scale` (the grid's
+    total variance) by a factor of 10¹²: sums of squares of an exact 0 leave 1e-32."""
+    return "0" if abs(value) <= 1e-12 * scale else f"{value:.3g}"
 
 
 def format_variance(report: dict[str, Any]) -> str:
@@ -332,12 +338,14 @@ def format_variance(report: dict[str, Any]) -> str:
     interval = f"{level} interval"
     header = f"{'source':<{width}} {'variance':>10} {'share':>7} {interval:>17}   random-effects σ² [{level}]"
     lines = [header, "-" * len(header)]
+    scale = report["total_variance"] or 0.0
     for name, effect in report["effects"].items():
-        component = f"{effect['component']:.3g} {_range(effect['component_ci95'], False)}" + (
+        interval = _range(effect["component_ci95"], False, scale)
+        component = f"{_g(effect['component'], scale)} {interval}" + (
             " (clipped at 0)" if effect["clipped"] else ""
         )
         lines.append(
-            f"{name:<{width}} {effect['variance']:>10.3g} {_percent(effect['share']):>7} "
+            f"{name:<{width}} {_g(effect['variance'], scale):>10} {_percent(effect['share']):>7} "
             f"{_range(effect['share_ci95'], True):>17}   {component}"
         )
     lines.append(

@@ -434,3 +434,15 @@ def test_iris_grid_components_add_up_and_name_the_dominant_source():
     words = {"split": "the split", "init": "initialisation", "split×init": "the split×init interaction"}
     verdict = report["sentence"].split(": ", 1)[1]
     assert verdict.startswith(f"{words[report['dominant']]} dominates") or " share the lead" in verdict
+
+
+def test_a_variance_that_is_rounding_of_zero_prints_as_0():
+    # Sums of squares of an exact 0 left 1.28e-32 in the table (a 3 x 3 x 3 grid, order 0%).
+    effect = {"variance": 1.28e-32, "share": 0.0, "share_ci95": [0.0, 0.25], "component": 1.08e-19,
+              "component_ci95": [-1e-30, 2.86e-05], "clipped": False}  # fmt: skip
+    kept = effect | {"variance": 5.21e-4, "component": 7.29e-4, "component_ci95": [0.0, 1.03e-3]}
+    report = {"level": 0.95, "effects": {"order": effect, "split": kept}, "total_variance": 6.13e-4,
+              "dominant": "split", "sentence": "", "note": ""}  # fmt: skip
+    order, split = format_variance(report).splitlines()[2:4]
+    assert order.split()[:2] == ["order", "0"] and "   0 [0, 2.86e-05]" in order
+    assert split.split()[:2] == ["split", "0.000521"] and "0.000729 [0, 0.00103]" in split
