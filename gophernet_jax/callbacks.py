@@ -70,8 +70,7 @@ class Composed(Callback):
         try:
             check_keys(config)
         except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _stop(str(e))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         composed()
@@ -99,16 +98,20 @@ class SliceCheck(Callback):
         try:  # the seeds of the command line (a seeds.start there runs that slice alone)
             SeedsConfig(**OmegaConf.to_container(config.seeds, resolve=True))
         except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _stop(str(e))
 
 
 def _make_folder(folder: str, key: str) -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        print(f"error: config key {key}: cannot create {folder}: {e.strerror or e}", file=sys.stderr)
-        sys.exit(2)
+        _stop(f"config key {key}: cannot create {folder}: {e.strerror or e}")
+
+
+def _stop(message: str) -> None:
+    """Ends the command before any job: one `error:` line, exit status 2 (a bad setting)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def is_search(sweeper: DictConfig) -> bool:

@@ -8,6 +8,7 @@ one line that names its key (`ConfigError`), raised by `__post_init__` when
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import math
 import os
@@ -577,24 +578,20 @@ def validate(cfg: DictConfig) -> Config:
         raise ConfigError(str(e).splitlines()[0]) from None
 
 
-def _sections(schema: type = Config) -> dict[str, type]:
-    """Every section of the schema by its dotted key (`train`, `seeds`): its dataclass."""
-    found = {}
-    for name, kind in get_type_hints(schema).items():
-        if dataclasses.is_dataclass(kind):
-            found[name] = kind
-            found |= {f"{name}.{key}": inner for key, inner in _sections(kind).items()}
-    return found
+@functools.cache
+def _schema() -> dict[str, type]:
+    """Every key of the schema, dotted (`train.epochs`), with its type: a section's
+    (`train`) is its dataclass."""
 
+    def keys(schema: type, prefix: str) -> dict[str, type]:
+        found = {}
+        for name, kind in get_type_hints(schema).items():
+            found[prefix + name] = kind
+            if dataclasses.is_dataclass(kind):
+                found |= keys(kind, f"{prefix}{name}.")
+        return found
 
-def schema_keys(schema: type = Config, prefix: str = "") -> list[str]:
-    """Every key of the schema, dotted (`train.epochs`), sections included."""
-    keys = []
-    for name, kind in get_type_hints(schema).items():
-        keys.append(prefix + name)
-        if dataclasses.is_dataclass(kind):
-            keys += schema_keys(kind, f"{prefix}{name}.")
-    return keys
+    return keys(Config, "")
 
 
 def unknown_key(key: str) -> ConfigError:
@@ -602,7 +599,7 @@ def unknown_key(key: str) -> ConfigError:
     mean: one of that name in another section (`train.learning_rate`), else in its own
     section the one it abbreviates (`optimizer.lr`) or the closest spelling (`train.epoch`)."""
     section, _, name = key.rpartition(".")
-    keys = schema_keys()
+    keys = list(_schema())
     meant = [k for k in keys if k.rpartition(".")[2] == name and k != key]
     names = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == section}
     meant += [k for n, k in names.items() if "_" in n and "".join(w[0] for w in n.split("_")) == name]
@@ -613,25 +610,27 @@ def unknown_key(key: str) -> ConfigError:
 def section_given_a_value(key: str) -> ConfigError | None:
     """The one-line error for a value given to `key` where the schema has a section of keys
     (`optimizer=sgd`, meant as `optimizer.name=sgd`); None when `key` is not a section."""
-    section = _sections().get(key)
-    if section is None:
+    section = _schema().get(key)
+    if not dataclasses.is_dataclass(section):
         return None
     keys = ", ".join(f"{key}.{name}" for name in get_type_hints(section))
     return ConfigError(f"config key {key}: a section, not a value; set its keys ({keys})")
 
 
-def check_keys(cfg: DictConfig, schema: type = Config, prefix: str = "") -> None:
-    """A `ConfigError` for the first key of `cfg` that the schema does not have.
+def check_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """A `ConfigError` for the first key of `cfg` (the section at `prefix`) that the schema
+    does not have.
 
     Hydra's `+key=value` adds a key that the schema lacks (its own message for a mistyped
     key, `train.epoch=5`, suggests `+train.epoch=5`), and `OmegaConf.to_object` drops it:
     the run would go on without the setting it was given. A `hydra` section (the config a
     callback sees) is Hydra's own and not checked.
     """
-    fields = get_type_hints(schema)
+    schema = _schema()
     for key in cfg.keys():
-        if key not in fields:
-            if prefix or key != "hydra":
-                raise unknown_key(f"{prefix}{key}")
-        elif dataclasses.is_dataclass(fields[key]) and isinstance(cfg[key], DictConfig):
-            check_keys(cfg[key], fields[key], f"{prefix}{key}.")
+        dotted = f"{prefix}{key}"
+        if dotted not in schema:
+            if dotted != "hydra":
+                raise unknown_key(dotted)
+        elif dataclasses.is_dataclass(schema[dotted]) and isinstance(cfg[key], DictConfig):
+            check_keys(cfg[key], f"{dotted}.")

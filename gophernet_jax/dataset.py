@@ -159,11 +159,11 @@ def _check_one_hot(
 def separator_hint(names: Sequence[str]) -> str:
     """For a header read as one column that holds another separator (`a;b;c`): what to
     add to the error about its columns."""
-    found = [sep for sep in (";", "\t", "|") if len(names) == 1 and sep in names[0]]
+    found = [sep for sep in (";", "\t", "|") if sep in names[0]] if len(names) == 1 else []
+    if not found:
+        return ""
     return (
         f": the header is one column; is the file separated by {found[0]!r}? Tables here are comma-separated"
-        if found
-        else ""
     )
 
 

@@ -131,16 +131,28 @@ def collect(
     named. `gamma` is the verdicts' threshold (`report.gamma`; None: the baseline job's).
     """
     jobs = find_jobs(sweep_dir)
+    if not jobs:
+        run = (Path(sweep_dir) / ".hydra").is_dir()
+        raise ReportError(
+            f"{sweep_dir}: no job of a sweep in it (a folder with .hydra/overrides.yaml)"
+            + ("; it is a single run's folder: its report is its app.log and summary.json" if run else "")
+        )
     overrides = {job.name: _overrides(job) for job in jobs}
     keys = sorted({k for o in overrides.values() for k in o})
     swept = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1] or keys
+    # A job's name in the plots: its swept values, numbers to 4 significant digits while
+    # that still tells every job apart (0.300001 and 0.300002 would both read 0.3).
+    labels = {name: ",".join(f"{k}={o.get(k, '')}" for k in swept) for name, o in overrides.items()}
+    short = {name: ",".join(f"{k}={_short(o.get(k, ''))}" for k in swept) for name, o in overrides.items()}
+    if len(set(short.values())) == len(short):
+        labels = short
     rows, results, curves, accuracies, by_job, blocks, splits = [], [], {}, {}, {}, {}, {}
     for number, job in enumerate(jobs):
         values = {k: overrides[job.name].get(k, "") for k in swept}
         row = {**values, "trial": number, "job": job.name, **_job_row(job)}
         rows.append(row)
         if row["status"] == "ok":
-            label = ",".join(f"{k}={v}" for k, v in values.items())
+            label = labels[job.name]
             seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
@@ -150,10 +162,6 @@ def collect(
             if (job / "curves.csv").is_file():
                 loss = config_net(row["_config"]).loss  # names the curve's axis
                 curves[job.name] = (label, _read(job / "curves.csv", pd.read_csv), loss)
-    short = {job: _short_label(overrides[job], swept) for job in accuracies}
-    if len(set(short.values())) == len(short):  # each job still told apart
-        accuracies = {job: (short[job], acc) for job, (_, acc) in accuracies.items()}
-        curves = {job: (short[job], *rest) for job, (_, *rest) in curves.items()}
     summary = pd.DataFrame(rows)
     for column in ("seeds", "diverged", "collapsed", "compilations", "cache_hits", "seeds_needed"):
         if column in summary:
@@ -171,21 +179,15 @@ def collect(
     return summary.drop(columns=hidden), long, extras
 
 
-def _short_label(overrides: dict[str, Any], swept: list[str]) -> str:
-    """A job's name in the plots: its swept values, numbers to 4 significant digits."""
-    return ",".join(f"{k}={_short(overrides.get(k, ''))}" for k in swept)
-
-
-def _short(value: Any) -> str:
-    """A swept value as the plots name it: a number to 4 significant digits (a search's
-    trial asks for optimizer.learning_rate=0.24933911076384513), anything else as it is."""
+def _short(value: str) -> str:
+    """A swept value as the plots name it: a number to 4 significant digits where that is
+    shorter (a search's trial asks for optimizer.learning_rate=0.24933911076384513), anything
+    else as it is."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return (
-        f"{number:.4g}" if isinstance(value, float) or "." in str(value) or "e" in str(value) else str(value)
-    )
+        short = f"{float(value):.4g}"
+    except ValueError:
+        return value
+    return short if len(short) < len(value) else value
 
 
 def _blocks(job: Path):
@@ -466,12 +468,6 @@ def report_sweep(
     from gophernet_jax.plots import plot_accuracy, plot_curves, plot_search
 
     sweep_dir = Path(sweep_dir)
-    if not find_jobs(sweep_dir):
-        run = (sweep_dir / ".hydra").is_dir()
-        raise ReportError(
-            f"{sweep_dir}: no job of a sweep in it (a folder with .hydra/overrides.yaml)"
-            + ("; it is a single run's folder: its report is its app.log and summary.json" if run else "")
-        )
     summary, results, extras = collect(sweep_dir, baseline, search=search, gamma=gamma)
     write_csv(summary, sweep_dir / "summary.csv")
     write_csv(results, sweep_dir / "results.csv")

@@ -340,8 +340,7 @@ def format_variance(report: dict[str, Any]) -> str:
     lines = [header, "-" * len(header)]
     scale = report["total_variance"] or 0.0
     for name, effect in report["effects"].items():
-        interval = _range(effect["component_ci95"], False, scale)
-        component = f"{_g(effect['component'], scale)} {interval}" + (
+        component = f"{_g(effect['component'], scale)} {_range(effect['component_ci95'], False, scale)}" + (
             " (clipped at 0)" if effect["clipped"] else ""
         )
         lines.append(
