@@ -227,15 +227,25 @@ def strict_json(path) -> dict:
     return json.loads(Path(path).read_text(), parse_constant=refuse)
 
 
-def settings_of(*overrides: str):
-    """The validated config that `python -m gophernet_jax OVERRIDES` would run."""
+@contextlib.contextmanager
+def composing():
+    """Hydra's composition of the project's config, its schema and resolvers registered:
+    yields `compose(*overrides, **kwargs)` (`return_hydra_config=True` for the hydra node)."""
     from hydra import compose, initialize_config_dir
 
-    from gophernet_jax.config import CONF_DIR, register, validate
+    from gophernet_jax.config import CONF_DIR, register
 
     register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return validate(compose(config_name="config", overrides=list(overrides)))
+        yield lambda *overrides, **kwargs: compose(config_name="config", overrides=list(overrides), **kwargs)
+
+
+def settings_of(*overrides: str):
+    """The validated config that `python -m gophernet_jax OVERRIDES` would run."""
+    from gophernet_jax.config import validate
+
+    with composing() as compose:
+        return validate(compose(*overrides))
 
 
 def assert_bad_setting(key: str, *overrides: str) -> None:

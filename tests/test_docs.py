@@ -5,10 +5,10 @@ import re
 import shlex
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from gophernet_jax.config import CONF_DIR, register, validate
+from conftest import composing
+from gophernet_jax.config import validate
 
 TOP = Path(__file__).resolve().parent.parent
 DOCS = [TOP / "README.md", *sorted((TOP / "docs").glob("*.md")), TOP / "data" / "README.md"]
@@ -39,10 +39,9 @@ def documented_overrides() -> list[tuple[str, list[str]]]:
 def test_every_documented_command_composes_and_validates():
     commands = documented_overrides()
     assert len(commands) >= 50, len(commands)  # the extraction still finds them
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+    with composing() as compose:
         for where, overrides in commands:
             try:
-                validate(compose(config_name="config", overrides=overrides))
+                validate(compose(*overrides))
             except Exception as e:  # noqa: BLE001 - every failure is reported with its command
                 raise AssertionError(f"{where}: {type(e).__name__}: {e}") from None

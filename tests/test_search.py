@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from conftest import Done, assert_one_line_error, cli, settings_of, strict_json
+from conftest import Done, assert_one_line_error, cli, composing, settings_of, strict_json
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import DataError, load_split
 from gophernet_jax.splits import load_table, make_split, part_counts
@@ -194,17 +194,14 @@ def test_a_range_on_the_command_line_replaces_the_presets(tmp_path):
 
 
 def test_the_learning_rate_presets_follow_the_optimizer():
-    from hydra import compose, initialize_config_dir
-
-    from gophernet_jax.config import CONF_DIR, LEARNING_RATES, lr_grid, lr_search, register
+    from gophernet_jax.config import LEARNING_RATES, lr_grid, lr_search
     from gophernet_jax.training import OPTIMIZERS
 
     assert set(LEARNING_RATES) == set(OPTIMIZERS)
     # SGD's are what the presets held before, so the article's searches and sweeps ask the same.
     assert (lr_search("sgd"), lr_grid("sgd")) == ("tag(log, interval(0.003, 30))", "0.03,0.1,0.3,1,3")
     adaptive = ("tag(log, interval(0.0003, 0.3))", "0.001,0.003,0.01,0.03,0.1")
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+    with composing() as compose:
         for extra, (search, grid) in [
             ([], (lr_search("sgd"), lr_grid("sgd"))),
             (["model=mlp"], adaptive),  # Adam: it trained badly from 1 on (README, Searches)
@@ -212,7 +209,7 @@ def test_the_learning_rate_presets_follow_the_optimizer():
             (["optimizer.name=adagrad"], ("tag(log, interval(0.003, 3))", "0.01,0.03,0.1,0.3,1")),
         ]:
             for preset, want in (("+search=lr", search), ("+search=hidden_lr", search), ("+sweep=lr", grid)):
-                cfg = compose(config_name="config", overrides=[preset, *extra], return_hydra_config=True)
+                cfg = compose(preset, *extra, return_hydra_config=True)
                 assert cfg.hydra.sweeper.params["optimizer.learning_rate"] == want, (preset, extra)
 
 
@@ -589,14 +586,10 @@ def test_hydras_legacy_optuna_sweeper_without_its_extra_is_one_line(tmp_path):
 def test_each_search_preset_searches_settings_that_validate_on_a_validation_part(preset):
     """Every `+search=` preset: the project's sweeper, its own study, a validation part to
     score on, and a search space whose every point is a valid setting (its bounds checked)."""
-    from hydra import compose, initialize_config_dir
-
-    from gophernet_jax.config import CONF_DIR, register
     from hydra_plugins.gophernet_optuna_sweeper._search import search_space
 
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"+search={preset}"], return_hydra_config=True)
+    with composing() as compose:
+        cfg = compose(f"+search={preset}", return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("GophernetOptunaSweeper") and sweeper.study_name == preset
     assert cfg.data.val_fraction > 0
