@@ -60,6 +60,14 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
+def _distinct(key: str, names: list[str]) -> list[str]:
+    """`names`, or a `ConfigError` naming the first one given twice."""
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"config key {key}: column {twice!r} is named twice")
+    return names
+
+
 def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     if (
@@ -296,7 +304,8 @@ class DataConfig:
     noise: Any = 0.0  # Gaussian feature noise, in units of each column's range (>= 0)
     noise_seed: Any = 0  # noise draw n is source_keys("noise", noise_seed, [n])
     # Any data:
-    val_fraction: Any = 0.0  # share of each class held out of the training rows for validation
+    # validation rows, from the training rows: this share of each class's rows in the whole table
+    val_fraction: Any = 0.0
     order_seed: Any = 0  # with train.batch_size: order j is source_keys("order", order_seed, [j])
 
     def __post_init__(self) -> None:
@@ -313,7 +322,7 @@ class DataConfig:
         labels = list(self.labels) if isinstance(self.labels, (list, tuple)) else None
         if not labels or not all(isinstance(label, str) and label for label in labels):
             raise ConfigError(f"config key data.labels: expected a list of column names, got {self.labels!r}")
-        self.labels = labels
+        self.labels = _distinct("data.labels", labels)
         self.padding_row = _bool("data.padding_row", self.padding_row)
 
     def _check_raw(self) -> None:
@@ -326,7 +335,10 @@ class DataConfig:
             raise ConfigError(
                 f"config key data.label: name the class column (or one-hot columns), got {self.label!r}"
             )
-        self.label = label
+        # a list of one column is that column by name, as load_table reads it
+        self.label = label[0] if isinstance(label, list) and len(label) == 1 else label
+        if isinstance(self.label, list):
+            self.label = _distinct("data.label", self.label)
         self.test_fraction = _number("data.test_fraction", self.test_fraction, 0, 1)
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(

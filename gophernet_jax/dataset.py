@@ -8,6 +8,7 @@ which gives up on anything the two readers might take differently; the strict re
 and it alone decides what is wrong and where.
 """
 
+import codecs
 import csv
 import io
 import math
@@ -36,7 +37,9 @@ class Dataset(NamedTuple):
 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8" writes one) is not part of the
+        # first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader, rows, line = csv.reader(f), [], 1
             for row in reader:  # a quoted cell may span lines: number records by their first
                 if row:
@@ -63,6 +66,37 @@ def parse_cell(path: Path, line: int, column: str, text: str) -> float:
     if not math.isfinite(value):
         raise DataError(f"{path}:{line}: column {column!r}: {text!r} is not finite")
     return value
+
+
+def data_line(path: Path, row: int) -> int:
+    """The line of `path` where data row `row` (0 the first after the header) starts, as
+    the strict reader numbers them (blank lines skipped, a quoted cell may span lines)."""
+    return _read_rows(path)[row + 1][0]
+
+
+def check_range(path: Path, x: np.ndarray, names: Sequence[str], dtype: str, *, spans: bool = False) -> None:
+    """A `DataError` naming the first cell of `x` (`path`'s rows, columns `names`) that `dtype`
+    cannot hold: cast to it, the value would be ±inf and every seed would diverge on it.
+    With `spans`, also a column whose largest value minus its smallest, what min-max
+    scaling divides by, is beyond `dtype` in `dtype`'s arithmetic."""
+    name = np.dtype(dtype).name
+    limit = f"beyond {name}'s range (±{float(np.finfo(dtype).max):.4g})"
+    hint = "; train.dtype=float64 holds it" if name != "float64" else ""
+    with np.errstate(over="ignore"):
+        cast = np.asarray(x, np.float64).astype(dtype)
+        span = cast.max(axis=0) - cast.min(axis=0) if spans and len(cast) else np.zeros(cast.shape[1:], dtype)
+    beyond = np.argwhere(np.isinf(cast))
+    if beyond.size:
+        r, c = beyond[0]
+        raise DataError(f"{path}:{data_line(path, r)}: column {names[c]!r}: {x[r, c]:g} is {limit}{hint}")
+    if (wide := np.flatnonzero(np.isinf(span))).size:
+        c = wide[0]
+        low, high = int(np.argmin(cast[:, c])), int(np.argmax(cast[:, c]))
+        raise DataError(
+            f"{path}:{data_line(path, high)}: column {names[c]!r}: from {x[low, c]:g} (line "
+            f"{data_line(path, low)}) to {x[high, c]:g} its values span a range {limit}, which "
+            f"min-max scaling divides by{hint}"
+        )
 
 
 def numbers(path: Path, header: list[str], records, columns: Sequence[int] | None = None) -> np.ndarray:
@@ -100,7 +134,7 @@ def fast_read(path: Path, text: Sequence[str] = ()) -> tuple[list[str], np.ndarr
     import pandas as pd  # here, not at the top: the command starts without pandas
 
     try:
-        data = path.read_bytes()
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # as the strict reader's utf-8-sig
         end = data.find(b"\n")
         first = (data if end < 0 else data[:end]).removesuffix(b"\r").decode()
     except (OSError, UnicodeDecodeError):

@@ -201,9 +201,15 @@ def _one_seed(params: Params, x: jax.Array, net: Net = ARTICLE) -> Prediction:
 
 def predict_seed(run: TrainedRun, x: np.ndarray, seed: int) -> Prediction:
     """Seed `seed`'s predictions for the rows of `x` (as `predict_ensemble` takes them):
-    its class is the argmax of `forward`, or -1 where its largest outputs tie."""
+    its class is the argmax of `forward`, or -1 where its largest outputs tie. A `SeedError`
+    for a seed the run does not hold, or one that diverged (non-finite parameters)."""
     _check_dtype(run.params)
     i = seed_position(run, seed)
+    if not all(np.isfinite(np.asarray(p[i])).all() for p in jax.tree.leaves(run.params)):
+        raise SeedError(
+            f"seed {seed} diverged in training (its parameters are not finite): it predicts no class; "
+            "the ensemble leaves such seeds out"
+        )
     return _one_seed(jax.tree.map(lambda p: p[i], run.params), inputs_for(run, x), run_net(run))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from gophernet_jax import progress, runtime
 from gophernet_jax.cause import format_cause, likely_cause
 from gophernet_jax.config import Config, ConfigError, data_file, portable_file
-from gophernet_jax.dataset import DataError, Dataset, load_split
+from gophernet_jax.dataset import DataError, Dataset, check_range, load_split
 from gophernet_jax.files import write_json
 from gophernet_jax.model import Net, Sizes
 from gophernet_jax.splits import load_table, stratified_parts
@@ -120,13 +120,17 @@ def load_data(settings: Config) -> Data:
     if data.path is None:
         train, test = data_file(data.train), data_file(data.test)
         train_set, test_set = load_split(train, test, data.labels, padding_row=data.padding_row)
+        for path, part in ((train, train_set), (test, test_set)):
+            check_range(path, part.x, part.feature_names, settings.train.dtype)
         train_set, val_set = _hold_out(settings, train_set, test_set)
         lines = np.arange(len(test_set.x)) + 2  # the header is line 1
         if data.padding_row:
             lines[-1] = -1  # the reference loader's padding row: no line holds it
         digest = _array_digest(test_set.x, test_set.y)
         return Data(train_set, test_set, val_set, test_rows=digest, test_row_ids=lines)
-    table = load_table(data_file(data.path), data.label)
+    path = data_file(data.path)
+    table = load_table(path, data.label)
+    check_range(path, table.x, table.feature_names, settings.train.dtype, spans=True)
     raw = RawSplits(
         table, data.test_fraction, data.split_seed, data.noise_seed, data.noise, data.val_fraction
     )

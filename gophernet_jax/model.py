@@ -235,8 +235,10 @@ def tied(outputs: jax.Array) -> jax.Array:
 
 
 def predicted_class(outputs: jax.Array) -> jax.Array:
-    """Per row: the class of the largest output, or -1 where that maximum is tied."""
-    return jnp.where(tied(outputs), -1, jnp.argmax(outputs, axis=-1))
+    """Per row: the class of the largest output, or -1 where that maximum is tied or an
+    output is not finite (a diverged network's NaN is no class; argmax would say the first)."""
+    no_class = tied(outputs) | ~jnp.all(jnp.isfinite(outputs), axis=-1)
+    return jnp.where(no_class, -1, jnp.argmax(outputs, axis=-1))
 
 
 def collapsed(outputs: jax.Array) -> jax.Array:

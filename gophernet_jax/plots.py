@@ -71,6 +71,8 @@ class _PlainLog(matplotlib.ticker.LogFormatterSciNotation):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
+#: The loss columns of a curves frame (`reporting.curve_quantiles`).
+LOSS_COLUMNS = ("loss_q05", "loss_median", "loss_q95")
 #: Curves whose legend `curves_figure` draws inside the accuracy panel; more go under the panels.
 LEGEND_INSIDE = 4
 
@@ -95,7 +97,14 @@ def curves_figure(curves: Mapping[str, pd.DataFrame], losses: Mapping[str, str])
                 frame["epoch"], frame[f"{name}_q05"], frame[f"{name}_q95"], color=color, alpha=0.2
             )
     for kind, ax in loss_axes.items():
-        ax.set(xlabel="epoch", ylabel=f"training loss ({LOSS_NAMES[kind]})", yscale="log")
+        ax.set(xlabel="epoch", ylabel=f"training loss ({LOSS_NAMES[kind]})")
+        shown = [frame[c] for label, frame in curves.items() if losses[label] == kind for c in LOSS_COLUMNS]
+        if not any(((v > 0) & np.isfinite(v)).any() for v in shown):
+            # a log axis of nothing positive and finite (every seed diverged from the start)
+            # would stop the whole figure
+            ax.text(0.5, 0.5, "no finite loss to draw", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_PlainLog())
         ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))

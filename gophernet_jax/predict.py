@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from gophernet_jax.dataset import DataError, load_features
+from gophernet_jax.dataset import DataError, check_range, load_features
 from gophernet_jax.files import write_csv
 from gophernet_jax.inference import (
     Prediction,
@@ -175,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if np.dtype(run.params.w_hidden.dtype) == np.float64:
             jax.config.update("jax_enable_x64", True)
         x, y = load_features(args.input, run.feature_names, run.class_names, class_column(run))
+        check_range(args.input, x, run.feature_names, run.params.w_hidden.dtype)
         if note := _far_from_training(run, inputs_for(run, x), args.input):
             print(note, file=sys.stderr)
         ties = args.ties or run_ties(run)
@@ -187,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         write_csv(frame, args.out)
     except OSError as e:
-        print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        blocked = next((folder for folder in args.out.parents if folder.is_file()), None)
+        why = f"{blocked} is a file, not a folder" if blocked is not None else e.strerror or e
+        print(f"error: cannot write {args.out}: {why}", file=sys.stderr)
         return 2
     print(f"{heading}; {len(frame)} rows of {args.input}")
     print(_table(frame, run.class_names, ensemble=seed is None))

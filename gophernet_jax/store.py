@@ -76,7 +76,8 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     if not path.is_file():
         jobs = sorted(p.parent.name for p in run_dir.glob(f"*/{PARAMS_FILE}"))
         inside = (
-            f"; it holds the runs of a sweep: give one of its {len(jobs)} jobs, as {run_dir / jobs[0]}"
+            f"; it holds {len(jobs)} run folders (a sweep's jobs, or runs under it): "
+            f"give one, as {run_dir / jobs[0]}"
             if jobs
             else ""
         )
@@ -120,9 +121,11 @@ def run_ties(run: TrainedRun) -> str:
 def class_column(run: TrainedRun) -> str | None:
     """The class column of the raw table `run` was trained on (`data.label`, one column of
     class names), under which rows to classify may carry their labels; None for a run on
-    one-hot class columns (the article's files, or `data.label` as a list)."""
+    one-hot class columns (the article's files, or `data.label` as a list of several)."""
     data = run.config.get("data", {})
     label = data.get("label")
+    if isinstance(label, list) and len(label) == 1:  # saved before the config made it the name
+        label = label[0]
     return label if data.get("path") is not None and isinstance(label, str) else None
 
 

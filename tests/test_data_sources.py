@@ -229,3 +229,57 @@ def test_seeds_with_their_own_splits_train_on_a_column_constant_on_some_of_them(
     assert results["test_accuracy"].notna().all() and (results["test_accuracy"] > 0).all()
     params = load_run(tmp_path / "run").params
     assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(params))
+
+
+def test_a_value_the_runs_dtype_cannot_hold_stops_before_training(tmp_path, x64):
+    # 1e39 is inf in float32: every seed would diverge on it, and the curves had nothing to draw.
+    from gophernet_jax.dataset import DataError
+
+    lines = (DATA_DIR / "iris.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[10].split(",")
+    cells[0] = "1e39"
+    (tmp_path / "big.csv").write_text("\n".join([*lines[:10], ",".join(cells), *lines[11:]]) + "\n")
+    args = (f"data.path={tmp_path / 'big.csv'}", "data.label=species")
+    with pytest.raises(DataError) as error:
+        load_data(settings_of(*args))
+    assert str(error.value) == (
+        f"{tmp_path / 'big.csv'}:11: column {header[0]!r}: 1e+39 is beyond float32's range (±3.403e+38); "
+        "train.dtype=float64 holds it"
+    )
+    assert load_data(settings_of(*args, "train.dtype=float64")).train_set.x.dtype == np.float64
+    # the article's files are checked the same way
+    train = (DATA_DIR / "train.csv").read_text().splitlines()
+    train[3] = "1e39" + train[3][train[3].index(",") :]
+    (tmp_path / "train.csv").write_text("\n".join(train) + "\n")
+    with pytest.raises(DataError, match=r"train\.csv:4: column 'sepal_length': 1e\+39 is beyond float32's"):
+        load_data(settings_of(f"data.train={tmp_path / 'train.csv'}"))
+
+
+@pytest.mark.slow
+def test_a_label_list_of_one_column_is_that_column_and_predict_reads_it(tmp_path, monkeypatch, capsys):
+    # `data.label=[species]` trained on the class column by name; predict then refused the
+    # same column in the rows to classify ("unknown column 'species'").
+    settings = settings_of("data=iris", "data.label=[species]")
+    assert settings.data.label == "species"
+    run_job(tmp_path / "run", "data=iris", "data.label=[species]", "seeds.count=2", "train.epochs=5")
+    monkeypatch.chdir(tmp_path)
+    assert predict_main([str(tmp_path / "run"), str(DATA_DIR / "iris.csv")]) == 0
+    assert "on 150 labelled rows" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "override, key, twice",
+    [
+        ("data.label=[species,species]", "data.label", "species"),
+        ("data.labels=[setosa,virginica,setosa]", "data.labels", "setosa"),
+    ],
+)
+def test_a_column_named_twice_is_one_line_naming_it(override, key, twice):
+    # `[species,species]` was read as two one-hot columns: "labels are not one-hot: 0,0".
+    from gophernet_jax.config import ConfigError
+
+    data = ["data=iris"] if key == "data.label" else []
+    with pytest.raises(ConfigError) as error:
+        settings_of(*data, override)
+    assert str(error.value) == f"config key {key}: column {twice!r} is named twice"

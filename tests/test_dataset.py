@@ -327,3 +327,58 @@ def test_a_class_column_holds_the_runs_classes_only_and_labels_come_once(tmp_pat
 def test_rows_to_classify_in_another_separator_are_named_as_such(tmp_path):
     path = write(tmp_path, "proline;class;alcohol\n1065;class_2;14.2\n", "semicolons.csv")
     assert "is the file separated by ';'?" in features_raised(path, "class", 1)
+
+
+# --- a byte-order mark, and values beyond the training dtype ------------------------------
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path, monkeypatch):
+    # Excel's "CSV UTF-8" starts the file with one; the first column is still its name.
+    from gophernet_jax.splits import load_table
+
+    text = "species,f1,f2\n" + "".join(f"{c},{i},{i % 3}\n" for i, c in enumerate("aabbcc"))
+    plain, marked = write(tmp_path, text, "plain.csv"), tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    for readers in ("fast", "strict"):
+        if readers == "strict":  # the C parser declines; the strict reader reads it alone
+            monkeypatch.setattr(dataset, "fast_read", lambda *a, **k: None)
+        table, expected = load_table(marked, "species"), load_table(plain, "species")
+        assert table.class_names == expected.class_names == ("a", "b", "c")
+        assert table.feature_names == ("f1", "f2")
+        assert_array_equal(table.x, expected.x)
+        x, y = load_features(marked, ("f2", "f1"), ("a", "b", "c"), "species")
+        assert_array_equal(x, expected.x[:, ::-1])
+        assert_array_equal(np.argmax(y, axis=1), expected.labels)
+
+
+def range_raised(path: Path, names, dtype: str, **kwargs) -> str:
+    x = load_dataset(path, labels=("a", "b")).x
+    with pytest.raises(DataError) as info:
+        dataset.check_range(path, x, names, dtype, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_value_beyond_the_dtype_names_its_line_and_column(tmp_path):
+    # 1e39 is a finite float64 but inf as float32: every seed would diverge on it.
+    path = write(tmp_path, "f1,f2,a,b\n1,2,1,0\n\n3,-1e39,0,1\n5,6,1,0\n")
+    names = ("f1", "f2")
+    message = range_raised(path, names, "float32")
+    assert message == (
+        f"{path}:4: column 'f2': -1e+39 is beyond float32's range (±3.403e+38); train.dtype=float64 holds it"
+    )
+    x = load_dataset(path, labels=("a", "b")).x
+    dataset.check_range(path, x, names, "float64")  # float64 holds it
+    dataset.check_range(path, np.array([[3.4028234e38, 1.0]]), names, "float32")  # the largest float32
+
+
+def test_a_column_whose_span_the_dtype_cannot_hold_is_named_with_both_ends(tmp_path):
+    # Each value fits float32, their difference does not: min-max scaling would divide by inf.
+    path = write(tmp_path, "f1,f2,a,b\n1,3e38,1,0\n2,0,0,1\n3,-2e38,1,0\n")
+    x = load_dataset(path, labels=("a", "b")).x
+    dataset.check_range(path, x, ("f1", "f2"), "float32")  # only the spans are too wide
+    message = range_raised(path, ("f1", "f2"), "float32", spans=True)
+    assert message.startswith(f"{path}:2: column 'f2': from -2e+38 (line 4) to 3e+38 its values span")
+    assert message.endswith("which min-max scaling divides by; train.dtype=float64 holds it")
+    dataset.check_range(path, x, ("f1", "f2"), "float64", spans=True)

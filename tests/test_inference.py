@@ -207,6 +207,10 @@ def test_ensemble_leaves_out_diverged_seeds(run, test_set):
     nothing = run._replace(params=jax.tree.map(lambda p: np.full_like(p, np.nan), run.params))
     with pytest.raises(SeedError, match="finite"):
         predict_ensemble(nothing, x)
+    # one diverged seed on its own predicts nothing: no class 0 from argmax of NaN
+    with pytest.raises(SeedError, match=r"^seed 5 diverged in training \(its parameters are not finite\)"):
+        predict_seed(broken, x, 5)
+    assert_array_equal(predict_seed(broken, x, 4).predicted, predict_seed(run, x, 4).predicted)
 
 
 @pytest.mark.slow
@@ -742,10 +746,28 @@ def test_a_sweeps_folder_given_for_a_run_names_one_of_its_jobs(tmp_path):
     with pytest.raises(StoreError) as error:
         load_run(tmp_path)
     assert str(error.value) == (
-        f"{tmp_path}: not a run folder (no params.npz); it holds the runs of a sweep: give one of its "
-        f"2 jobs, as {tmp_path / 'lr=0.1'}"
+        f"{tmp_path}: not a run folder (no params.npz); it holds 2 run folders (a sweep's jobs, or runs "
+        f"under it): give one, as {tmp_path / 'lr=0.1'}"
     )
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(StoreError, match=r"not a run folder \(no params.npz\)$"):  # no jobs: no hint
         load_run(empty)
+
+
+def test_cli_names_a_file_in_its_outputs_way_and_refuses_a_diverged_seed(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain, _, rows = tied_runs(tmp_path)
+    Path("afile").write_text("")
+    assert predict_main([str(plain), str(rows), "--out", "afile/p.csv"]) == 2
+    assert capsys.readouterr().err == "error: cannot write afile/p.csv: afile is a file, not a folder\n"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    b_out = np.array(TRIO.b_out)
+    b_out[1, 0] = np.nan
+    save_run(broken, designed_run(TRIO._replace(b_out=b_out)))
+    assert predict_main([str(broken), str(rows), "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: seed 1 diverged in training (its parameters are not finite)")
+    assert err.count("\n") == 1 and not Path("predictions.csv").exists()
+    assert predict_main([str(broken), str(rows), "--seed", "0"]) == 0

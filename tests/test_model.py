@@ -61,6 +61,14 @@ def test_a_tie_for_the_maximum_is_wrong_by_default_and_right_by_the_articles_rul
         correct(outputs, y, "lenient")
 
 
+def test_a_row_with_a_non_finite_output_has_no_class():
+    # A diverged network's NaN: argmax said class 0, beside "not correct" on a row of class 0.
+    outputs = jnp.array([[jnp.nan, 0.1, 0.2], [0.3, jnp.nan, 0.1], [jnp.nan] * 3, [0.1, 0.9, 0.0]])
+    assert_array_equal(predicted_class(outputs), [-1, -1, -1, 1])
+    assert_array_equal(correct(outputs, jnp.eye(3)[jnp.array([0, 1, 0, 1])]), [False, False, False, True])
+    assert collapsed(outputs[:3])  # no class on any row
+
+
 def test_a_dead_network_scores_zero_and_counts_as_collapsed():
     # Every output underflowed to 0: the article's rule calls each row correct.
     dead = jnp.zeros((6, 3))

@@ -377,6 +377,24 @@ def test_a_loss_within_a_decade_keeps_its_axis_name_on_the_figure():
     matplotlib.pyplot.close(figure)
 
 
+def test_curves_with_no_finite_loss_still_draw():
+    """Every seed diverged from its first epoch: a log axis of nothing finite stopped the
+    figure (matplotlib: "Data cannot be log-scaled"), and with it the run's report."""
+    frame = pd.DataFrame({"epoch": [0, 50, 100], "test_accuracy_median": [0.0] * 3})
+    frame = frame.assign(**dict.fromkeys(["loss_q05", "loss_median", "loss_q95"], np.nan))
+    frame = frame.assign(test_accuracy_q05=0.0, test_accuracy_q95=0.0)
+    figure = curves_figure({"one job": frame}, {"one job": "sse"})
+    figure.canvas.draw()
+    loss_axis = figure.axes[0]
+    assert loss_axis.get_yscale() == "linear"
+    assert [t.get_text() for t in loss_axis.texts] == ["no finite loss to draw"]
+    matplotlib.pyplot.close(figure)
+    finite = frame.assign(loss_median=[2.0, 1.0, np.nan])  # one finite value is a log axis again
+    figure = curves_figure({"one job": finite}, {"one job": "sse"})
+    assert figure.axes[0].get_yscale() == "log" and not figure.axes[0].texts
+    matplotlib.pyplot.close(figure)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("study", ["reference-rules", "reference-design"])
 def test_a_committed_studys_report_is_what_the_report_writes_from_its_jobs(tmp_path, study):
