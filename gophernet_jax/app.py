@@ -42,14 +42,19 @@ config_module.register()
 
 def finished_earlier(output_dir: Path, digest: str) -> Summary | None:
     """The summary of a job with this configuration that already finished in this folder.
-    summary.json is written last, so its presence means every other file is complete; one
-    that cannot be read (cut short by a full disk, say) marks no finished job."""
+    summary.json is written last, so its presence means every other file was complete; one
+    that cannot be read (cut short by a full disk, say), or beside a results.csv that is
+    missing or short of its seeds (the sweep report reads it), marks no finished job."""
     path = output_dir / "summary.json"
     if not path.is_file():
         return None
+    from gophernet_jax.sweep import UnreadableFile, job_results  # pandas: only where a job finished
+
     try:
         summary = Summary.from_json(shown(path))
-    except SummaryError as e:
+        if summary.config_hash == digest:
+            job_results(output_dir, summary.seeds)
+    except (SummaryError, UnreadableFile) as e:
         print(f"note: {e}; running the job again", file=sys.stderr)
         return None
     return summary if summary.config_hash == digest else None
@@ -149,7 +154,9 @@ def composition_error(e: Exception) -> str:
     if "Config search path:" in lines:
         lines = lines[: lines.index("Config search path:")]
     message = "; ".join(lines)
-    if isinstance(e, OverrideParseException):  # most often a shell's split: seeds.grid={split: 2}
+    if isinstance(e, OverrideParseException) and "input '='" in message:  # a value holding '='
+        message += "; a value that holds '=' is quoted inside the override: \"report.baseline='a=1'\""
+    elif isinstance(e, OverrideParseException):  # most often a shell's split: seeds.grid={split: 2}
         message += "; in a shell, quote an override that holds spaces: 'seeds.grid={split: 2, init: 3}'"
     if isinstance(cause, OmegaConfBaseException):
         message += f": {str(cause).splitlines()[0]}"

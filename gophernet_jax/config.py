@@ -152,6 +152,12 @@ def _grid(value: Any) -> dict[str, int] | None:
                 f"config key seeds.grid.{source}: expected an integer >= 2 levels, got {levels!r}"
             )
         grid[source] = levels
+    if len(grid) < 2:  # one source is no design to split a variance by
+        ((source, levels),) = grid.items()
+        raise ConfigError(
+            f"config key seeds.grid: a grid crosses two sources or more, got {source} alone; "
+            f"seeds.count={levels} 'seeds.vary=[{source}]' draws {levels} of it"
+        )
     return grid
 
 

@@ -25,6 +25,10 @@ BEST_OF = (1, 3, 5, 10, 100)
 RESAMPLES = 10_000
 #: A simultaneous interval's tails each hold at least this many resamples (see `compare`).
 TAIL_RESAMPLES = 25
+#: A difference of means nearer 0 than this is 0: two resamples of seeds that all score
+#: the same value give means summed in another order, which can differ in the last bit
+#: (1.1e-16), and an interval from 1.1e-16 up does not exclude 0.
+ROUNDING = 1e-12
 #: Elements (8 bytes each) that one batch's temporaries hold together, about.
 _BATCH_ELEMENTS = 4 * 2**20
 _OBJECTIVE_QUANTILES = {"median": 0.5, "q05": 0.05, "q25": 0.25}
@@ -391,7 +395,8 @@ def _difference_intervals(means: np.ndarray | None, comparisons: int) -> dict[st
     found = {"simultaneous_level": 1 - 2 * tail}
     if means is None:
         return {"difference_ci95": None, "difference_ci95_simultaneous": None, **found, "holds": None}
-    low, high, low_all, high_all = np.quantile(means, [0.025, 0.975, tail, 1 - tail]).tolist()
+    bounds = np.quantile(means, [0.025, 0.975, tail, 1 - tail]).tolist()
+    low, high, low_all, high_all = (0.0 if abs(b) < ROUNDING else b for b in bounds)
     return {
         "difference_ci95": [low, high],
         "difference_ci95_simultaneous": [low_all, high_all],

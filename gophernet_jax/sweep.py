@@ -13,6 +13,7 @@ jobs get their row, with the statistics they cannot have left empty and a reason
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,17 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
     """The job folders of a sweep, in the order of the latest sweep that ran them."""
     jobs = [p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
     return sorted(jobs, key=lambda job: (_job_num(job), job.name))
+
+
+def job_results(job: Path, seeds: int) -> pd.DataFrame:
+    """A finished job's results.csv, or an `UnreadableFile` where it is missing, unreadable
+    or holds another number of seeds than its summary.json (cut short, or edited)."""
+    results = _read(job / "results.csv", pd.read_csv)
+    if len(results) != seeds:
+        raise UnreadableFile(
+            f"{job / 'results.csv'} holds {len(results)} seeds where the job trained {seeds}"
+        )
+    return results
 
 
 def _job_row(job: Path) -> dict[str, Any]:
@@ -152,8 +164,12 @@ def collect(
         row = {**values, "trial": number, "job": job.name, **_job_row(job)}
         rows.append(row)
         if row["status"] == "ok":
+            try:
+                seeds = job_results(job, row["seeds"])
+            except UnreadableFile as e:
+                row.update(status="incomplete", error=f"{e}: the sweep run again trains it again")
+                continue
             label = labels[job.name]
-            seeds = _read(job / "results.csv", pd.read_csv)
             results.append(seeds.assign(**values, job=job.name))
             by_job[job.name] = seeds["test_accuracy"].to_numpy()
             splits[job.name] = seeds["split_seed"].to_numpy() if "split_seed" in seeds else None
@@ -392,13 +408,56 @@ def _pick_baseline(
                 "report; name another with report.baseline"
             )
         return first
-    wanted = dict(item.split("=", 1) for item in baseline.split(",")) if "=" in baseline else {}
-    for _, row in summary.iterrows():
-        if row["job"] == baseline or (wanted and all(str(row.get(k)) == v for k, v in wanted.items())):
-            if row["status"] != "ok":
-                raise ReportError(f"config key report.baseline: job {row['job']} {row['status']}")
-            return row
-    raise ReportError(f"config key report.baseline: no job matches {baseline!r}")
+    baseline = str(baseline)  # report.baseline=3 comes as a number
+    named = summary[summary["job"] == baseline]
+    if named.empty and (wanted := _baseline_pairs(baseline)) is None:
+        raise ReportError(
+            f"config key report.baseline: {baseline!r} is neither a job's folder name nor key=value "
+            "pairs of the swept keys"
+        )
+    if named.empty:
+        swept = list(summary.columns[: list(summary.columns).index("trial")])
+        if unknown := [k for k in wanted if k not in swept]:
+            raise ReportError(
+                f"config key report.baseline: {unknown[0]} is not a swept key of this sweep "
+                f"({', '.join(swept) or 'none'})"
+            )
+        named = summary[[all(_same(row[k], v) for k, v in wanted.items()) for _, row in summary.iterrows()]]
+    if len(named) > 1:
+        raise ReportError(
+            f"config key report.baseline: {baseline!r} matches {len(named)} jobs "
+            f"({', '.join(named['job'])}): give one by more keys or by its folder name"
+        )
+    if named.empty:
+        raise ReportError(f"config key report.baseline: no job matches {baseline!r}")
+    row = named.iloc[0]
+    if row["status"] != "ok":
+        raise ReportError(f"config key report.baseline: job {row['job']} {row['status']}")
+    return row
+
+
+#: A comma that starts another key=value pair: a list value's commas do not ('a=[1,2],b=3').
+_NEXT_PAIR = re.compile(r",(?=[\w.+/@-]+=)")
+
+
+def _baseline_pairs(baseline: str) -> dict[str, str] | None:
+    """The key=value pairs of a baseline (`model.hidden=[8,8],optimizer.learning_rate=0.3`),
+    or None where it is not such pairs."""
+    items = _NEXT_PAIR.split(baseline)
+    if "=" not in baseline or not all("=" in item and item.split("=", 1)[0] for item in items):
+        return None
+    return dict(item.split("=", 1) for item in items)
+
+
+def _same(cell: Any, text: str) -> bool:
+    """Whether a summary cell holds the value `text` names: as written, or as a number
+    (`0.30` is the job of 0.3)."""
+    if str(cell) == text:
+        return True
+    try:
+        return float(cell) == float(text)
+    except (TypeError, ValueError):
+        return False
 
 
 def best_trial(summary: pd.DataFrame) -> dict[str, Any] | None:

@@ -89,6 +89,7 @@ def test_a_key_the_schema_lacks_is_an_error_not_dropped(override, line):
         ("sweep=seeds", "Could not override 'sweep'. No match in the defaults list; To append to your "),
         ("model.hidden=[64,", "no viable alternative at input '[64,'; See https://hydra.cc/"),
         ("seeds.grid={split:", "no viable alternative at input '{split:'; See https://hydra.cc/"),
+        ("report.baseline=optimizer.learning_rate=0.3", "mismatched input '=' expecting <EOF>; See "),
     ],
 )
 def test_hydras_composition_errors_become_one_line(override, line):
@@ -101,6 +102,10 @@ def test_hydras_composition_errors_become_one_line(override, line):
         assert message.endswith(
             "in a shell, quote an override that holds spaces: 'seeds.grid={split: 2, init: 3}'"
         )
+    if "input '='" in line:  # the README's baseline typed without its inner quotes
+        hint = "a value that holds '=' is quoted inside the override: \"report.baseline='a=1'\""
+        assert message.endswith(hint)
+        settings_of("report.baseline='optimizer.learning_rate=0.3'")  # as the README writes it now
 
 
 def test_output_folder_check_is_one_line(capsys):

@@ -205,3 +205,24 @@ def test_the_program_returns_the_test_rows_a_split_per_seed_is_drawn_again_with(
     assert (
         why_no_table(one_each._replace(groups=np.repeat(np.arange(3), 2), labels=np.zeros((3, 30)))) is None
     )
+
+
+def test_a_jobs_folder_name_leaves_out_exactly_the_keys_its_config_hash_leaves_out():
+    # A key the hash ignores but the folder name holds made a sweep run again with
+    # report.interval (or report.gamma) train every job again, beside its finished twin.
+    from omegaconf import OmegaConf
+
+    from gophernet_jax.config import CONF_DIR
+    from gophernet_jax.job import config_hash
+
+    ignored = {
+        "runtime.progress": "false", "runtime.ynn_fusion": "true", "runtime.compilation_cache": "false",
+        "runtime.host_devices": "1", "runtime.memory_budget": "1GiB", "train.chunk_size": "7",
+        "report.baseline": "'optimizer.learning_rate=0.3'", "report.interval": "seeds_and_rows",
+        "report.gamma": "0.6",
+    }  # fmt: skip
+    base = config_hash(settings_of())
+    for key, value in ignored.items():
+        assert config_hash(settings_of(f"{key}={value}")) == base, key
+    excluded = OmegaConf.load(CONF_DIR / "config.yaml").hydra.job.config.override_dirname.exclude_keys
+    assert set(excluded) == set(ignored)

@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import conftest
-from conftest import Done, assert_one_line_error, run_job
+from conftest import Done, assert_one_line_error, run_job, settings_of
 from gophernet_jax import Sizes, init_params, train, train_population
 from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
@@ -196,3 +196,18 @@ def test_order_seed_column_and_a_batch_size_on_the_articles_files(tmp_path):
     assert list(results["order_seed"]) == [0, 1, 2, 3]
     train_set, _ = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
     assert len(train_set.x) == 120
+
+
+@pytest.mark.parametrize("grid", ["{init: 6}", "{split: 6}"])
+def test_a_grid_of_one_source_is_a_config_error_before_training(grid):
+    # It trained, then its variance table (two sources at least) stopped the job with a
+    # traceback, and the trained population was lost.
+    from gophernet_jax.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        settings_of("data=iris", f"seeds.grid={grid}")
+    source = grid[1:].split(":")[0]
+    assert str(error.value) == (
+        f"config key seeds.grid: a grid crosses two sources or more, got {source} alone; "
+        f"seeds.count=6 'seeds.vary=[{source}]' draws 6 of it"
+    )

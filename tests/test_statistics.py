@@ -313,3 +313,14 @@ def test_importing_the_module_does_not_import_scipy():
         "assert not any(name.startswith('scipy') for name in sys.modules), 'scipy imported'\n"
     )
     assert_ok(command("-c", code, cwd=Path.cwd()))
+
+
+def test_a_difference_that_is_zero_but_for_rounding_does_not_hold():
+    """The best resample of a population at 0.8333 once and 0.9667 nine times is nine
+    seeds of 0.9667, as is every resample of a population at 0.9667: their means, summed in
+    another order, differed by 1.1e-16, so the simultaneous interval started above 0 and
+    `holds` said a base seed that only draws other random numbers was significantly better."""
+    a, b = np.r_[25 / 30, np.full(9, 29 / 30)], np.full(10, 29 / 30)
+    r = compare(a, b, paired=False, comparisons=3)
+    assert r["difference_ci95_simultaneous"][0] == 0.0 and r["holds"] is False
+    assert compare(a + 0.1, a, paired=False)["holds"]  # a real difference still holds

@@ -228,12 +228,12 @@ def test_a_report_that_fails_says_so_in_one_line_and_exits_non_zero(five_rates):
     broken = folder.parent / "broken"
     shutil.copytree(folder, broken)
     job = pd.read_csv(folder / "summary.csv")["job"][2]
-    (broken / job / "results.csv").write_text("")  # a finished job's file, emptied since
+    (broken / job / "curves.csv").write_text("")  # a finished job's file, emptied since
     done = command("-m", "gophernet_jax.sweep", broken, cwd=broken.parent)
     assert done.returncode == 3
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: the sweep report failed"), done.stderr
-    assert f"{broken / job / 'results.csv'} is unreadable" in lines[0]
+    assert f"{broken / job / 'curves.csv'} is unreadable" in lines[0]
 
 
 @pytest.mark.slow
@@ -320,6 +320,30 @@ def test_a_truncated_summary_is_an_unfinished_job_that_runs_again(two_rates, tmp
     assert notes[0].startswith(f"note: {job.relative_to(tmp_path) / 'summary.json'} is unreadable (")
     assert notes[0].endswith("); running the job again")
     assert strict_json(job / "summary.json")["seeds"] == 16
+    assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cut", ["missing", "short"])
+def test_a_finished_jobs_missing_or_short_results_run_again(two_rates, tmp_path, cut):
+    # The report stopped on it (exit 3), and a resume skipped the job, so nothing mended it.
+    folder = copy_of(two_rates, tmp_path)
+    job = next(folder.glob("optimizer.learning_rate=0.3,*"))
+    results = job / "results.csv"
+    if cut == "missing":
+        results.unlink()
+        why = f"{results} is unreadable ("
+    else:
+        results.write_text("".join(results.read_text().splitlines(keepends=True)[:11]))
+        why = f"{results} holds 10 seeds where the job trained 16"
+    table = report_sweep(folder)
+    assert list(table["status"]) == ["ok", "incomplete"]
+    error = table["error"][1]
+    assert error.startswith(why) and error.endswith(": the sweep run again trains it again")
+    done = sweep(tmp_path, "-m", "optimizer.learning_rate=0.1,0.3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("skipped: this configuration already finished") == 1
+    assert len(pd.read_csv(results)) == 16
     assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok"]
 
 
@@ -458,3 +482,40 @@ def test_the_plots_name_jobs_shortly_unless_that_would_merge_two(tmp_path):
         _, _, extras = collect(tmp_path / str(k))
         assert sorted(label for label, _ in extras["accuracies"].values()) == want
         assert sorted(label for label, *_ in extras["curves"].values()) == want
+
+
+def test_a_baseline_is_one_job_named_by_folder_or_swept_values():
+    # report.baseline=3 stopped the report with "TypeError: argument of type 'int' is not
+    # iterable" (exit 3), 'model.hidden=[8,8]' with a ValueError, a key not swept matched no
+    # job without saying why, 0.30 did not name the job of 0.3, and a value that several
+    # jobs share silently picked the first.
+    from gophernet_jax.sweep import ReportError, _pick_baseline
+
+    jobs = ["lr=0.1,hidden=[4,4]", "lr=0.3,hidden=[4,4]", "lr=0.3,hidden=[8,8]"]
+    summary = pd.DataFrame({
+        "optimizer.learning_rate": [0.1, 0.3, 0.3], "model.hidden": ["[4,4]", "[4,4]", "[8,8]"],
+        "trial": [0, 1, 2], "job": jobs, "status": ["ok", "ok", "ok"],
+    })  # fmt: skip
+
+    def picked(baseline):
+        return _pick_baseline(summary, summary, baseline, search=False)["job"]
+
+    assert picked(None) == jobs[0]
+    assert picked(jobs[2]) == jobs[2]
+    assert picked("model.hidden=[8,8]") == jobs[2]
+    assert picked("optimizer.learning_rate=0.30,model.hidden=[4,4]") == jobs[1]
+    for baseline, message in [
+        (3, "'3' is neither a job's folder name nor key=value pairs of the swept keys"),
+        (
+            "train.epochs=200",
+            "train.epochs is not a swept key of this sweep (optimizer.learning_rate, model.hidden)",
+        ),
+        (
+            "optimizer.learning_rate=0.3",
+            f"'optimizer.learning_rate=0.3' matches 2 jobs ({jobs[1]}, {jobs[2]})",
+        ),
+        ("optimizer.learning_rate=1", "no job matches 'optimizer.learning_rate=1'"),
+    ]:
+        with pytest.raises(ReportError) as error:
+            picked(baseline)
+        assert str(error.value).startswith(f"config key report.baseline: {message}")
