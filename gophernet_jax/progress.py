@@ -18,6 +18,14 @@ def report(seed_epochs: int, *_: object) -> None:
         _active.advance(seed_epochs)
 
 
+def expect(reported: int) -> None:
+    """The program about to run reports `reported` seed-epochs in all: its chunks' padding
+    seeds included, epochs past the last whole block not. The active progress counts them
+    in proportion, so that it ends at its total."""
+    if _active is not None and reported > 0:
+        _active.scale = _active.total / reported
+
+
 class Progress:
     """Draws `[#####.....]  45%  2.2e+06 of 5.0e+06 seed-epochs  1.1e+06/s` on one line."""
 
@@ -25,6 +33,7 @@ class Progress:
         # sys.stderr when drawn, not at import: the command may have replaced it since
         self.total, self.stream, self.width = total, stream or sys.stderr, width
         self.done, self.start, self.drawn = 0, time.perf_counter(), 0.0
+        self.scale, self.full = 1.0, False  # see `expect`
 
     def __enter__(self) -> "Progress":
         global _active
@@ -32,11 +41,12 @@ class Progress:
         return self
 
     def advance(self, seed_epochs: int) -> None:
-        self.done += seed_epochs
+        self.done = min(self.done + seed_epochs * self.scale, self.total)
         now = time.perf_counter()
-        if now - self.drawn > 0.2 or self.done >= self.total:  # at most 5 redraws a second
-            self.drawn = now
-            share = min(self.done / self.total, 1.0)
+        full = self.done >= self.total * (1 - 1e-9)  # the scale's rounding
+        if now - self.drawn > 0.2 or (full and not self.full):  # at most 5 redraws a second, and the end
+            self.drawn, self.full = now, full
+            share = self.done / self.total
             bar = "#" * round(self.width * share) + "." * (self.width - round(self.width * share))
             rate = self.done / max(now - self.start, 1e-9)
             line = f"\r[{bar}] {share:4.0%}  {self.done:.1e} of {self.total:.1e} seed-epochs  {rate:.2e}/s"

@@ -222,9 +222,12 @@ def pool(members: list[Member], folder: Path) -> "Summary":  # noqa: F821
 
 def _mark_incomplete(folder: Path, members: list[Member], missing: list[str], finished: list[str]) -> None:
     """No pooled files but the list of what is missing: a population lacking a slice is not
-    the population, and files from an earlier, complete pooling would vouch for it."""
-    for name in ("summary.json", "results.csv", "params.npz", "accuracy.png", "variance.png"):
-        (folder / name).unlink(missing_ok=True)
+    the population, and files from an earlier, complete pooling would vouch for it (every
+    file `pool` wrote: summary, results, params, rows and plots; the folders of other
+    populations stay)."""
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink()
     first = members[0]
     document = {"complete": False, "seeds": first.count, "slices": first.slices, "missing": missing}
     write_json({**document, "finished": finished}, folder / INCOMPLETE_FILE)

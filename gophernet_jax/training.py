@@ -40,6 +40,7 @@ from gophernet_jax.model import (
     shared_product,
     static_sizes,
 )
+from gophernet_jax.progress import expect as expect_progress
 from gophernet_jax.progress import report as progress_report
 from gophernet_jax.splits import Split, StaticTable, Table, draw_split, draw_splits, minmax_fit, split_sizes
 
@@ -837,7 +838,7 @@ def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Populatio
     def measure(p):
         return population_loss(p, x, y, net=net), population_accuracy(p, x_test, y_test, ties, net)
 
-    every = spec.record_every or (max(1, spec.epochs // 10) if spec.progress else 0)
+    every = _measured_every(spec)
     on_block = partial(progress_report, keys.shape[0] * every) if spec.progress else None
     params, curves = _descend(
         params, opt, update, measure, epochs=spec.epochs, record_every=every, on_block=on_block
@@ -861,6 +862,12 @@ def _train_chunk(indices, base, numbers, data, sources, spec: Spec) -> Populatio
         test_correct=test.correct if spec.rows else None,
         test_rows=test_rows.astype(jnp.int32) if spec.rows and test_rows is not None else None,
     )
+
+
+def _measured_every(spec: Spec) -> int:
+    """Epochs between measurements (and progress reports): `record_every`, or with a
+    progress line and no curves a tenth of the epochs; 0 for neither."""
+    return spec.record_every or (max(1, spec.epochs // 10) if spec.progress else 0)
 
 
 def poke_params(params: Params, key: jax.Array) -> Params:
@@ -1133,6 +1140,9 @@ def train_population(
     )  # fmt: skip
     indices = population_layout(spec, varied, grid, start)
     numbers = Numbers.of(learning_rate, weight_decay, warmup, dtype)
+    if progress:  # what the program reports: its padding seeds, whole blocks of epochs
+        every = _measured_every(spec)
+        expect_progress(spec.chunks * spec.per_chunk * (spec.epochs // every) * every)
     # NumPy arguments: a jnp conversion here would compile a small program of its own.
     return run_population(np.uint32(base), numbers, data, indices, sources, spec)
 

@@ -130,6 +130,26 @@ def test_the_progress_line_reaches_its_end(article_data):
     assert not progress.wanted("auto", io.StringIO())  # not a terminal: no line
 
 
+def test_the_progress_line_counts_the_users_seeds_and_draws_its_end_once(article_data):
+    # 4 seeds train in a chunk of 32 (whole blocks), and 35 epochs report in blocks of 3:
+    # the line counted the padding seeds, said 100% at an eighth of the run, and then drew
+    # again on every report, past its total.
+    stream = io.StringIO()
+    (train_set, test_set), sizes = article_data, Sizes(4, 3, 3)
+    with progress.Progress(4 * 35, stream=stream):
+        population = train_population(
+            0, 4, sizes, (train_set.x, train_set.y), (test_set.x, test_set.y), epochs=35,
+            learning_rate=0.3, progress=True,
+        )  # fmt: skip
+        jax.block_until_ready(population)
+        jax.effects_barrier()
+    lines = [line for line in stream.getvalue().strip().split("\r") if line]
+    shares = [int(line.split("]")[1].split("%")[0]) for line in lines]
+    assert shares == sorted(shares) and shares.count(100) == 1, lines
+    assert " 1.4e+02 of 1.4e+02 seed-epochs" in lines[-1]
+    assert all(float(line.split("%")[1].split()[0]) <= 140 for line in lines)
+
+
 def test_the_benchmarks_numpy_and_jax_timings_run_on_tiny_sizes(article_data):
     train_set, test_set = article_data
     assert bench.time_numpy(3, 2, train_set.x, train_set.y, "article") > 0
