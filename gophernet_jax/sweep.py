@@ -316,11 +316,34 @@ def _add_comparison(
             sim_high,
             None if own else result.get("holds"),
             None if own else result.get("seeds_needed"),
-            result.get("reason"),
+            "; ".join(n for n in (result.get("reason"), None if own else _scoring_note(base, row)) if n)
+            or None,
         ]
         if not own:
             summary.loc[i, DECISION_COLUMNS] = _decisions(base, row, paired, per_job, gamma)
     return None
+
+
+def _ties(row: pd.Series) -> str:
+    return (row["_config"].get("report") or {}).get("ties", "strict")
+
+
+def _scoring_note(base: pd.Series, row: pd.Series) -> str | None:
+    """What makes a difference of accuracies mean less than it says: the two jobs scoring
+    tied rows by different rules, or collapsed seeds (dead networks, tying on every row)
+    scored by the article's rule, which counts a tie with the true class correct."""
+    notes = []
+    if _ties(row) != _ties(base):
+        notes.append(
+            f"report.ties {_ties(row)} against the baseline's {_ties(base)}: tied rows count otherwise"
+        )
+    for job, who in ((row, "this job"), (base, "the baseline")):
+        if _ties(job) == "article" and job["collapsed"]:
+            notes.append(
+                f"{who}: {job['collapsed']} of {job['seeds']} seeds collapsed, their tied rows counted "
+                "correct by report.ties=article"
+            )
+    return "; ".join(notes) or None
 
 
 def _gamma(base: pd.Series, gamma: float | None) -> float:
@@ -553,6 +576,8 @@ def report_sweep(
             "diff_lo/diff_hi: 95% intervals holding for all comparisons at once, Bonferroni)"
         )
     print(format_comparison(summary))
+    for job, note in summary[["job", "comparison_note"]].dropna().itertuples(index=False):
+        print(f"note: {job}: {note}")
     if best is not None and search:
         print(f"best trial: {best['job']} ({best['objective_on']} {best['objective']:.4f})")
     print(f"summary.csv, results.csv and plots in {sweep_dir}")

@@ -519,3 +519,21 @@ def test_a_baseline_is_one_job_named_by_folder_or_swept_values():
         with pytest.raises(ReportError) as error:
             picked(baseline)
         assert str(error.value).startswith(f"config key report.baseline: {message}")
+
+
+@pytest.mark.slow
+def test_a_comparison_across_tie_rules_or_of_collapsed_seeds_under_the_articles_says_so(tmp_path, capsys):
+    # At learning rate 30 every seed collapses; under report.ties=article its ties with the
+    # true class count correct, so the sweep judged the dead networks "better", no word said.
+    sweep_dir = tmp_path / "sweep"
+    common = ("seeds.count=4", "train.epochs=20", "optimizer.learning_rate=30")
+    for number, ties in enumerate(("strict", "article")):
+        run_job(sweep_dir / f"ties={ties}", *common, f"report.ties={ties}", job_num=number)
+    table = report_sweep(sweep_dir)
+    assert list(table["collapsed"]) == [4, 4]
+    note = table.set_index("job")["comparison_note"]["ties=article"]
+    assert note == (
+        "report.ties article against the baseline's strict: tied rows count otherwise; this job: 4 of 4 "
+        "seeds collapsed, their tied rows counted correct by report.ties=article"
+    )
+    assert f"note: ties=article: {note}" in capsys.readouterr().out
