@@ -130,7 +130,9 @@ def _job_row(job: Path) -> dict[str, Any]:
             error = _json(error_file)
         except UnreadableFile as e:
             return {"status": "failed", "error": str(e)}
-        return {"status": "failed", "error": str(error.get("error") if isinstance(error, dict) else error)}
+        interrupted = isinstance(error, dict) and error.get("status") == "interrupted"  # a search's trial
+        status = "interrupted" if interrupted else "failed"
+        return {"status": status, "error": str(error.get("error") if isinstance(error, dict) else error)}
     return {"status": "incomplete", "error": "no summary.json: the job was interrupted or is running"}
 
 
@@ -609,7 +611,9 @@ def report_or_status(sweep_dir: Path, baseline: str | None, search: bool, gamma:
         message = f"{type(e).__name__}: {e}".splitlines()[0]
         print(f"error: the sweep report failed: {message}", file=sys.stderr)
         return 3
-    failed = summary[summary["status"] != "ok"]
+    for _, row in summary[summary["status"] == "interrupted"].iterrows():  # nothing will run it again
+        print(f"note: job {row['job']}: {row['error']}", file=sys.stderr)
+    failed = summary[~summary["status"].isin(["ok", "interrupted"])]
     for _, row in failed.iterrows():
         print(f"error: job {row['job']} {row['status']}: {row['error']}", file=sys.stderr)
     from gophernet_jax.slices import incomplete
@@ -628,12 +632,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", help="the job to compare with: its folder name or key=value[,key=value]"
     )
-    parser.add_argument("--search", action="store_true", help="compare with the best trial, plot the search")
+    parser.add_argument(
+        "--search",
+        action=argparse.BooleanOptionalAction,
+        help="compare with the best trial, plot the search (default: where the folder holds a "
+        "search's files, study.journal or optimization_results.yaml, or its last report was one)",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir}: not a folder", file=sys.stderr)
         return 2
-    return report_or_status(args.sweep_dir, args.baseline, args.search)
+    search = args.search if args.search is not None else is_search_folder(args.sweep_dir)
+    return report_or_status(args.sweep_dir, args.baseline, search)
+
+
+def is_search_folder(sweep_dir: Path) -> bool:
+    """Whether a sweep folder holds a search: the project's Optuna sweeper's journal, the
+    `optimization_results.yaml` both Optuna sweepers write, or a report of it as a search."""
+    if any((sweep_dir / name).is_file() for name in ("study.journal", "optimization_results.yaml")):
+        return True
+    with contextlib.suppress(UnreadableFile, AttributeError):
+        return _json(sweep_dir / "summary.json").get("search") is True
+    return False
 
 
 if __name__ == "__main__":

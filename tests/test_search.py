@@ -369,8 +369,12 @@ def test_trials_an_interrupted_run_left_running_are_failed_at_the_next_start_and
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
     study = optuna.create_study(study_name="gophernet", storage=storage)
     lr = optuna.distributions.FloatDistribution(0.001, 10, log=True)
-    study.ask({"lr": lr})  # a trial that a killed run never told: RUNNING in the journal
+    left = study.ask({"lr": lr})  # a trial that a killed run never told: RUNNING in the journal
     study.tell(study.ask({"lr": lr}), 0.5)
+    # the folder its job left, with no summary.json: a report listed it as still to finish
+    folder = tmp_path / "lr=interrupted"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(f"- lr={left.params['lr']}\n")
     launcher = search(tmp_path, n_trials=3)
     trials = journal_trials(tmp_path)
     states = [t.state for t in trials]
@@ -378,6 +382,13 @@ def test_trials_an_interrupted_run_left_running_are_failed_at_the_next_start_and
     # Trial 0 does not count: two more trials make the three asked for.
     assert len(launcher.jobs) == 2 and states[2:] == [optuna.trial.TrialState.COMPLETE] * 2
     assert optuna.load_study(study_name="gophernet", storage=storage).user_attrs["interrupted_trials"] == [0]
+    from gophernet_jax.sweep import _job_row
+
+    row = _job_row(folder)
+    assert row == {
+        "status": "interrupted",
+        "error": "trial 0, interrupted before it finished: marked failed, not counted towards n_trials",
+    }
 
 
 def test_the_sampler_is_seeded_and_its_settings_are_written(tmp_path):

@@ -1,5 +1,6 @@
 """Hydra multiruns end to end, as a user runs them (in this process, see `conftest.command`)."""
 
+import json
 import os
 import re
 import shutil
@@ -537,3 +538,39 @@ def test_a_comparison_across_tie_rules_or_of_collapsed_seeds_under_the_articles_
         "seeds collapsed, their tied rows counted correct by report.ties=article"
     )
     assert f"note: ties=article: {note}" in capsys.readouterr().out
+
+
+def test_a_search_folder_reported_again_is_reported_as_a_search(tmp_path, monkeypatch):
+    # Without --search its baseline became trial 0, summary.json said "search": false and
+    # search.png stayed as the search left it.
+    from gophernet_jax import sweep as sweep_module
+
+    asked = []
+    monkeypatch.setattr(sweep_module, "report_or_status", lambda _, baseline, search: asked.append(search))
+    for name, search in [("study.journal", True), ("optimization_results.yaml", True), ("other.txt", False)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text("")
+        sweep_module.main([str(folder)])
+        assert asked.pop() is search, name
+    (tmp_path / "other.txt" / "summary.json").write_text('{"jobs": [], "search": true}')
+    sweep_module.main([str(tmp_path / "other.txt")])
+    sweep_module.main([str(tmp_path / "study.journal"), "--no-search"])
+    assert asked == [True, False]
+
+
+@pytest.mark.slow
+def test_a_search_trials_interrupted_job_is_a_note_not_a_failure(two_rates, tmp_path, capsys):
+    # Nothing runs an interrupted trial again, so its folder made every later report exit 1.
+    from gophernet_jax.sweep import report_or_status
+
+    folder = copy_of(two_rates, tmp_path)
+    job = folder / "optimizer.learning_rate=23.4"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- optimizer.learning_rate=23.4\n")
+    (job / "error.json").write_text(json.dumps({"status": "interrupted", "error": "trial 2, interrupted"}))
+    assert report_or_status(folder, None, False) == 0
+    assert "note: job optimizer.learning_rate=23.4: trial 2, interrupted" in capsys.readouterr().err
+    assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok", "interrupted"]
+    (job / "error.json").write_text(json.dumps({"status": "failed", "error": "out of memory"}))
+    assert report_or_status(folder, None, False) == 1  # a failed job still fails the sweep

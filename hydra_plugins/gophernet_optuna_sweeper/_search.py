@@ -172,6 +172,26 @@ def fail_interrupted(study: optuna.Study) -> list[int]:
     return numbers
 
 
+def mark_interrupted_jobs(
+    study: optuna.Study, numbers: Sequence[int], space: "SearchSpace", sweep_dir: Path
+) -> None:
+    """Writes error.json, status "interrupted", into the job folder each interrupted trial
+    left (its overrides those of the trial, no summary.json or error.json in it): the trial
+    is failed and will not run again, so the sweep report lists the folder as interrupted
+    rather than as a job still to finish (which made every later report exit 1)."""
+    wanted = {frozenset(trial_overrides(study.trials[n], space)): n for n in numbers}
+    for listed in sweep_dir.glob("*/.hydra/overrides.yaml"):
+        job = listed.parent.parent
+        if (job / "summary.json").exists() or (job / "error.json").exists():
+            continue
+        number = wanted.get(frozenset(OmegaConf.load(listed)))
+        if number is not None:
+            error = (
+                f"trial {number}, interrupted before it finished: marked failed, not counted towards n_trials"
+            )
+            (job / "error.json").write_text(json.dumps({"status": "interrupted", "error": error}))
+
+
 def counted(study: optuna.Study) -> int:
     """The trials that count towards n_trials: finished ones, failed ones included (a failed
     trial is a result: its setting failed), but not those an interrupted run left behind."""
@@ -287,7 +307,7 @@ def run_search(settings: DictConfig, config: DictConfig, launcher: Launcher, arg
     sampler = sampler_settings(settings.sampler)
     study, storage = open_study(settings, sweep_dir)
     record_sampler(study, sampler, sweep_dir / SAMPLER_FILE)
-    fail_interrupted(study)
+    mark_interrupted_jobs(study, fail_interrupted(study), space, sweep_dir)
     done = counted(study)
     log.info(f"study {study.study_name!r} in {storage}: {done} trials done, {settings.n_trials} wanted")
     try:
