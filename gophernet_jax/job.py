@@ -335,7 +335,7 @@ def summary_of(population: Population, data: Data, settings: Config) -> dict[str
     }
     if population.val_accuracy is not None:
         summary["val_accuracy"] = summarize(population.val_accuracy, design=design, resolution=resolution)
-    loss = summarize(population.final_loss, resolution=resolution)
+    loss = summarize(population.final_loss, resolution=resolution, bounds=(0.0, math.inf))
     summary |= {
         "final_loss": {k: loss[k] for k in ("count", "mean", "std", "min", "q05", "median", "q95", "max")},
         "diverged": diverged,

@@ -35,15 +35,20 @@ _OBJECTIVE_QUANTILES = {"median": 0.5, "q05": 0.05, "q25": 0.25}
 Design = Mapping[str, int]
 
 
-def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    """Student-t interval of the mean, clipped to the values' range.
+def mean_interval(
+    values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float] | None:
+    """Student-t interval of the mean, clipped to `bounds`, what a mean can be (an
+    accuracy's (0, 1)); with one seed (no spread to estimate) the interval is the value.
 
-    Accuracy is bounded and discrete; the clip keeps the interval inside what an
-    accuracy can be, and with one seed (no spread to estimate) the interval is the value.
+    Not clipped to the values' own range: a mean can lie beyond it (19 seeds at 0.9667 and
+    one at 0.8333 do not show that other seeds reach 1.0), and that clip cut the interval
+    short of its level.
 
     Args:
       values: one number per seed.
       level: the interval's confidence level.
+      bounds: the least and the greatest value a seed can have.
 
     Returns:
       `(low, high)`, or None when there are no values.
@@ -55,7 +60,7 @@ def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float
     if values.size < 2:
         return mean, mean
     half = _t_quantile(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return max(mean - half, float(values.min())), min(mean + half, float(values.max()))
+    return max(mean - half, bounds[0]), min(mean + half, bounds[1])
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -84,14 +89,15 @@ def seeds_needed(std: float | None, resolution: float, level: float = 0.95) -> i
       level: the interval's confidence level.
 
     Returns:
-      The count, 2 for `std` 0, None for a missing or non-finite `std`.
+      The count; None for a missing or non-finite `std`, and for `std` 0: no spread seen
+      gives no count (a sample that happens to agree does not make 2 seeds enough).
     """
     if std is None or not math.isfinite(std):
         return None
     if std < 0 or not resolution > 0:
         raise ValueError(f"seeds_needed needs std >= 0 and resolution > 0, got {std} and {resolution}")
     if std == 0:
-        return 2
+        return None
     from scipy import special
 
     def fits(n: int) -> bool:
@@ -201,6 +207,7 @@ def summarize(
     resolution: float = 0.005,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    bounds: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, Any]:
     """Spread, counts per value, best-of-n and the mean's interval of one population.
 
@@ -212,7 +219,8 @@ def summarize(
     source with one level was held fixed and is not resampled.
 
     With one seed, `std` is 0.0 (the spread seen) but nothing needing two seeds is
-    estimated: `mean_ci95` and `seeds_needed` are None and `reason` says why.
+    estimated: `mean_ci95` and `seeds_needed` are None and `reason` says why. So too where
+    every seed scores the same: no spread seen is no interval.
 
     Args:
       values: one number per seed, in the design's C order when there is one;
@@ -223,6 +231,8 @@ def summarize(
       resolution: the half-width `seeds_needed` aims at.
       resamples: bootstrap resamples (with a design).
       seed: seeds the resampling.
+      bounds: what one value can be, which the t interval is clipped to (an accuracy's
+        (0, 1) by default; a loss's (0, inf)).
 
     Returns:
       count (finite values), non_finite, mean, std (ddof=1), min, q05, median, q95, max,
@@ -236,8 +246,12 @@ def summarize(
     reason = _obstacle(values.size, raw.size - values.size, design)
     if values.size == 0:
         return _empty_summary(raw.size, resolution, reason)
+    if reason is None and values.min() == values.max():
+        # a t interval of zero width, and "2 seeds", would claim the mean is known exactly:
+        # 20 seeds at 0.9667 gave [0.9667, 0.9667] where 400 seeds of the same runs gave 0.9546
+        reason = f"all {values.size} seeds score {values[0]:.4f}: no spread to estimate an interval from"
     std = float(values.std(ddof=1)) if values.size > 1 else None
-    interval = None if reason else _interval_of_mean(values, level, design, resamples, seed)
+    interval = None if reason else _interval_of_mean(values, level, design, resamples, seed, bounds)
     return {
         "count": int(values.size),
         "non_finite": int(raw.size - values.size),
@@ -252,7 +266,7 @@ def summarize(
         "best_of_n": best_of_n(values),
         # Over a crossed design more seeds of one source cannot shrink what the others
         # contribute: the variance report says which source to add levels of instead.
-        "seeds_needed": seeds_needed(std, resolution) if design is None else None,
+        "seeds_needed": seeds_needed(std, resolution) if design is None and not reason else None,
         "resolution": resolution,
         "reason": reason,
     }
@@ -448,10 +462,10 @@ def _method(design: Design | None, independent: str) -> str:
 
 
 def _interval_of_mean(
-    values: np.ndarray, level: float, design: Design | None, resamples: int, seed: int
+    values: np.ndarray, level: float, design: Design | None, resamples: int, seed: int, bounds
 ) -> list[float]:
     if design is None:
-        return list(mean_interval(values, level))
+        return list(mean_interval(values, level, bounds))
     return list(bootstrap_mean_interval(values, level, resamples, seed, design=design))
 
 

@@ -35,7 +35,8 @@ def test_summarize_matches_numpy():
     assert_allclose([s["mean"], s["std"], s["min"], s["median"], s["max"]], expected)
     assert_allclose([s["q05"], s["q95"]], np.quantile(values, [0.05, 0.95]))
     assert s["histogram"] == {"0.5000": 1, "0.9333": 1, "0.9667": 2, "1.0000": 3}
-    assert s["mean_ci95"] == list(mean_interval(values)) and s["mean_ci95_method"] == "t over seeds"
+    assert s["mean_ci95"] == list(mean_interval(values, bounds=(0.0, 1.0)))
+    assert s["mean_ci95_method"] == "t over seeds"
     low, high = s["mean_ci95"]
     assert low < s["mean"] < high
     assert s["best_of_n"] == best_of_n(values)
@@ -48,10 +49,16 @@ def test_histogram_counts_every_seed_once():
     assert sum(histogram(values).values()) == 1000
 
 
-def test_mean_interval_stays_inside_the_observed_range_and_collapses_on_one_value():
+def test_mean_interval_stays_inside_its_bounds_not_the_observed_range():
     assert mean_interval(np.ones(50)) == (1.0, 1.0)
-    low, high = mean_interval(np.array([1.0] * 98 + [29 / 30] * 2))
+    low, high = mean_interval(np.array([1.0] * 98 + [29 / 30] * 2), bounds=(0.0, 1.0))
     assert low < 1.0 and high == 1.0
+    # 19 seeds at 0.9667 and one at 0.8333: the mean can lie above 0.9667 (other seeds reach
+    # 1.0); the interval clipped to the values' range ended there, short of its level.
+    values = np.r_[np.full(19, 29 / 30), 25 / 30]
+    t = statistics._t_quantile(0.975, 19) * values.std(ddof=1) / np.sqrt(20)
+    assert mean_interval(values, bounds=(0.0, 1.0)) == (values.mean() - t, values.mean() + t)
+    assert values.mean() + t > 29 / 30
     assert mean_interval(np.array([0.7])) == (0.7, 0.7)
     assert mean_interval(np.array([])) is None
 
@@ -209,8 +216,10 @@ def test_empty_and_constant_populations_give_values_and_reasons():
     assert s["count"] == 0 and s["mean"] is None and s["histogram"] == {} and s["reason"] == "no seeds"
     r = _json(compare(np.ones(5), np.array([]), paired=False))
     assert r["mean_difference"] is None and r["p_better"] is None and r["reason"] == "other: no seeds"
-    s = _json(summarize(np.ones(40)))
-    assert s["mean_ci95"] == [1.0, 1.0] and s["seeds_needed"] == 2 and s["reason"] is None
+    s = _json(summarize(np.ones(40)))  # [1, 1] and 2 seeds claimed the mean known exactly
+    assert s["mean_ci95"] is None and s["seeds_needed"] is None and s["std"] == 0.0
+    assert s["reason"] == "all 40 seeds score 1.0000: no spread to estimate an interval from"
+    assert _json(summarize(np.r_[np.ones(39), 0.9]))["mean_ci95"] is not None
     assert best_of_n(np.array([])) == {"1": None, "3": None, "5": None, "10": None, "100": None}
     assert objective(np.array([]), "iqm") is None
 
@@ -269,7 +278,7 @@ def test_seeds_needed_is_the_smallest_count_that_reaches_the_resolution(stats):
         n = seeds_needed(std, resolution)
         assert half_width(n, std) <= resolution
         assert n == 2 or half_width(n - 1, std) > resolution
-    assert seeds_needed(0.0, 0.005) == 2
+    assert seeds_needed(0.0, 0.005) is None  # no spread seen: no count follows
     assert seeds_needed(float("nan"), 0.005) is None and seeds_needed(None, 0.005) is None
     with pytest.raises(ValueError):
         seeds_needed(0.1, 0.0)
