@@ -612,3 +612,32 @@ def test_each_search_preset_searches_settings_that_validate_on_a_validation_part
     if preset == "decay":
         ((key, dist),) = space.distributions.items()
         assert key == "optimizer.weight_decay" and dist.log and (dist.low, dist.high) == (1e-4, 0.1)
+
+
+def test_a_study_resumed_with_other_fixed_settings_is_refused(tmp_path, capsys):
+    # 5 trials of 20 seeds, then a run with seeds.count=30 added trials of 30 seeds to the
+    # same study, reported the best of them beside trials it does not compare with.
+    search(tmp_path, n_trials=2, arguments=["seeds.count=20", "+search=lr"])
+    with pytest.raises(SystemExit) as stop:
+        search(tmp_path, n_trials=3, arguments=["seeds.count=30", "+search=lr"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"error: study 'gophernet' in {tmp_path / 'study.journal'} ran its trials with seeds.count=20, "
+        "where this run gives seeds.count=30: trials of other settings do not compare;"
+    )
+    assert len(journal_trials(tmp_path)) == 2  # nothing was asked
+    search(tmp_path, n_trials=3, arguments=["+search=lr", "seeds.count=20"])  # the same settings go on
+    assert len(journal_trials(tmp_path)) == 3
+
+
+def test_settings_that_change_no_result_may_differ_when_a_study_goes_on():
+    from hydra_plugins.gophernet_optuna_sweeper._search import SearchSpace, check_fixed
+    from hydra_plugins.gophernet_optuna_sweeper.gophernet_optuna_sweeper import SearchError
+
+    study, ignored = optuna.create_study(study_name="s"), ["runtime.progress"]
+    check_fixed(study, SearchSpace({}, ["seeds.count=20", "runtime.progress=false"]), ignored, "mem")
+    assert study.user_attrs["fixed_overrides"] == ["seeds.count=20"]
+    check_fixed(study, SearchSpace({}, ["seeds.count=20", "runtime.progress=true"]), ignored, "mem")
+    with pytest.raises(SearchError, match="ran its trials with seeds.count=20, where this run gives none"):
+        check_fixed(study, SearchSpace({}, []), ignored, "mem")

@@ -192,6 +192,30 @@ def mark_interrupted_jobs(
             (job / "error.json").write_text(json.dumps({"status": "interrupted", "error": error}))
 
 
+#: The study's user attribute holding the overrides every trial got (`SearchSpace.fixed`).
+FIXED = "fixed_overrides"
+
+
+def check_fixed(study: optuna.Study, space: "SearchSpace", ignored: Sequence[str], name: str) -> None:
+    """Refuses to go on with a study whose trials had other fixed settings (`seeds.count=20`
+    then 30, or other epochs): their objectives would not compare, and a trial of the new
+    settings would be reported best beside trials it is not paired with. Settings that
+    change no result (a job folder's excluded keys, `ignored`) may differ. A study that
+    predates the attribute gets it."""
+    fixed = sorted(o for o in space.fixed if o.split("=", 1)[0].lstrip("+~") not in set(ignored))
+    earlier = study.user_attrs.get(FIXED)
+    if earlier is None:
+        study.set_user_attr(FIXED, fixed)
+    elif earlier != fixed:
+        was, now = sorted(set(earlier) - set(fixed)), sorted(set(fixed) - set(earlier))
+        raise SearchError(
+            f"error: study {study.study_name!r} in {name} ran its trials with "
+            f"{', '.join(was) or 'no such override'}, where this run gives {', '.join(now) or 'none'}: "
+            "trials of other settings do not compare; "
+            "give its settings, or another hydra.sweep.dir (or hydra.sweeper.study_name)"
+        )
+
+
 def counted(study: optuna.Study) -> int:
     """The trials that count towards n_trials: finished ones, failed ones included (a failed
     trial is a result: its setting failed), but not those an interrupted run left behind."""
@@ -306,6 +330,8 @@ def run_search(settings: DictConfig, config: DictConfig, launcher: Launcher, arg
         raise SearchError("error: config keys hydra.sweeper: n_jobs >= 1 and max_failure_rate in [0, 1]")
     sampler = sampler_settings(settings.sampler)
     study, storage = open_study(settings, sweep_dir)
+    ignored = OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys", default=None) or []
+    check_fixed(study, space, list(ignored), storage)
     record_sampler(study, sampler, sweep_dir / SAMPLER_FILE)
     mark_interrupted_jobs(study, fail_interrupted(study), space, sweep_dir)
     done = counted(study)
