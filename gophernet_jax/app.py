@@ -90,8 +90,9 @@ def _interrupted_line() -> str:
     finished = sum(1 for _ in sweep_dir.glob("*/summary.json"))
     job_state = "had finished" if done else "did not finish and was not kept"
     return (
-        f"interrupted: job {output_dir.name} {job_state}; {finished} finished jobs are kept in "
-        f"{shown(sweep_dir)}, and the same command runs the rest"
+        f"interrupted: job {output_dir.name} {job_state}; {finished} finished "
+        f"{'job is' if finished == 1 else 'jobs are'} kept in {shown(sweep_dir)}, and the same command "
+        "runs the rest"
     )
 
 

@@ -475,7 +475,7 @@ class Config:
                 f"layer and train.loss=sse (got model.hidden={model.hidden}, model.activation="
                 f"{model.activation}, train.loss={self.train.loss}); use train.rule=autodiff"
             )
-        key = "seeds.grid" if self.seeds.grid else "seeds.vary"
+        key = "seeds.splits" if self.seeds.splits else "seeds.grid" if self.seeds.grid else "seeds.vary"
         varied = set(self.seeds.varied())
         if varied & {"split", "noise"} and self.data.path is None:
             raise ConfigError(

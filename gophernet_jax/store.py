@@ -72,7 +72,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     run_dir = Path(run_dir)
     path = run_dir / PARAMS_FILE
     if not run_dir.is_dir():
-        raise StoreError(f"{run_dir}: not a folder")
+        raise StoreError(f"{run_dir}: {'not a folder' if run_dir.exists() else 'no such folder'}")
     if not path.is_file():
         jobs = sorted(p.parent.name for p in run_dir.glob(f"*/{PARAMS_FILE}"))
         inside = (

@@ -640,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir}: not a folder", file=sys.stderr)
+        what = "not a folder" if args.sweep_dir.exists() else "no such folder"
+        print(f"error: {args.sweep_dir}: {what}", file=sys.stderr)
         return 2
     search = args.search if args.search is not None else is_search_folder(args.sweep_dir)
     return report_or_status(args.sweep_dir, args.baseline, search)

@@ -272,3 +272,21 @@ def test_settings_the_run_uses_get_no_note(overrides):
     from gophernet_jax.config import unused_settings
 
     assert unused_settings(settings_of(*overrides)) == []
+
+
+def test_a_sweeps_interrupted_line_counts_its_finished_jobs_in_words(tmp_path, monkeypatch):
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a" / "summary.json").write_text("{}")
+    monkeypatch.setattr(app, "_running", {"output_dir": tmp_path / "c", "multirun": True})
+    monkeypatch.chdir(tmp_path)
+    assert app._interrupted_line() == (
+        "interrupted: job c did not finish and was not kept; 1 finished job is kept in ., and the same "
+        "command runs the rest"
+    )  # it said "1 finished jobs are kept"
+    (tmp_path / "b" / "summary.json").write_text("{}")
+    assert "; 2 finished jobs are kept in ." in app._interrupted_line()
+
+
+def test_a_split_asked_by_seeds_splits_on_the_articles_files_names_seeds_splits():
+    assert_bad_setting("seeds.splits", "seeds.splits=2", "seeds.count=4")  # it named seeds.grid

@@ -694,7 +694,7 @@ def _bad_input(tmp_path: Path, trained: Path, case: str) -> tuple[list, str]:
     header = ",".join([*FEATURES, *CLASSES])
     rows = "0.1,0.2,0.3,0.4,1,0,0\n"
     if case == "no such folder":
-        return [tmp_path / "nowhere", TEST_CSV], "not a folder"
+        return [tmp_path / "nowhere", TEST_CSV], "no such folder"
     if case == "folder without params":
         return [tmp_path, TEST_CSV], "no params.npz"
     if case == "missing feature":

@@ -574,3 +574,13 @@ def test_a_search_trials_interrupted_job_is_a_note_not_a_failure(two_rates, tmp_
     assert list(pd.read_csv(folder / "summary.csv")["status"]) == ["ok", "ok", "interrupted"]
     (job / "error.json").write_text(json.dumps({"status": "failed", "error": "out of memory"}))
     assert report_or_status(folder, None, False) == 1  # a failed job still fails the sweep
+
+
+def test_a_sweep_folder_that_is_not_there_is_named_so(tmp_path, capsys):
+    from gophernet_jax import sweep as sweep_module
+
+    assert sweep_module.main([str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'}: no such folder\n"  # "not a folder"
+    (tmp_path / "file").write_text("")
+    assert sweep_module.main([str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'file'}: not a folder\n"
