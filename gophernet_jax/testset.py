@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gophernet_jax.statistics import _BATCH_ELEMENTS, RESAMPLES, _level_weights, _unpaired_shares
+from gophernet_jax.statistics import _BATCH_ELEMENTS, RESAMPLES, ROUNDING, _level_weights, _unpaired_shares
 
 #: Seeds are dealt into this many blocks per split (see the module docstring).
 BLOCKS = 1000
@@ -647,10 +647,20 @@ def mean_ci95_seeds_and_rows(
             None, None, None, resamples, _multi_method(None, _dealt(side), side.rows), reason
         )
     draws = _multi_draws([side], False, resamples, np.random.default_rng(seed))[0]
-    ci = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2]).tolist()
-    return MultiBootstrap(
-        _estimate(side), ci, None, resamples, _multi_method(None, _dealt(side), side.rows), None
-    )
+    estimate = _estimate(side)
+    ci = _snapped(np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2]), estimate, (0.0, 1.0))
+    return MultiBootstrap(estimate, ci, None, resamples, _multi_method(None, _dealt(side), side.rows), None)
+
+
+def _snapped(bounds: np.ndarray, estimate: float, limits: tuple[float, float]) -> list[float]:
+    """An interval's bounds within `limits` (what the statistic can be), and a bound within
+    `ROUNDING` of the estimate or of 0 set to it: every seed right on every row gave
+    [0.9999999999999998, 1.0000000000000002], means of 1.0 summed in another order."""
+    snapped = []
+    for bound in np.clip(bounds, *limits).tolist():
+        near = [v for v in (estimate, 0.0) if abs(bound - v) < ROUNDING]
+        snapped.append(near[0] if near else bound)
+    return snapped
 
 
 def difference_ci95_seeds_and_rows(
@@ -692,10 +702,9 @@ def difference_ci95_seeds_and_rows(
     if reason:
         return MultiBootstrap(None, None, paired, resamples, _multi_method(paired, _dealt(a), a.rows), reason)
     draws = _multi_draws([a, b], paired, resamples, np.random.default_rng(seed))
-    ci = np.quantile(draws[1] - draws[0], [0.5 - level / 2, 0.5 + level / 2]).tolist()
-    return MultiBootstrap(
-        _estimate(b) - _estimate(a), ci, paired, resamples, _multi_method(paired, _dealt(a), a.rows), None
-    )
+    estimate = _estimate(b) - _estimate(a)
+    ci = _snapped(np.quantile(draws[1] - draws[0], [0.5 - level / 2, 0.5 + level / 2]), estimate, (-1.0, 1.0))
+    return MultiBootstrap(estimate, ci, paired, resamples, _multi_method(paired, _dealt(a), a.rows), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -171,25 +171,63 @@ def _word(name: str) -> str:
     return f"the {name} interaction" if "×" in name else _WORDS.get(name, f"the {name}")
 
 
-def _verdict(names: Sequence[str], shares: np.ndarray) -> str:
-    """Which effect dominates, or the two that share the lead when within `TIE_MARGIN`."""
+def _lead(names: Sequence[str], shares: np.ndarray, samples: np.ndarray, level: float) -> dict[str, Any]:
+    """The two largest shares, the difference between them, and its bootstrap interval:
+    the difference taken within each resample (`samples`, resamples × effects), so the two
+    shares are paired rather than compared by their own intervals."""
     first, second = np.argsort(-shares, kind="stable")[:2]
-    if shares[first] - shares[second] < TIE_MARGIN:
-        return f"{_word(names[first])} and {_word(names[second])} share the lead"
-    return f"{_word(names[first])} dominates"
+    difference = float(shares[first] - shares[second])
+    paired = samples[:, first] - samples[:, second]
+    # Both shares 0 in a resample (a resample that drew one level only) leave rounding, ±1e-29.
+    interval = _interval(np.where(np.abs(paired) < 1e-12, 0.0, paired), level)
+    if difference < TIE_MARGIN:
+        verdict = "shared"
+    elif interval is not None and interval[0] > 0:
+        verdict = "dominates"
+    else:
+        verdict = "unconfirmed"
+    return {
+        "first": names[first],
+        "second": names[second],
+        "difference": difference,
+        "difference_ci95": interval,
+        "verdict": verdict,
+    }
+
+
+def _verdict(lead: dict[str, Any], level: float) -> str:
+    """Which effect dominates; the two that share the lead when within `TIE_MARGIN`; or the
+    leader whose lead the bootstrap does not confirm (the difference's interval holds 0)."""
+    first, second = _word(lead["first"]), _word(lead["second"])
+    if lead["verdict"] == "shared":
+        return f"{first} and {second} share the lead"
+    if lead["verdict"] == "dominates":
+        return f"{first} dominates"
+    interval = lead["difference_ci95"]
+    if interval is None:  # every resampled grid was constant
+        return f"{first} leads, though no resample could compare it with {second}"
+    low, high = (f"{bound:.0%}" for bound in interval)
+    difference = f"the {level:.0%} interval of its share minus {second}'s, [{low}, {high}], holds 0"
+    return f"{first} leads, though not clearly ({difference})"
+
+
+def _said(lead: dict[str, Any]) -> tuple:
+    """What a verdict says, numbers aside: the runner-up is named only where the lead is shared."""
+    return lead["verdict"], lead["first"], lead["second"] if lead["verdict"] == "shared" else None
 
 
 def _sentence(
-    names: Sequence[str], shares: np.ndarray, component_shares: np.ndarray, levels: dict[str, int]
+    names: Sequence[str], shares: np.ndarray, leads: dict[str, Any], levels: dict[str, int], level: float
 ) -> str:
     grid = " × ".join(f"{size} {_PLURALS.get(source, f'{source} levels')}" for source, size in levels.items())
     parts = [f"{_word(name)}{' explains' if i == 0 else ''} {shares[i]:.0%}" for i, name in enumerate(names)]
     listing = ", ".join([f"{parts[0]} of the accuracy variance", *parts[1:-1], f"and {parts[-1]}"])
-    text = f"On this grid of {grid}, {listing}: {_verdict(names, shares)}"
-    estimated = _verdict(names, component_shares) if np.isfinite(component_shares).all() else None
-    if estimated is not None and estimated != _verdict(names, shares):
+    lead, estimated = leads["share"], leads["component_share"]
+    text = f"On this grid of {grid}, {listing}: {_verdict(lead, level)}"
+    if estimated is not None and _said(estimated) != _said(lead):
         text += (
-            f" (by the random-effects estimates, which discount what noise adds to the means, {estimated})"
+            " (by the random-effects estimates, which discount what noise adds to the means, "
+            f"{_verdict(estimated, level)})"
         )
     return text + "."
 
@@ -240,9 +278,13 @@ def variance_components(
       the random-effects `component` (σ², clipped at 0) with `component_ci95`,
       `component_share` with `component_share_ci95`, and `clipped` (the raw estimate was
       negative); `residual` (the highest interaction's name), `dominant` (the effect with
-      the largest share), `sentence` (which says "share the lead" when the top two shares
-      are within `TIE_MARGIN`), `note`, `level`, `resamples` and `seed`.
-      With no variance at all, shares and `dominant` are None.
+      the largest share); `lead` (and `component_lead`, of the random-effects shares, None
+      when every component is 0): the two largest shares `first` and `second`, their
+      `difference` with its bootstrap interval `difference_ci95` (paired: the difference
+      within each resample), and `verdict`: "shared" when the difference is below
+      `TIE_MARGIN`, "dominates" when its interval lies above 0, else "unconfirmed";
+      `sentence`, which says that verdict; `note`, `level`, `resamples` and `seed`.
+      With no variance at all, shares, `dominant` and the leads are None.
 
     Raises:
       ValueError: for fewer than two sources, a shape that does not match them, an axis
@@ -282,6 +324,7 @@ def variance_components(
         for i, name in enumerate(names)
     }
     levels = dict(zip(sources, (int(size) for size in acc.shape)))
+    lead = component_lead = None
     if degenerate:
         dominant = None
         sentence = (
@@ -290,7 +333,10 @@ def variance_components(
         )
     else:
         dominant = names[int(np.argmax(shares))]
-        sentence = _sentence(names, shares, component_shares, levels)
+        lead = _lead(names, shares, boot["share"], level)
+        if np.isfinite(component_shares).all():
+            component_lead = _lead(names, component_shares, boot["component_share"], level)
+        sentence = _sentence(names, shares, {"share": lead, "component_share": component_lead}, levels, level)
     return {
         "sources": sources,
         "levels": levels,
@@ -300,6 +346,8 @@ def variance_components(
         "effects": effects,
         "residual": names[-1],
         "dominant": dominant,
+        "lead": lead,
+        "component_lead": component_lead,
         "sentence": sentence,
         "note": (
             "Shares split the grid's own variance exactly; the random-effects components estimate "

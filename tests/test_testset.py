@@ -416,3 +416,15 @@ def test_a_million_seeds_stay_bounded():
     assert counts.seeds.tolist() == [10**6] and testset.churn(counts) == pytest.approx(0.18, abs=0.002)
     assert variance.distribution_variance_ci95[0] < 0 < variance.distribution_variance_ci95[1]
     assert multi.ci95[0] < 0.9 < multi.ci95[1]
+
+
+def test_a_population_right_on_every_row_gets_the_interval_of_what_it_scores():
+    # every seed right on every row: the resamples' means, summed in other orders, gave
+    # [0.9999999999999998, 1.0000000000000002], an accuracy above 1
+    right = testset.mean_ci95_seeds_and_rows(np.ones((1000, 30), bool), resamples=500)
+    assert right.estimate == 1.0 and right.ci95 == [1.0, 1.0]
+    wrong = testset.mean_ci95_seeds_and_rows(np.zeros((40, 30), bool), resamples=500)
+    assert wrong.estimate == 0.0 and wrong.ci95 == [0.0, 0.0]
+    rng = np.random.default_rng(3)
+    some = testset.mean_ci95_seeds_and_rows(rng.random((200, 30)) < 0.9, resamples=500)
+    assert 0 < some.ci95[0] < some.estimate < some.ci95[1] < 1  # a spread keeps its bounds

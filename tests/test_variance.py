@@ -182,6 +182,28 @@ def test_the_dominant_source_is_found(sds, dominant):
     words = {"split": "the split", "init": "initialisation", "split×init": "the split×init interaction"}
     assert report["sentence"].endswith(f"{words[dominant]} dominates.")
     assert report["sentence"].count(".") == 1  # one sentence (shares print as whole percents)
+    lead = report["lead"]
+    assert lead["first"] == dominant and lead["verdict"] == "dominates"
+    assert lead["difference_ci95"][0] > 0  # "dominates" only where the bootstrap confirms the lead
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_a_lead_the_bootstrap_does_not_confirm_is_not_called_dominant(seed):
+    # 3 splits: a resample that draws one split three times has no split effect at all, so the
+    # split's share can lead by far on the grid and still be 0 in a ninth of the resamples.
+    report = variance_components(grid(0.03, 0.002, 0.01, shape=(3, 40), seed=seed))
+    lead, shares = report["lead"], {name: e["share"] for name, e in report["effects"].items()}
+    assert lead["first"] == report["dominant"] == "split" and lead["second"] == "split×init"
+    assert lead["difference"] == pytest.approx(shares["split"] - shares["split×init"], abs=1e-12)
+    assert lead["difference"] > TIE_MARGIN and lead["verdict"] == "unconfirmed"
+    low, high = lead["difference_ci95"]
+    assert low <= 0 < high
+    assert "dominates" not in report["sentence"]
+    assert report["sentence"].endswith(
+        f"the split leads, though not clearly (the 95% interval of its share minus the split×init "
+        f"interaction's, [{low:.0%}, {high:.0%}], holds 0)."
+    )
+    assert "-0%" not in report["sentence"]  # a resample with both shares 0 differs by rounding only
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -236,7 +258,10 @@ def test_a_pure_three_way_interaction_goes_to_the_residual():
     report = variance_components(acc, THREE, resamples=100)
     assert report["effects"]["split×init×order"]["share"] == pytest.approx(1.0, abs=1e-9)
     assert report["dominant"] == report["residual"] == "split×init×order"
-    assert report["sentence"].endswith("the split×init×order interaction dominates.")
+    assert report["lead"]["first"] == "split×init×order" and report["lead"]["difference"] == pytest.approx(
+        1.0
+    )
+    assert ": the split×init×order interaction " in report["sentence"]
 
 
 def test_random_effects_estimates_recover_known_components_of_a_large_three_way_model():
@@ -356,6 +381,10 @@ def test_close_shares_are_reported_as_sharing_the_lead():
     split, init = (report["effects"][s]["share"] for s in ("split", "init"))
     assert abs(split - init) < TIE_MARGIN  # built to be close: a check on the check
     assert "the split and initialisation share the lead" in report["sentence"]
+    assert report["lead"]["verdict"] == "shared" and {report["lead"]["first"], report["lead"]["second"]} == {
+        "split",
+        "init",
+    }
 
 
 def test_three_way_report_is_json_and_formats_as_a_table():
@@ -366,7 +395,8 @@ def test_three_way_report_is_json_and_formats_as_a_table():
     assert report["sentence"].startswith(
         "On this grid of 5 splits × 6 noise draws × 4 orders, the split explains"
     )
-    assert "the data order" in report["sentence"] and report["sentence"].endswith("the noise dominates.")
+    assert "the data order" in report["sentence"] and report["lead"]["first"] == "noise"
+    assert ": the noise " in report["sentence"]
     lines = format_variance(report).splitlines()
     assert lines[0].split()[:3] == ["source", "variance", "share"]
     assert [line.split()[0] for line in lines[2:10]] == [*report["effects"], "total"]
@@ -433,7 +463,10 @@ def test_iris_grid_components_add_up_and_name_the_dominant_source():
     assert report["sentence"].startswith("On this grid of 6 splits × 6 initialisations")
     words = {"split": "the split", "init": "initialisation", "split×init": "the split×init interaction"}
     verdict = report["sentence"].split(": ", 1)[1]
-    assert verdict.startswith(f"{words[report['dominant']]} dominates") or " share the lead" in verdict
+    leader = words[report["dominant"]]
+    assert verdict.startswith((f"{leader} dominates", f"{leader} leads, though not clearly")) or (
+        " share the lead" in verdict
+    )
 
 
 def test_a_variance_that_is_rounding_of_zero_prints_as_0():
@@ -446,3 +479,20 @@ def test_a_variance_that_is_rounding_of_zero_prints_as_0():
     order, split = format_variance(report).splitlines()[2:4]
     assert order.split()[:2] == ["order", "0"] and "   0 [0, 2.86e-05]" in order
     assert split.split()[:2] == ["split", "0.000521"] and "0.000729 [0, 0.00103]" in split
+
+
+def test_the_random_effects_verdict_is_added_only_where_it_says_something_else():
+    # Pure interaction noise: the shares' runner-up is initialisation, the estimates' the split;
+    # both say the interaction dominates, so the sentence says it once.
+    same = variance_components(grid(0, 0, 0.02))
+    assert same["lead"]["second"] != same["component_lead"]["second"]
+    assert same["lead"]["verdict"] == same["component_lead"]["verdict"] == "dominates"
+    assert "random-effects" not in same["sentence"]
+    # A split effect beside the interaction: the shares' lead is not confirmed, the estimates'
+    # (which discount what noise adds to the split's means) is.
+    other = variance_components(grid(0.01, 0.0, 0.02, seed=0), resamples=400)
+    assert other["lead"]["verdict"] == "unconfirmed" and other["component_lead"]["verdict"] == "dominates"
+    assert other["sentence"].endswith(
+        "(by the random-effects estimates, which discount what noise adds to the means, "
+        "the split×init interaction dominates)."
+    )
