@@ -534,6 +534,11 @@ def format_comparison(summary: pd.DataFrame) -> str:
     short |= {"simultaneous_ci95_low": "diff_lo", "simultaneous_ci95_high": "diff_hi", "objective": "obj"}
     short |= {"p_outperform": "p_out"}
     shown = summary.drop(columns=dropped, errors="ignore").rename(columns=short)
+    # None in a column of mixed values (the baseline's holds, p_out and verdict) printed as
+    # "None" beside the "-" of a missing number: both are missing.
+    shown = shown.apply(
+        lambda column: column.where(column.notna(), np.nan) if column.dtype == object else column
+    )
     options = ("display.width", 220, "display.max_columns", 40, "display.float_format", "{:.4f}".format)
     with pd.option_context(*options):
         return shown.to_string(index=False, na_rep="-")

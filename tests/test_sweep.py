@@ -85,6 +85,10 @@ def test_paired_differences_against_the_first_job(five_rates):
         shares = [row["p_better"], row["p_tie"], row["p_worse"]]
         assert_allclose(shares, [np.mean(d > 0), np.mean(d == 0), np.mean(d < 0)])
     assert "p_better" in done.stdout and "diff_lo" in done.stdout
+    table = done.stdout[done.stdout.index("sweep of 5 jobs") :].splitlines()
+    baseline = next(line.split() for line in table if line.split()[:1] == ["0.03"])
+    assert baseline[-3:] == ["-", "-", "-"]  # its holds, p_out and verdict: nothing to compare
+    assert "None" not in "\n".join(table)  # a missing value prints as "-" whatever its column
 
 
 @pytest.mark.slow
