@@ -323,7 +323,9 @@ def minmax_fit(train_x: jax.Array | np.ndarray) -> tuple[jax.Array, jax.Array]:
     return low, jnp.where(high > low, high - low, jnp.ones_like(high))
 
 
-def minmax_scale(train_x: jax.Array, *others: jax.Array) -> tuple[jax.Array, ...]:
+def minmax_scale(
+    train_x: jax.Array, *others: jax.Array, keep_division: bool = False
+) -> tuple[jax.Array, ...]:
     """Scales each column by the training part's min and max, so training columns span [0, 1].
 
     The other parts (test, validation) use the training part's min and max and may fall
@@ -334,14 +336,31 @@ def minmax_scale(train_x: jax.Array, *others: jax.Array) -> tuple[jax.Array, ...
     XLA's CPU float32 division is not correctly rounded (x / x can be 1 − 2⁻²⁴), so the
     training part's maxima are set to 1 and its values clipped to [0, 1] explicitly.
 
+    XLA's algebraic simplifier rewrites `(x - low) / span`, a division by a broadcast, into
+    `(x - low) * (1 / span)` in some programs and not in others, and the two round
+    otherwise: it did in a population program on one device and not in the same program
+    shared out among two (every weight of 9 seeds with splits of their own differed after
+    100 epochs). With `keep_division` the span reaches the division through a computation
+    of its own (`model._apart`), which the rewrite cannot see through: the division as
+    written, in any program. The population program scales its seeds' own splits so; a
+    split made once for every seed (`training.first_split`), and `store.inputs_for`, which
+    scales new rows bit for bit as it did, keep XLA's choice.
+
     Returns:
       `(train_scaled, *others_scaled)`, shapes as given.
     """
+    from gophernet_jax.model import _apart
+
     low, span = minmax_fit(train_x)
     high = train_x.max(axis=0)
     top = (high > low) & (train_x == high)
-    train = jnp.clip(jnp.where(top, jnp.ones_like(train_x), (train_x - low) / span), 0, 1)
-    return (train, *((x - low) / span for x in others))
+
+    def scaled(x: jax.Array) -> jax.Array:
+        divisor = _apart(lambda s: jnp.broadcast_to(s, x.shape), span) if keep_division else span
+        return (x - low) / divisor
+
+    train = jnp.clip(jnp.where(top, jnp.ones_like(train_x), scaled(train_x)), 0, 1)
+    return (train, *(scaled(x) for x in others))
 
 
 def add_noise(key: jax.Array, x: jax.Array, scale: jax.Array | float) -> jax.Array:
@@ -395,16 +414,18 @@ def draw_split(
     val_fraction: float = 0.0,
     noise: jax.Array | float = 0.0,
     dtype: str = "float32",
+    keep_division: bool = False,
 ) -> Split:
     """`make_split`'s computation, for use inside a program (`jit`, `vmap`): arguments and
-    result as `make_split`'s, with `table` a constant of the program."""
+    result as `make_split`'s, with `table` a constant of the program (`keep_division`: see
+    `minmax_scale`)."""
     x = jnp.asarray(table.x, dtype)
     if noise_key is not None:
         x = add_noise(noise_key, x, jnp.asarray(noise, dtype) * jnp.asarray(np.ptp(table.x, axis=0), dtype))
     test, val = part_counts(table.labels, test_fraction, val_fraction, class_names=table.class_names)
     train_idx, test_idx, val_idx = stratified_parts(split_key, table.labels, [test, val])
     y = jax.nn.one_hot(table.labels, len(table.class_names), dtype=dtype)
-    x_train, x_test, x_val = minmax_scale(x[train_idx], x[test_idx], x[val_idx])
+    x_train, x_test, x_val = minmax_scale(x[train_idx], x[test_idx], x[val_idx], keep_division=keep_division)
     return Split(x_train, y[train_idx], x_test, y[test_idx], train_idx, test_idx, x_val, y[val_idx], val_idx)
 
 
@@ -417,10 +438,17 @@ def draw_splits(
     val_fraction: float = 0.0,
     noise: jax.Array | float = 0.0,
     dtype: str = "float32",
+    keep_division: bool = False,
 ) -> Split:
     """`draw_split` vmapped over the keys: `make_splits`'s computation, for use inside a program."""
     one = partial(
-        draw_split, table, test_fraction=test_fraction, val_fraction=val_fraction, noise=noise, dtype=dtype
+        draw_split,
+        table,
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        noise=noise,
+        dtype=dtype,
+        keep_division=keep_division,
     )
     if noise_keys is None:
         return jax.vmap(lambda k: one(k, None))(split_keys)

@@ -569,12 +569,23 @@ def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, in
     seeds otherwise). A chunk narrower than one block (`chunk_size` < 16, which `chunk_choice`
     picks only where the memory budget holds no more) is as `chunking` makes it, two seeds at
     least: a chunk of one seed computed otherwise again; such a chunk's seeds may differ in
-    their last bits from the same seeds in whole blocks."""
-    if chunk_size < SEED_BLOCK:
+    their last bits from the same seeds in whole blocks.
+
+    A chunk of whole blocks holds two at least (`LEAST_CHUNK` seeds): in a chunk of one
+    block, whose products with the shared data pad it to two (`model.shared_product`), XLA
+    fused other arithmetic with the copy of the weights' gradient out of its blocks than in
+    wider chunks (Adam's moments, natively on AVX-512: 18 of 40 seeds of 13 inputs onto 64
+    tanh units ended 30 epochs with other weights alone than among 40 seeds). A
+    `chunk_size` below `LEAST_CHUNK` is a narrow chunk, as above."""
+    if chunk_size < LEAST_CHUNK:
         chunks, per_chunk = chunking(count, chunk_size, devices)
         return chunks, max(2, per_chunk)
     chunks, blocks = chunking(-(-count // SEED_BLOCK), chunk_size // SEED_BLOCK, devices)
-    return chunks, blocks * SEED_BLOCK
+    return chunks, max(LEAST_CHUNK // SEED_BLOCK, blocks) * SEED_BLOCK
+
+
+#: The narrowest chunk of whole blocks: two blocks of `SEED_BLOCK` seeds (`chunk_layout`).
+LEAST_CHUNK = 2 * SEED_BLOCK
 
 
 #: The widest chunk `chunk_choice` picks (500 before chunks were whole blocks of 16 seeds):
@@ -670,9 +681,9 @@ def chunk_choice(
     """The chunk width for `count` seeds: `chunk_size` when it is an int, or with "auto" the
     most seeds per device in whole blocks of `SEED_BLOCK` (at most `MAX_CHUNK`) whose
     estimated working memory (`seed_bytes`), on every device at once, fits `memory_budget`.
-    A seed's numbers do not depend on it. Where not one block fits, the widest narrower
-    chunk that does, and the reason says that its seeds may differ in their last bits
-    (`chunk_layout`).
+    A seed's numbers do not depend on it. Where not two blocks fit (`LEAST_CHUNK`), the
+    widest narrower chunk that does, and the reason says that its seeds may differ in their
+    last bits (`chunk_layout`).
 
     Raises:
       MemoryBudgetError: with "auto", when a chunk of two seeds (the least, `chunk_layout`)
@@ -694,10 +705,11 @@ def chunk_choice(
         return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
 
     differs = "a seed's last bits may differ from its own in chunks of whole blocks"
+    narrower = f"narrower than two blocks of {SEED_BLOCK} seeds"
     if chunk_size != "auto":
         size, given = int(chunk_size), f"train.chunk_size={chunk_size} as given"
-        if size < SEED_BLOCK:
-            given += f" (narrower than a block of {SEED_BLOCK} seeds: {differs})"
+        if size < LEAST_CHUNK:
+            given += f" ({narrower}: {differs})"
         elif size % SEED_BLOCK:
             whole = size // SEED_BLOCK * SEED_BLOCK
             given += f" (chunks of whole blocks of {SEED_BLOCK} seeds: at most {whole})"
@@ -714,20 +726,17 @@ def chunk_choice(
             "device(s)",
             working(2),
         )
-    # Whole blocks of seeds where the budget holds one at least (`chunk_layout`), else the
+    # Whole blocks of seeds where the budget holds two at least (`chunk_layout`), else the
     # widest narrower chunk it holds. `bound`: a chunk takes its seeds' memory at least.
     bound = int(min(MAX_CHUNK, memory_budget // (one * devices)))
     size = bound // SEED_BLOCK * SEED_BLOCK
-    while size > SEED_BLOCK and working(size) > memory_budget:
+    while size > LEAST_CHUNK and working(size) > memory_budget:
         size -= SEED_BLOCK
-    if size < SEED_BLOCK or working(size) > memory_budget:
-        size = min(bound, SEED_BLOCK - 1)
+    if size < LEAST_CHUNK or working(size) > memory_budget:
+        size = min(bound, LEAST_CHUNK - 1)
         while size > 2 and working(size) > memory_budget:
             size -= 1
-        narrow = (
-            f"narrower than a block of {SEED_BLOCK} seeds, which {_size(memory_budget)} over {devices} "
-            f"device(s) does not hold: {differs}"
-        )
+        narrow = f"{narrower}, which {_size(memory_budget)} over {devices} device(s) does not hold: {differs}"
         return choice(size, "auto", f"auto: {size} seeds per chunk ({narrow}); {what}")
     limit = (
         f"at most {MAX_CHUNK}" if size == MAX_CHUNK else f"{_size(memory_budget)} over {devices} device(s)"
@@ -789,6 +798,7 @@ def _chunk_data(indices, data, sources, raw: StaticTable | None, dtype):
         val_fraction=raw.val_fraction,
         noise=sources["scale"],
         dtype=dtype,
+        keep_division=True,  # the same numbers on one device as on several (`splits.minmax_scale`)
     )
     x, y, x_test, y_test = (jnp.moveaxis(a, 0, -1) for a in splits[:4])  # seeds last
     if not raw.val_fraction:
@@ -999,9 +1009,10 @@ def population_spec(
     that train it and its chunks, decided here once.
 
     A device gets at least two seeds (a single seed runs on one device), and a chunk is whole
-    blocks of 16 seeds (`chunk_layout`): a chunk of one seed, or one narrower than XLA's
-    vectors or not a multiple of them, computed otherwise, its seeds' last bits unlike the
-    same seeds' in wider chunks. Chunks of whole blocks agree bit for bit.
+    blocks of 16 seeds, two at least (`chunk_layout`): a chunk of one seed, or one narrower
+    than XLA's vectors or not a multiple of them, or of one block, computed otherwise, its
+    seeds' last bits unlike the same seeds' in wider chunks. Chunks of two whole blocks or
+    more agree bit for bit.
     """
     devices = population_devices(count)
     chunks, per_chunk = chunk_layout(count, chunk_size, devices)

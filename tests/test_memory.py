@@ -12,6 +12,7 @@ from gophernet_jax.config import DATA_DIR, ConfigError
 from gophernet_jax.splits import load_table
 from gophernet_jax.training import (
     DEFAULT_MEMORY_BUDGET,
+    LEAST_CHUNK,
     MAX_CHUNK,
     SEED_BLOCK,
     MemoryBudgetError,
@@ -73,20 +74,23 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             working = devices * chunk_bytes(choice.size, sizes, rows, table_cells=cells)
             assert choice.working_bytes == working <= budget
             assert working >= choice.size * devices * choice.seed_bytes
-            # whole blocks of 16 seeds where one fits (`chunk_layout`), else narrower, said so
-            blocks = choice.size >= SEED_BLOCK
-            assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than a block" in choice.reason
+            # whole blocks of 16 seeds where two fit (`chunk_layout`), else narrower, said so
+            blocks = choice.size >= LEAST_CHUNK
+            assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than two blocks" in choice.reason
             step = SEED_BLOCK if blocks else 1
             wider = devices * chunk_bytes(choice.size + step, sizes, rows, table_cells=cells)
             assert choice.size == MAX_CHUNK or wider > budget
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
-            assert choice.seeds_per_chunk % SEED_BLOCK == 0 if blocks else choice.seeds_per_chunk < SEED_BLOCK
+            if blocks:
+                assert choice.seeds_per_chunk % SEED_BLOCK == 0 and choice.seeds_per_chunk >= LEAST_CHUNK
+            else:
+                assert choice.seeds_per_chunk < LEAST_CHUNK
     # the article's network: the widest chunk (512, whole blocks), whatever the budget's room
     assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
     assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
-    assert "narrower than a block of 16 seeds" in given.reason and "may differ" in given.reason
+    assert "narrower than two blocks of 16 seeds" in given.reason and "may differ" in given.reason
     # a width of whole blocks is kept as it is; another is trained in whole blocks, said so
     assert "block" not in chunk_choice(1000, sizes, rows, chunk_size=32).reason
     rounded = chunk_choice(1000, sizes, rows, chunk_size=40)

@@ -268,6 +268,20 @@ def test_two_host_devices_with_a_seed_count_they_do_not_divide(tmp_path):
     assert len(pd.read_csv(tmp_path / "devices2" / "results.csv")) == 41
 
 
+@pytest.mark.slow
+def test_seeds_with_splits_of_their_own_give_the_same_results_on_one_device_as_on_two(tmp_path):
+    # Each seed scales its own split inside the program. On one device XLA rewrote the
+    # division by the training part's span into a product with its reciprocal, and not on
+    # two: every weight of these seeds differed (`splits.minmax_scale`, keep_division).
+    run = ["data=iris", "seeds.vary=[init,split]", "seeds.count=40", "train.epochs=30"]
+    procs = [cli(tmp_path, tmp_path / f"devices{n}", *run, env=env_with_devices(n)) for n in (1, 2)]
+    for proc in procs:
+        finish(proc)
+    assert_same_results(tmp_path / "devices1", tmp_path / "devices2")
+    splits = pd.read_csv(tmp_path / "devices2" / "results.csv")["split_seed"]
+    assert splits.nunique() == 40  # a split each
+
+
 # --- the chunk layout -------------------------------------------------------------------
 
 
