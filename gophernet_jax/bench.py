@@ -52,8 +52,8 @@ from gophernet_jax.config import DATA_DIR
 from gophernet_jax.dataset import load_split
 from gophernet_jax.model import Sizes
 from gophernet_jax.training import (
-    MAX_CHUNK,
     Numbers,
+    chunk_choice,
     chunk_layout,
     population_layout,
     population_spec,
@@ -168,13 +168,22 @@ def measure_in_subprocess(rule: str, seeds: int, devices: int, args: argparse.Na
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def chunk_for(args: argparse.Namespace, seeds: int) -> int:
+    """`--chunk-size`: a width, or with "auto" the command line's choice (`training.chunk_choice`)
+    for the article's network on its 120 training and 30 test rows."""
+    if args.chunk_size != "auto":
+        return int(args.chunk_size)
+    return chunk_choice(seeds, Sizes(4, 3, 3), 150).size
+
+
 def worker(args: argparse.Namespace) -> int:
     """Measures one rule at one seed count in this process; prints a JSON line."""
     runtime.configure(args.ynn_fusion, None)
     train_set, test_set = load_split(DATA_DIR / "train.csv", DATA_DIR / "test.csv")
     data = tuple(jnp.asarray(a, jnp.float32) for a in (train_set.x, train_set.y, test_set.x, test_set.y))
     reset_peak_rss()
-    row = time_jax(args.seeds[0], args.epochs, jax.block_until_ready(data), args.rules[0], args.chunk_size)
+    chunk = chunk_for(args, args.seeds[0])
+    row = time_jax(args.seeds[0], args.epochs, jax.block_until_ready(data), args.rules[0], chunk)
     row |= {"peak_rss_mb": peak_rss_mb(), "devices": jax.local_device_count()}
     row["device_kind"] = f"{jax.devices()[0].device_kind}, {platform.machine()}"
     print(json.dumps(row))
@@ -196,7 +205,8 @@ def rates(args: argparse.Namespace, imported: float, gemm: float) -> pd.DataFram
         for rule in args.rules:
             runs = {d: measure_in_subprocess(rule, seeds, d, args) for d in dict.fromkeys([cores, 1])}
             row = {"rule": rule, "seeds": seeds, "epochs": args.epochs, "devices": cores}
-            row["chunks"] = chunk_layout(seeds, args.chunk_size, cores)[0]
+            row["chunk_size"] = chunk_for(args, seeds)
+            row["chunks"] = chunk_layout(seeds, row["chunk_size"], cores)[0]
             row |= {k: runs[cores][k] for k in ("compile_s", "run_s", "program_mb", "peak_rss_mb")}
             row["jax_seed_epochs_per_s"] = seeds * args.epochs / runs[cores]["run_s"]
             row["jax_1_device_seed_epochs_per_s"] = seeds * args.epochs / runs[1]["run_s"]
@@ -334,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules", nargs="+", default=["autodiff", "article"], choices=["autodiff", "article"]
     )
-    parser.add_argument("--chunk-size", type=int, default=MAX_CHUNK)
+    parser.add_argument(
+        "--chunk-size",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="seeds per chunk, or auto: the command line's choice (before 2026-12-07: 512)",
+    )
     parser.add_argument("--numpy-epochs", type=int, default=100, help="epochs of the NumPy timing run")
     parser.add_argument(
         "--numpy-max-seeds", type=int, default=1000, help="NumPy times at most this many seeds"

@@ -74,13 +74,23 @@ def plain(x, y, hidden, seeds, epochs, repeats: int = 1) -> dict:
 
 
 def project(x, y, hidden, seeds, epochs, repeats: int = 1) -> dict:
-    """The population trainer (`training.run_population`) on the same network."""
+    """The population trainer (`training.run_population`) on the same network, in the chunks
+    the command line's `train.chunk_size=auto` picks (`training.chunk_choice`)."""
     from gophernet_jax.model import Net, Sizes
-    from gophernet_jax.training import Numbers, population_layout, population_spec, run_population
+    from gophernet_jax.training import (
+        Numbers,
+        chunk_choice,
+        population_layout,
+        population_spec,
+        run_population,
+    )
 
     sizes = Sizes(x.shape[1], hidden if len(hidden) > 1 else hidden[0], y.shape[1])
     net = Net("tanh", "cross_entropy")
-    spec = population_spec(seeds, sizes, epochs=epochs, optimizer="adam", net=net, init="glorot_uniform")
+    chunk = chunk_choice(seeds, sizes, 2 * len(x)).size  # scored on the training rows twice
+    spec = population_spec(
+        seeds, sizes, epochs=epochs, optimizer="adam", net=net, init="glorot_uniform", chunk_size=chunk
+    )
     indices = population_layout(spec, ("init",))
     sources = {k: np.uint32(0) for k in ("split", "noise", "order")} | {"scale": np.float32(0.0)}
     numbers = Numbers.of(0.01, None, 0.1, "float32")

@@ -11,12 +11,14 @@ from gophernet_jax import Sizes, train_population
 from gophernet_jax.config import DATA_DIR, ConfigError
 from gophernet_jax.splits import load_table
 from gophernet_jax.training import (
+    CACHE_TARGET,
     DEFAULT_MEMORY_BUDGET,
     LEAST_CHUNK,
     MAX_CHUNK,
     SEED_BLOCK,
     MemoryBudgetError,
     RawSplits,
+    activation_bytes,
     chunk_bytes,
     chunk_choice,
     population_devices,
@@ -79,14 +81,30 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than two blocks" in choice.reason
             step = SEED_BLOCK if blocks else 1
             wider = devices * chunk_bytes(choice.size + step, sizes, rows, table_cells=cells)
-            assert choice.size == MAX_CHUNK or wider > budget
+            cached = max(
+                LEAST_CHUNK, CACHE_TARGET // activation_bytes(sizes, rows) // SEED_BLOCK * SEED_BLOCK
+            )
+            assert choice.size in (MAX_CHUNK, cached) or wider > budget
+            assert choice.size <= cached
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
             if blocks:
                 assert choice.seeds_per_chunk % SEED_BLOCK == 0 and choice.seeds_per_chunk >= LEAST_CHUNK
             else:
                 assert choice.seeds_per_chunk < LEAST_CHUNK
-    # the article's network: the widest chunk (512, whole blocks), whatever the budget's room
-    assert chunk_choice(1000, Sizes(4, 3, 3), 150).size == MAX_CHUNK
+    # the article's network: as many seeds as keep their activations within a core's cache
+    # (`CACHE_TARGET`), whatever the budget's room; a wide one, the least chunk of whole blocks
+    article = chunk_choice(1000, Sizes(4, 3, 3), 150)
+    assert article.size == 144 and article.seeds_per_chunk == 128 and article.chunks == 8
+    assert (
+        144 * activation_bytes(Sizes(4, 3, 3), 150)
+        <= CACHE_TARGET
+        < 160 * activation_bytes(Sizes(4, 3, 3), 150)
+    )
+    assert "within 512 KiB, a core's cache" in article.reason
+    wide = chunk_choice(200, Sizes(64, 32, 10), 1797)
+    assert (
+        wide.size == LEAST_CHUNK and "two blocks, whose activations, 9.21 MiB, outgrow 512 KiB" in wide.reason
+    )
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
     assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
