@@ -42,6 +42,7 @@ from gophernet_jax.model import (
 )
 from gophernet_jax.progress import expect as expect_progress
 from gophernet_jax.progress import report as progress_report
+from gophernet_jax.runtime import usable_cores
 from gophernet_jax.splits import Split, StaticTable, Table, draw_split, draw_splits, minmax_fit, split_sizes
 
 #: (params, x, y, weights) -> direction; weights is None (every row counts once) or one
@@ -592,11 +593,13 @@ LEAST_CHUNK = 2 * SEED_BLOCK
 #: wider chunks trained the article's network no faster, and a chunk is compiled as one program.
 MAX_CHUNK = 512
 #: The activations of one chunk that `chunk_choice`'s "auto" keeps within, in bytes
-#: (`activation_bytes`): about a core's L2 cache. Where a chunk's activations outgrow it, a
-#: narrower chunk trains faster (2-core AVX-512 AMD EPYC, 2026-12-07, seed-epochs/s: the
-#: article's network, 1000 seeds, 2.1e6 in chunks of 128 against 1.9e6 in chunks of 512;
-#: wine at 64 hidden units 4.9e4 in chunks of 32 against 3.0e4 in chunks of 112). A seed's
-#: numbers do not depend on it.
+#: (`activation_bytes`), where each device is one CPU core (`core_each`): about a core's L2
+#: cache. Where a chunk's activations outgrow it, a narrower chunk trains faster (2-core
+#: AVX-512 AMD EPYC, 2026-12-07, seed-epochs/s on two devices: the article's network, 1000
+#: seeds, 2.1e6 in chunks of 128 against 1.9e6 in chunks of 512; wine at 64 hidden units
+#: 4.9e4 in chunks of 32 against 3.0e4 in chunks of 112). On one device of both cores, XLA
+#: spreads each operation over them and wide chunks trained faster (1.36e6 in chunks of 512
+#: against 0.96e6 in chunks of 144). A seed's numbers do not depend on it.
 CACHE_TARGET = 2**19
 #: `runtime.memory_budget`'s default: the training program's working memory, every device's chunk together.
 DEFAULT_MEMORY_BUDGET = 2**31
@@ -638,6 +641,11 @@ def seed_bytes(sizes: Sizes, rows: int, dtype: str = "float32", table_cells: int
     """
     per_row = 4 * (sizes.features + sizes.classes) + 10 * sum(hidden_widths(sizes))
     return jnp.dtype(dtype).itemsize * (rows * per_row + 6 * table_cells)
+
+
+def core_each(devices: int) -> bool:
+    """Does each of `devices` local devices have one CPU core of its own, or less (`CACHE_TARGET`)?"""
+    return jax.default_backend() == "cpu" and devices >= usable_cores()
 
 
 def activation_bytes(sizes: Sizes, rows: int, dtype: str = "float32") -> int:
@@ -743,9 +751,13 @@ def chunk_choice(
     # Whole blocks of seeds where the budget holds two at least (`chunk_layout`), else the
     # widest narrower chunk it holds. `bound`: a chunk takes its seeds' memory at least.
     bound = int(min(MAX_CHUNK, memory_budget // (one * devices)))
-    # ... and its activations within a core's cache, where two blocks' are not more already
+    # ... and, where each device is one CPU core, its activations within the core's cache
+    # (two blocks at least); a device with several cores spreads a wide chunk's operations
+    # over them, and trained the article's network fastest in chunks of 512.
     act = activation_bytes(sizes, rows, dtype)
-    cached = max(LEAST_CHUNK, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK)
+    cached = (
+        max(LEAST_CHUNK, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK) if core_each(devices) else MAX_CHUNK
+    )
     size = min(bound, cached) // SEED_BLOCK * SEED_BLOCK
     while size > LEAST_CHUNK and working(size) > memory_budget:
         size -= SEED_BLOCK
@@ -756,7 +768,9 @@ def chunk_choice(
         narrow = f"{narrower}, which {_size(memory_budget)} over {devices} device(s) does not hold: {differs}"
         return choice(size, "auto", f"auto: {size} seeds per chunk ({narrow}); {what}")
     if size == MAX_CHUNK:
-        limit = f"at most {MAX_CHUNK}"
+        limit = f"at most {MAX_CHUNK}" + (
+            "" if core_each(devices) else f", {devices} device(s) of several cores"
+        )
     elif size == cached:
         limit = (
             f"their activations, {_size(size * act)}, within {_size(CACHE_TARGET)}, a core's cache"

@@ -21,6 +21,7 @@ from gophernet_jax.training import (
     activation_bytes,
     chunk_bytes,
     chunk_choice,
+    core_each,
     population_devices,
     run_population,
     seed_bytes,
@@ -81,8 +82,10 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than two blocks" in choice.reason
             step = SEED_BLOCK if blocks else 1
             wider = devices * chunk_bytes(choice.size + step, sizes, rows, table_cells=cells)
-            cached = max(
-                LEAST_CHUNK, CACHE_TARGET // activation_bytes(sizes, rows) // SEED_BLOCK * SEED_BLOCK
+            cached = (
+                max(LEAST_CHUNK, CACHE_TARGET // activation_bytes(sizes, rows) // SEED_BLOCK * SEED_BLOCK)
+                if core_each(devices)
+                else MAX_CHUNK
             )
             assert choice.size in (MAX_CHUNK, cached) or wider > budget
             assert choice.size <= cached
@@ -91,8 +94,10 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
                 assert choice.seeds_per_chunk % SEED_BLOCK == 0 and choice.seeds_per_chunk >= LEAST_CHUNK
             else:
                 assert choice.seeds_per_chunk < LEAST_CHUNK
-    # the article's network: as many seeds as keep their activations within a core's cache
-    # (`CACHE_TARGET`), whatever the budget's room; a wide one, the least chunk of whole blocks
+    # the article's network, each device a core of its own (the package's default): as many
+    # seeds as keep their activations within a core's cache (`CACHE_TARGET`), whatever the
+    # budget's room; a wide one, the least chunk of whole blocks
+    assert core_each(population_devices(1000))
     article = chunk_choice(1000, Sizes(4, 3, 3), 150)
     assert article.size == 144 and article.seeds_per_chunk == 128 and article.chunks == 8
     assert (
@@ -105,6 +110,11 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
     assert (
         wide.size == LEAST_CHUNK and "two blocks, whose activations, 9.21 MiB, outgrow 512 KiB" in wide.reason
     )
+    # a device with several cores spreads a wide chunk's operations over them: the widest
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gophernet_jax.training.usable_cores", lambda: 2 * population_devices(1000))
+        several = chunk_choice(1000, Sizes(4, 3, 3), 150)
+    assert several.size == MAX_CHUNK and "device(s) of several cores" in several.reason
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
     assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
