@@ -556,7 +556,7 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
     return chunks, -(-count // chunks)
 
 
-def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
+def chunk_layout(count: int, chunk_size: int, devices: int = 1, least: int = 0) -> tuple[int, int]:
     """(chunks, seeds per chunk) that `count` seeds train in: `chunking` of whole blocks of
     `SEED_BLOCK` seeds, at most `chunk_size` seeds wide (rounded down to whole blocks), the
     chunks' room past `count` filled with padding seeds.
@@ -577,16 +577,27 @@ def chunk_layout(count: int, chunk_size: int, devices: int = 1) -> tuple[int, in
     fused other arithmetic with the copy of the weights' gradient out of its blocks than in
     wider chunks (Adam's moments, natively on AVX-512: 18 of 40 seeds of 13 inputs onto 64
     tanh units ended 30 epochs with other weights alone than among 40 seeds). A
-    `chunk_size` below `LEAST_CHUNK` is a narrow chunk, as above."""
-    if chunk_size < LEAST_CHUNK:
+    `chunk_size` below `LEAST_CHUNK` is a narrow chunk, as above. `least` (`least_chunk`)
+    lowers that to one block where seeds scale splits of their own: their products are their
+    own, with no padding."""
+    least = least or LEAST_CHUNK
+    if chunk_size < least:
         chunks, per_chunk = chunking(count, chunk_size, devices)
         return chunks, max(2, per_chunk)
     chunks, blocks = chunking(-(-count // SEED_BLOCK), chunk_size // SEED_BLOCK, devices)
-    return chunks, max(LEAST_CHUNK // SEED_BLOCK, blocks) * SEED_BLOCK
+    return chunks, max(least // SEED_BLOCK, blocks) * SEED_BLOCK
 
 
 #: The narrowest chunk of whole blocks: two blocks of `SEED_BLOCK` seeds (`chunk_layout`).
 LEAST_CHUNK = 2 * SEED_BLOCK
+
+
+def least_chunk(own_splits: bool) -> int:
+    """The narrowest chunk of whole blocks (`chunk_layout`): two blocks with data shared by
+    every seed (`LEAST_CHUNK`), one where each seed scales a split of its own (its products
+    are its own: chunks of 16 and of 32 to 64 agreed bit for bit, wine at 64 units and
+    iris at 32, Adam, 2026-12-07)."""
+    return SEED_BLOCK if own_splits else LEAST_CHUNK
 
 
 #: The widest chunk `chunk_choice` picks (500 before chunks were whole blocks of 16 seeds):
@@ -722,25 +733,27 @@ def chunk_choice(
     def working(per_chunk: int) -> int:
         return devices * chunk_bytes(per_chunk, sizes, rows, dtype, table_cells)
 
+    least = least_chunk(table_cells > 0)
+
     def choice(size: int, asked: int | str, reason: str) -> ChunkChoice:
-        layout = chunk_layout(count, size, devices)
+        layout = chunk_layout(count, size, devices, least)
         return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
 
     differs = "a seed's last bits may differ from its own in chunks of whole blocks"
-    narrower = f"narrower than two blocks of {SEED_BLOCK} seeds"
+    narrower = f"narrower than {'a block' if least == SEED_BLOCK else 'two blocks'} of {SEED_BLOCK} seeds"
     if chunk_size != "auto":
         size, given = int(chunk_size), f"train.chunk_size={chunk_size} as given"
-        if size < LEAST_CHUNK:
+        if size < least:
             given += f" ({narrower}: {differs})"
         elif size % SEED_BLOCK:
             whole = size // SEED_BLOCK * SEED_BLOCK
             given += f" (chunks of whole blocks of {SEED_BLOCK} seeds: at most {whole})"
         return choice(size, chunk_size, f"{given}; {what}")
     if working(2) > memory_budget:  # a chunk holds two seeds at least (`chunk_layout`)
-        least = working(2) // devices
+        two = working(2) // devices
         padded = (
-            f"; a chunk of two (the least), its first product padded to 32 seeds, {_size(least)}"
-            if least > 2 * one
+            f"; a chunk of two (the least), its first product padded to 32 seeds, {_size(two)}"
+            if two > 2 * one
             else ""
         )
         raise MemoryBudgetError(
@@ -755,14 +768,12 @@ def chunk_choice(
     # (two blocks at least); a device with several cores spreads a wide chunk's operations
     # over them, and trained the article's network fastest in chunks of 512.
     act = activation_bytes(sizes, rows, dtype)
-    cached = (
-        max(LEAST_CHUNK, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK) if core_each(devices) else MAX_CHUNK
-    )
+    cached = max(least, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK) if core_each(devices) else MAX_CHUNK
     size = min(bound, cached) // SEED_BLOCK * SEED_BLOCK
-    while size > LEAST_CHUNK and working(size) > memory_budget:
+    while size > least and working(size) > memory_budget:
         size -= SEED_BLOCK
-    if size < LEAST_CHUNK or working(size) > memory_budget:
-        size = min(bound, LEAST_CHUNK - 1)
+    if size < least or working(size) > memory_budget:
+        size = min(bound, least - 1)
         while size > 2 and working(size) > memory_budget:
             size -= 1
         narrow = f"{narrower}, which {_size(memory_budget)} over {devices} device(s) does not hold: {differs}"
@@ -775,7 +786,8 @@ def chunk_choice(
         limit = (
             f"their activations, {_size(size * act)}, within {_size(CACHE_TARGET)}, a core's cache"
             if size * act <= CACHE_TARGET
-            else f"two blocks, whose activations, {_size(size * act)}, outgrow {_size(CACHE_TARGET)}"
+            else f"{'a block' if least == SEED_BLOCK else 'two blocks'}, whose activations, "
+            f"{_size(size * act)}, outgrow {_size(CACHE_TARGET)}"
         )
     else:
         limit = f"{_size(memory_budget)} over {devices} device(s)"
@@ -1053,7 +1065,7 @@ def population_spec(
     more agree bit for bit.
     """
     devices = population_devices(count)
-    chunks, per_chunk = chunk_layout(count, chunk_size, devices)
+    chunks, per_chunk = chunk_layout(count, chunk_size, devices, least_chunk(raw is not None))
     return Spec(
         sizes=sizes,
         net=net,

@@ -22,6 +22,7 @@ from gophernet_jax.training import (
     chunk_bytes,
     chunk_choice,
     core_each,
+    least_chunk,
     population_devices,
     run_population,
     seed_bytes,
@@ -77,13 +78,15 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             working = devices * chunk_bytes(choice.size, sizes, rows, table_cells=cells)
             assert choice.working_bytes == working <= budget
             assert working >= choice.size * devices * choice.seed_bytes
-            # whole blocks of 16 seeds where two fit (`chunk_layout`), else narrower, said so
-            blocks = choice.size >= LEAST_CHUNK
-            assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than two blocks" in choice.reason
+            # whole blocks of 16 seeds where one fits (`chunk_layout`: a split each, `least_chunk`),
+            # else narrower, said so
+            least = least_chunk(own_splits=True)
+            blocks = choice.size >= least
+            assert choice.size % SEED_BLOCK == 0 if blocks else "narrower than a block" in choice.reason
             step = SEED_BLOCK if blocks else 1
             wider = devices * chunk_bytes(choice.size + step, sizes, rows, table_cells=cells)
             cached = (
-                max(LEAST_CHUNK, CACHE_TARGET // activation_bytes(sizes, rows) // SEED_BLOCK * SEED_BLOCK)
+                max(least, CACHE_TARGET // activation_bytes(sizes, rows) // SEED_BLOCK * SEED_BLOCK)
                 if core_each(devices)
                 else MAX_CHUNK
             )
@@ -91,9 +94,9 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
             assert choice.size <= cached
             assert choice.asked == "auto" and f"{choice.size} seeds per chunk" in choice.reason
             if blocks:
-                assert choice.seeds_per_chunk % SEED_BLOCK == 0 and choice.seeds_per_chunk >= LEAST_CHUNK
+                assert choice.seeds_per_chunk % SEED_BLOCK == 0 and choice.seeds_per_chunk >= least
             else:
-                assert choice.seeds_per_chunk < LEAST_CHUNK
+                assert choice.seeds_per_chunk < least
     # the article's network, each device a core of its own (the package's default): as many
     # seeds as keep their activations within a core's cache (`CACHE_TARGET`), whatever the
     # budget's room; a wide one, the least chunk of whole blocks
@@ -115,10 +118,15 @@ def test_auto_takes_the_widest_chunk_that_fits_the_budget_on_every_device():
         patch.setattr("gophernet_jax.training.usable_cores", lambda: 2 * population_devices(1000))
         several = chunk_choice(1000, Sizes(4, 3, 3), 150)
     assert several.size == MAX_CHUNK and "device(s) of several cores" in several.reason
+    # shared data: two blocks at least (a chunk of one pads its products with the rows, and
+    # computed otherwise); a split each: one block
+    assert least_chunk(own_splits=False) == LEAST_CHUNK == 2 * least_chunk(own_splits=True)
     # a width given is kept, and the estimate still reported
     given = chunk_choice(1000, sizes, rows, chunk_size=7, memory_budget=1)
     assert (given.size, given.asked) == (7, 7) and "as given" in given.reason
     assert "narrower than two blocks of 16 seeds" in given.reason and "may differ" in given.reason
+    own = chunk_choice(1000, sizes, rows, chunk_size=16, table_cells=cells)
+    assert own.seeds_per_chunk == 16 and "narrower" not in own.reason
     # a width of whole blocks is kept as it is; another is trained in whole blocks, said so
     assert "block" not in chunk_choice(1000, sizes, rows, chunk_size=32).reason
     rounded = chunk_choice(1000, sizes, rows, chunk_size=40)
@@ -169,13 +177,13 @@ def test_the_estimate_bounds_xlas_own_figure_for_a_seed_with_its_own_split():
 
 
 def test_a_seed_with_its_own_split_trains_the_same_at_any_chunk_width():
-    # Chunks of 3 seeds and auto's (at most 500: one chunk of 9, or of 5 on each of two
-    # devices): bit for bit the same seeds.
+    # Chunks of 3 seeds, of one block (16: its products are the seed's own, nothing pads
+    # them, `training.least_chunk`), of 32 and auto's: bit for bit the same seeds.
     table = load_table(DATA_DIR / "iris.csv", "species")
     kw = dict(epochs=100, learning_rate=0.3, raw=RawSplits(table, 0.2), vary=("split", "init"))
     runs = [
         train_population(0, 9, Sizes(4, 3, 3), (None, None), (None, None), chunk_size=chunk, **kw)
-        for chunk in (3, "auto")
+        for chunk in (3, 16, 32, "auto")
     ]
     for other in runs[1:]:
         for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(other)):
