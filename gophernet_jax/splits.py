@@ -32,6 +32,7 @@ from gophernet_jax.dataset import (
     parse_cell,
     split_header,
 )
+from gophernet_jax.model import _apart
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +350,6 @@ def minmax_scale(
     Returns:
       `(train_scaled, *others_scaled)`, shapes as given.
     """
-    from gophernet_jax.model import _apart
-
     low, span = minmax_fit(train_x)
     high = train_x.max(axis=0)
     top = (high > low) & (train_x == high)

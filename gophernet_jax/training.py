@@ -556,7 +556,19 @@ def chunking(count: int, chunk_size: int, devices: int = 1) -> tuple[int, int]:
     return chunks, -(-count // chunks)
 
 
-def chunk_layout(count: int, chunk_size: int, devices: int = 1, least: int = 0) -> tuple[int, int]:
+#: The narrowest chunk of whole blocks: two blocks of `SEED_BLOCK` seeds (`chunk_layout`).
+LEAST_CHUNK = 2 * SEED_BLOCK
+
+
+def least_chunk(own_splits: bool) -> int:
+    """The narrowest chunk of whole blocks (`chunk_layout`): two blocks with data shared by
+    every seed (`LEAST_CHUNK`), one where each seed scales a split of its own (its products
+    are its own: chunks of 16 and of 32 to 64 agreed bit for bit, wine at 64 units and
+    iris at 32, Adam, 2026-12-07)."""
+    return SEED_BLOCK if own_splits else LEAST_CHUNK
+
+
+def chunk_layout(count: int, chunk_size: int, devices: int = 1, least: int = LEAST_CHUNK) -> tuple[int, int]:
     """(chunks, seeds per chunk) that `count` seeds train in: `chunking` of whole blocks of
     `SEED_BLOCK` seeds, at most `chunk_size` seeds wide (rounded down to whole blocks), the
     chunks' room past `count` filled with padding seeds.
@@ -580,24 +592,11 @@ def chunk_layout(count: int, chunk_size: int, devices: int = 1, least: int = 0) 
     `chunk_size` below `LEAST_CHUNK` is a narrow chunk, as above. `least` (`least_chunk`)
     lowers that to one block where seeds scale splits of their own: their products are their
     own, with no padding."""
-    least = least or LEAST_CHUNK
     if chunk_size < least:
         chunks, per_chunk = chunking(count, chunk_size, devices)
         return chunks, max(2, per_chunk)
     chunks, blocks = chunking(-(-count // SEED_BLOCK), chunk_size // SEED_BLOCK, devices)
     return chunks, max(least // SEED_BLOCK, blocks) * SEED_BLOCK
-
-
-#: The narrowest chunk of whole blocks: two blocks of `SEED_BLOCK` seeds (`chunk_layout`).
-LEAST_CHUNK = 2 * SEED_BLOCK
-
-
-def least_chunk(own_splits: bool) -> int:
-    """The narrowest chunk of whole blocks (`chunk_layout`): two blocks with data shared by
-    every seed (`LEAST_CHUNK`), one where each seed scales a split of its own (its products
-    are its own: chunks of 16 and of 32 to 64 agreed bit for bit, wine at 64 units and
-    iris at 32, Adam, 2026-12-07)."""
-    return SEED_BLOCK if own_splits else LEAST_CHUNK
 
 
 #: The widest chunk `chunk_choice` picks (500 before chunks were whole blocks of 16 seeds):
@@ -712,10 +711,10 @@ def chunk_choice(
 ) -> ChunkChoice:
     """The chunk width for `count` seeds: `chunk_size` when it is an int, or with "auto" the
     most seeds per device in whole blocks of `SEED_BLOCK` (at most `MAX_CHUNK`, and no more
-    than keep their activations within `CACHE_TARGET`, two blocks at least) whose
+    than keep their activations within `CACHE_TARGET`, `least_chunk` at least) whose
     estimated working memory (`seed_bytes`), on every device at once, fits `memory_budget`.
-    A seed's numbers do not depend on it. Where not two blocks fit (`LEAST_CHUNK`), the
-    widest narrower chunk that does, and the reason says that its seeds may differ in their
+    A seed's numbers do not depend on it. Where not `least_chunk` seeds fit, the widest
+    narrower chunk that does, and the reason says that its seeds may differ in their
     last bits (`chunk_layout`).
 
     Raises:
@@ -734,13 +733,15 @@ def chunk_choice(
         return devices * chunk_bytes(per_chunk, sizes, rows, dtype, table_cells)
 
     least = least_chunk(table_cells > 0)
+    least_blocks = "a block" if least == SEED_BLOCK else "two blocks"
+    per_core = core_each(devices)
 
     def choice(size: int, asked: int | str, reason: str) -> ChunkChoice:
         layout = chunk_layout(count, size, devices, least)
         return ChunkChoice(size, *layout, asked, one, working(size), memory_budget, devices, reason)
 
     differs = "a seed's last bits may differ from its own in chunks of whole blocks"
-    narrower = f"narrower than {'a block' if least == SEED_BLOCK else 'two blocks'} of {SEED_BLOCK} seeds"
+    narrower = f"narrower than {least_blocks} of {SEED_BLOCK} seeds"
     if chunk_size != "auto":
         size, given = int(chunk_size), f"train.chunk_size={chunk_size} as given"
         if size < least:
@@ -768,7 +769,7 @@ def chunk_choice(
     # (two blocks at least); a device with several cores spreads a wide chunk's operations
     # over them, and trained the article's network fastest in chunks of 512.
     act = activation_bytes(sizes, rows, dtype)
-    cached = max(least, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK) if core_each(devices) else MAX_CHUNK
+    cached = max(least, CACHE_TARGET // act // SEED_BLOCK * SEED_BLOCK) if per_core else MAX_CHUNK
     size = min(bound, cached) // SEED_BLOCK * SEED_BLOCK
     while size > least and working(size) > memory_budget:
         size -= SEED_BLOCK
@@ -779,15 +780,12 @@ def chunk_choice(
         narrow = f"{narrower}, which {_size(memory_budget)} over {devices} device(s) does not hold: {differs}"
         return choice(size, "auto", f"auto: {size} seeds per chunk ({narrow}); {what}")
     if size == MAX_CHUNK:
-        limit = f"at most {MAX_CHUNK}" + (
-            "" if core_each(devices) else f", {devices} device(s) of several cores"
-        )
+        limit = f"at most {MAX_CHUNK}" + ("" if per_core else f", {devices} device(s) of several cores")
     elif size == cached:
         limit = (
             f"their activations, {_size(size * act)}, within {_size(CACHE_TARGET)}, a core's cache"
             if size * act <= CACHE_TARGET
-            else f"{'a block' if least == SEED_BLOCK else 'two blocks'}, whose activations, "
-            f"{_size(size * act)}, outgrow {_size(CACHE_TARGET)}"
+            else f"{least_blocks}, whose activations, {_size(size * act)}, outgrow {_size(CACHE_TARGET)}"
         )
     else:
         limit = f"{_size(memory_budget)} over {devices} device(s)"
@@ -1059,10 +1057,11 @@ def population_spec(
     that train it and its chunks, decided here once.
 
     A device gets at least two seeds (a single seed runs on one device), and a chunk is whole
-    blocks of 16 seeds, two at least (`chunk_layout`): a chunk of one seed, or one narrower
-    than XLA's vectors or not a multiple of them, or of one block, computed otherwise, its
-    seeds' last bits unlike the same seeds' in wider chunks. Chunks of two whole blocks or
-    more agree bit for bit.
+    blocks of 16 seeds, `least_chunk` at least (two with shared data, one where each seed
+    has a split of its own; `chunk_layout`): a chunk of one seed, or one narrower than XLA's
+    vectors or not a multiple of them, or with shared data of one block, computed otherwise,
+    its seeds' last bits unlike the same seeds' in wider chunks. Chunks of whole blocks, as
+    many as `least_chunk` or more, agree bit for bit.
     """
     devices = population_devices(count)
     chunks, per_chunk = chunk_layout(count, chunk_size, devices, least_chunk(raw is not None))

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from gophernet_jax.statistics import ROUNDING
+
 #: Shares closer than this are reported as sharing the lead rather than one dominating.
 TIE_MARGIN = 0.05
 #: Bytes the bootstrap's temporaries may take at once: resamples go through in batches that fit.
@@ -179,7 +181,7 @@ def _lead(names: Sequence[str], shares: np.ndarray, samples: np.ndarray, level: 
     difference = float(shares[first] - shares[second])
     paired = samples[:, first] - samples[:, second]
     # Both shares 0 in a resample (a resample that drew one level only) leave rounding, ±1e-29.
-    interval = _interval(np.where(np.abs(paired) < 1e-12, 0.0, paired), level)
+    interval = _interval(np.where(np.abs(paired) < ROUNDING, 0.0, paired), level)
     if difference < TIE_MARGIN:
         verdict = "shared"
     elif interval is not None and interval[0] > 0:
